@@ -1,0 +1,9 @@
+//! Kiln compiler: IR, verifier, text format, reference interpreter and optimizer passes.
+
+pub mod error;
+pub mod interp;
+pub mod ir;
+pub mod text;
+
+pub use error::{Error, Result};
+pub use ir::verify::verify;

@@ -1,0 +1,1 @@
+//! The `.kir` text format: a deterministic printer and a parser with line/column errors.
