@@ -1,1 +1,1 @@
-//! Kiln frontends.
+//! Kiln frontends: ONNX import and Hugging Face safetensors folders (arriving with their issues).

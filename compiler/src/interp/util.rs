@@ -17,7 +17,8 @@ pub fn normalize_axis(axis: i64, rank: usize) -> KResult<usize> {
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1usize; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
-        s[i] = s[i + 1] * shape[i + 1];
+        // Saturating: a shape with a zero dim can have an overflowing product elsewhere.
+        s[i] = s[i + 1].saturating_mul(shape[i + 1]);
     }
     s
 }

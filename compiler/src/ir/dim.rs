@@ -442,7 +442,8 @@ impl fmt::Display for Dim {
                 write!(f, "{mag}")?;
                 continue;
             }
-            let alone = factors.len() == 1 && mag == 1;
+            // A leading unary minus binds tighter than `/` when parsed, so `-(a/b)` keeps its parentheses.
+            let alone = factors.len() == 1 && mag == 1 && !(i == 0 && c < 0);
             if mag != 1 {
                 write!(f, "{mag}*")?;
             }

@@ -211,6 +211,8 @@ mod tests {
             ("-7 / 2", "-4"),
             ("batch*((seq+1)/2)", "batch*((seq+1)/2)"),
             ("seq*seq", "seq*seq"),
+            ("-(batch/2)+6", "-(batch/2)+6"),
+            ("6-batch/2", "-(batch/2)+6"),
             ("(2*seq)%seq", "0"),
         ] {
             let d = p(input);
@@ -248,5 +250,40 @@ mod tests {
         }
         assert!(parse(&"(".repeat(1000)).is_err());
         assert!(parse(&"-".repeat(1000)).is_err());
+    }
+    fn arb_dim() -> impl proptest::strategy::Strategy<Value = Dim> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            (-20i64..20).prop_map(Dim::known),
+            prop::sample::select(vec!["batch", "seq", "s0"]).prop_map(Dim::sym),
+        ];
+        leaf.prop_recursive(4, 24, 2, |inner| {
+            (inner.clone(), inner, 0u8..7).prop_map(|(a, b, op)| match op {
+                0 => a.add(&b),
+                1 => a.sub(&b),
+                2 => a.mul(&b),
+                3 => a.floor_div(&b),
+                4 => a.rem(&b),
+                5 => a.maximum(&b),
+                _ => a.minimum(&b).neg(),
+            })
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn printed_dims_parse_back_to_themselves(d in arb_dim()) {
+            let text = d.to_string();
+            let back = parse(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+            proptest::prop_assert_eq!(back, d, "{}", text);
+        }
+
+        #[test]
+        fn evaluation_agrees_with_the_printed_form(d in arb_dim(), b in 1i64..9, s in 1i64..9) {
+            let bind: Bindings = [("batch".to_string(), b), ("seq".to_string(), s), ("s0".to_string(), 3)].into_iter().collect();
+            let text = d.to_string();
+            let back = parse(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert_eq!(back.eval(&bind), d.eval(&bind));
+        }
     }
 }
