@@ -2,12 +2,14 @@
 //! graph on host tensors, favouring obviousness over speed; every rewrite and backend is tested
 //! against it.
 
+mod attention;
 mod conv;
 mod elementwise;
 mod fused;
 mod linalg;
 mod movement;
 mod reduce;
+mod special;
 pub mod util;
 
 use crate::error::{Error, Result};
