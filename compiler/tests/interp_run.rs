@@ -9,8 +9,14 @@ use std::collections::BTreeMap;
 fn graph() -> Graph {
     let mut g = Graph::new();
     let s = |d: &str| Dim::parse(d).unwrap();
-    let x = g.add_input("x", TensorType::new(DType::F32, Shape(vec![s("batch"), s("4")])));
-    let m = g.add_input("m", TensorType::new(DType::F32, Shape(vec![s("batch"), s("4")])));
+    let x = g.add_input(
+        "x",
+        TensorType::new(DType::F32, Shape(vec![s("batch"), s("4")])),
+    );
+    let m = g.add_input(
+        "m",
+        TensorType::new(DType::F32, Shape(vec![s("batch"), s("4")])),
+    );
     let w = g.add_weight(Weight::from_tensor(
         "w",
         &Tensor::from_f32(vec![4, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0]).unwrap(),
@@ -34,7 +40,10 @@ fn runs_a_graph_at_two_batch_sizes() {
             &g,
             &inputs(vec![
                 ("x", Tensor::from_f32(vec![batch, 4], x.clone()).unwrap()),
-                ("m", Tensor::from_f32(vec![batch, 4], vec![2.0; batch * 4]).unwrap()),
+                (
+                    "m",
+                    Tensor::from_f32(vec![batch, 4], vec![2.0; batch * 4]).unwrap(),
+                ),
             ]),
         )
         .unwrap();
@@ -54,16 +63,48 @@ fn input_errors_name_the_input_and_the_expectation() {
     let g = graph();
     let ok = || Tensor::from_f32(vec![2, 4], vec![0.0; 8]).unwrap();
     let cases: Vec<(BTreeMap<String, Tensor>, &str, &str)> = vec![
-        (inputs(vec![("x", ok())]), "m", "is missing (expected `x`, `m`)"),
-        (inputs(vec![("x", ok()), ("m", ok()), ("q", ok())]), "q", "is not a graph input (expected `x`, `m`)"),
-        (inputs(vec![("x", ok()), ("m", Tensor::from_i64(vec![2, 4], vec![0; 8]).unwrap())]), "m", "dtype i64, expected f32"),
-        (inputs(vec![("x", ok()), ("m", Tensor::from_f32(vec![8], vec![0.0; 8]).unwrap())]), "m", "rank 1"),
         (
-            inputs(vec![("x", ok()), ("m", Tensor::from_f32(vec![3, 4], vec![0.0; 12]).unwrap())]),
+            inputs(vec![("x", ok())]),
+            "m",
+            "is missing (expected `x`, `m`)",
+        ),
+        (
+            inputs(vec![("x", ok()), ("m", ok()), ("q", ok())]),
+            "q",
+            "is not a graph input (expected `x`, `m`)",
+        ),
+        (
+            inputs(vec![
+                ("x", ok()),
+                ("m", Tensor::from_i64(vec![2, 4], vec![0; 8]).unwrap()),
+            ]),
+            "m",
+            "dtype i64, expected f32",
+        ),
+        (
+            inputs(vec![
+                ("x", ok()),
+                ("m", Tensor::from_f32(vec![8], vec![0.0; 8]).unwrap()),
+            ]),
+            "m",
+            "rank 1",
+        ),
+        (
+            inputs(vec![
+                ("x", ok()),
+                ("m", Tensor::from_f32(vec![3, 4], vec![0.0; 12]).unwrap()),
+            ]),
             "m",
             "`batch` is already 2",
         ),
-        (inputs(vec![("x", Tensor::from_f32(vec![2, 5], vec![0.0; 10]).unwrap()), ("m", ok())]), "x", "expected 4 = 4"),
+        (
+            inputs(vec![
+                ("x", Tensor::from_f32(vec![2, 5], vec![0.0; 10]).unwrap()),
+                ("m", ok()),
+            ]),
+            "x",
+            "expected 4 = 4",
+        ),
     ];
     for (inp, name, fragment) in cases {
         match run(&g, &inp) {

@@ -121,6 +121,11 @@ impl Dim {
         Dim { terms }
     }
 
+    /// Number of terms of the canonical polynomial.
+    pub fn num_terms(&self) -> usize {
+        self.terms.len()
+    }
+
     /// The value when the dim is a known integer.
     pub fn as_known(&self) -> Option<i64> {
         match self.terms.len() {

@@ -49,6 +49,8 @@ struct Parser<'a> {
 }
 
 const MAX_DEPTH: usize = 64;
+/// Most terms a parsed product may expand to.
+const MAX_TERMS: usize = 256;
 
 impl Parser<'_> {
     fn err(&self, message: &str) -> DimParseError {
@@ -107,7 +109,12 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b'*') => {
                     self.pos += 1;
-                    acc = acc.mul(&self.factor()?);
+                    let rhs = self.factor()?;
+                    // Products of sums expand multiplicatively; refuse before the work explodes.
+                    if acc.num_terms().saturating_mul(rhs.num_terms()) > MAX_TERMS {
+                        return Err(self.err("dimension expression too complex"));
+                    }
+                    acc = acc.mul(&rhs);
                 }
                 Some(b'/') => {
                     self.pos += 1;
@@ -250,6 +257,11 @@ mod tests {
         }
         assert!(parse(&"(".repeat(1000)).is_err());
         assert!(parse(&"-".repeat(1000)).is_err());
+        let blowup: Vec<String> = (0..14).map(|i| format!("(a{i}+b{i})")).collect();
+        assert!(parse(&blowup.join("*"))
+            .unwrap_err()
+            .message
+            .contains("too complex"));
     }
     fn arb_dim() -> impl proptest::strategy::Strategy<Value = Dim> {
         use proptest::prelude::*;

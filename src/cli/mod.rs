@@ -1,0 +1,244 @@
+//! The `kiln` command line: argument definitions (clap derive), dispatch, and the subcommands
+//! that work today (`inspect`, `run`). The argument surface follows the contract in DESIGN.md;
+//! subcommands whose machinery does not exist yet parse their arguments and say when they arrive.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kiln::npz::Compression;
+use kiln_compiler::text::{print_with, PrintOptions};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Kiln: an ahead-of-time neural-network model compiler.
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compile a model into a `.kiln` artifact (not available yet: arrives with the CPU backend)
+    Compile(CompileArgs),
+    /// Run a model on the arrays of an .npz file and write its outputs to an .npz file
+    Run(RunArgs),
+    /// Print a model's IR text or a JSON summary of it
+    Inspect(InspectArgs),
+    /// Time a model on given inputs; the final line is `median_ms: X` (not available yet)
+    Bench(BenchArgs),
+    /// Run an ONNX backend-test directory; the final line is `N passed, M failed, K skipped`
+    /// (not available yet)
+    Conformance(ConformanceArgs),
+}
+
+/// Execution backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// The reference interpreter (slow, exact; the oracle for every other backend).
+    Reference,
+    /// Native CPU code (not available yet).
+    Cpu,
+    /// NVIDIA GPUs (not available yet).
+    Cuda,
+}
+
+/// Compilation targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    /// Native CPU code.
+    Cpu,
+    /// NVIDIA GPUs.
+    Cuda,
+}
+
+/// Pipeline stages that `inspect` can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// The graph as imported.
+    Imported,
+    /// The graph after the optimizer (no optimizer exists yet: this is the imported graph).
+    Optimized,
+    /// The kernel partition (not available yet: arrives with the CPU backend).
+    Kernels,
+}
+
+/// Output formats of `inspect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// IR text; weights over 16 elements are printed as `opaque`.
+    Text,
+    /// One JSON object: nodes, ops, inputs, outputs, weights, fusions.
+    Json,
+    /// Graphviz (not available yet).
+    Dot,
+}
+
+/// Arguments of `kiln compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// The model: a `.kir` IR text file, an `.onnx` file or a Hugging Face model folder.
+    pub model: PathBuf,
+    /// The artifact to write.
+    #[arg(short = 'o', long = "output", value_name = "OUT.kiln")]
+    pub output: PathBuf,
+    /// The code generation target.
+    #[arg(long, value_enum, default_value_t = Target::Cpu)]
+    pub target: Target,
+}
+
+/// Arguments of `kiln run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The model: a `.kir` IR text file (`.onnx` files, Hugging Face folders and `.kiln`
+    /// artifacts are planned).
+    pub model: PathBuf,
+    /// The inputs: an .npz file whose keys are the graph's input names.
+    #[arg(long, value_name = "IN.npz")]
+    pub inputs: PathBuf,
+    /// Where to write the outputs: an .npz file keyed by output name (written atomically).
+    #[arg(long, value_name = "OUT.npz")]
+    pub outputs: PathBuf,
+    /// The backend. The default is `reference` for now; it becomes `cpu` once the CPU backend
+    /// exists.
+    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    pub backend: Backend,
+    /// Optimization level: `-O0` skips the optimizer (there is no optimizer yet, so every level
+    /// runs the imported graph).
+    #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub opt_level: u8,
+}
+
+/// Arguments of `kiln inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The model: a `.kir` IR text file (`.onnx` files, Hugging Face folders and `.kiln`
+    /// artifacts are planned).
+    pub model: PathBuf,
+    /// The pipeline stage to show. `optimized` prints the same graph as `imported` for now:
+    /// there is no optimizer yet.
+    #[arg(long, value_enum, default_value_t = Stage::Imported)]
+    pub stage: Stage,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Arguments of `kiln bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The model or artifact.
+    pub model: PathBuf,
+    /// The inputs (.npz keyed by input name).
+    #[arg(long, value_name = "IN.npz")]
+    pub inputs: PathBuf,
+    /// Number of timed iterations.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub iters: u32,
+    /// The backend.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+}
+
+/// Arguments of `kiln conformance`.
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// A directory in the ONNX backend-test layout (`test_*/model.onnx` + `test_data_set_*`).
+    pub dir: PathBuf,
+    /// The backend.
+    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    pub backend: Backend,
+}
+
+/// Runs a parsed command line, writing results to `out`.
+pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(a) => run(&a, out),
+        Command::Inspect(a) => inspect(&a, out),
+        Command::Compile(CompileArgs { .. }) => {
+            bail!("`kiln compile` is not available yet: it arrives with the CPU backend")
+        }
+        Command::Bench(BenchArgs { .. }) => {
+            bail!("`kiln bench` is not available yet: it arrives with the CPU backend")
+        }
+        Command::Conformance(ConformanceArgs { .. }) => {
+            bail!("`kiln conformance` is not available yet: it arrives with the ONNX frontend")
+        }
+    }
+}
+
+/// Runs `kiln inspect`.
+pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let file = args.model.display().to_string();
+    let stage = match args.stage {
+        Stage::Imported => "imported",
+        // There is no optimizer yet: the optimized graph is the imported one.
+        Stage::Optimized => "optimized",
+        Stage::Kernels => {
+            bail!("{file}: `--stage kernels` is not available yet: it arrives with the CPU backend")
+        }
+    };
+    if args.format == Format::Dot {
+        bail!("{file}: `--format dot` is not available yet; use --format text or --format json");
+    }
+    let g = kiln::load_model(&args.model)?;
+    let text = match args.format {
+        Format::Text => {
+            let opts = PrintOptions {
+                inline_weight_limit: Some(16),
+            };
+            print_with(&g, &opts).with_context(|| format!("{file}: cannot print the IR"))?
+        }
+        Format::Json | Format::Dot => {
+            let summary = kiln::summarize(&g, &file, stage);
+            let mut s = serde_json::to_string_pretty(&summary)
+                .with_context(|| format!("{file}: cannot encode the summary"))?;
+            s.push('\n');
+            s
+        }
+    };
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    Ok(())
+}
+
+/// Runs `kiln run`.
+pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let file = args.model.display().to_string();
+    match args.backend {
+        Backend::Reference => {}
+        Backend::Cpu => bail!(
+            "{file}: backend `cpu` is not available yet (issue: CPU backend); use --backend reference"
+        ),
+        Backend::Cuda => bail!(
+            "{file}: backend `cuda` is not available yet (issue: CUDA backend); use --backend reference"
+        ),
+    }
+    let g = kiln::load_model(&args.model)?;
+    // `-O0` would skip the optimizer; there is none yet, so every level runs the imported graph.
+    let _ = args.opt_level;
+    let inputs = kiln::read_npz(&args.inputs)?;
+    let outputs = kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?;
+    let mut named = BTreeMap::new();
+    for (name, t) in &outputs {
+        if named.insert(name.clone(), t.clone()).is_some() {
+            bail!("{file}: the graph declares output `{name}` twice");
+        }
+    }
+    kiln::write_npz(&args.outputs, &named, Compression::Stored)?;
+    let listed: Vec<String> = outputs
+        .iter()
+        .map(|(name, t)| format!("{name}: {}{:?}", t.dtype(), t.shape()))
+        .collect();
+    writeln!(
+        out,
+        "wrote {} ({})",
+        args.outputs.display(),
+        listed.join(", ")
+    )?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Models by path: telling the kinds apart (`.kir`, `.onnx`, Hugging Face folder, `.kiln`),
+//! loading the ones that are supported, and running a graph on inputs from an `.npz` file with
+//! errors that name the file at fault.
+
+use crate::Error;
+use kiln_compiler::ir::Graph;
+use kiln_runtime::Tensor;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The kinds of model path, for error messages.
+pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file; `.onnx` files, Hugging Face model \
+    folders and `.kiln` artifacts are planned";
+
+/// What a model path holds, judged from its name and whether it is a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// IR text (`.kir`).
+    Kir,
+    /// An ONNX file (`.onnx`).
+    Onnx,
+    /// A Hugging Face model folder (`config.json` + `*.safetensors`).
+    HfFolder,
+    /// A compiled artifact (`.kiln`).
+    Artifact,
+}
+
+/// Classifies a model path. The path must exist.
+pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if meta.is_dir() {
+        return Ok(ModelKind::HfFolder);
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("kir") => Ok(ModelKind::Kir),
+        Some("onnx") => Ok(ModelKind::Onnx),
+        Some("kiln") => Ok(ModelKind::Artifact),
+        _ => Err(Error::UnknownKind {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Loads a model into an IR graph (today: `.kir` files; other kinds say they are not yet
+/// available).
+pub fn load_model(path: &Path) -> Result<Graph, Error> {
+    let not_yet = |what| Error::NotAvailable {
+        path: path.to_path_buf(),
+        what,
+    };
+    match model_kind(path)? {
+        ModelKind::Kir => {
+            let src = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            kiln_compiler::text::parse(&src).map_err(|source| Error::Parse {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        ModelKind::Onnx => Err(not_yet("ONNX import is")),
+        ModelKind::HfFolder => Err(not_yet("Hugging Face folders are")),
+        ModelKind::Artifact => Err(not_yet("running `.kiln` artifacts is")),
+    }
+}
+
+/// The graph's input names, in order.
+pub fn input_names(g: &Graph) -> Vec<String> {
+    g.inputs()
+        .iter()
+        .map(|&v| g.value(v).name.clone().unwrap_or_default())
+        .collect()
+}
+
+/// Runs `g` (loaded from `model`) with the reference interpreter on `inputs` (read from
+/// `inputs_path`), returning the named outputs in declaration order. Input problems name the
+/// inputs file; failures while running name the model.
+pub fn run_reference(
+    g: &Graph,
+    model: &Path,
+    inputs: &BTreeMap<String, Tensor>,
+    inputs_path: &Path,
+) -> Result<Vec<(String, Tensor)>, Error> {
+    let expected = input_names(g);
+    if let Some(key) = inputs.keys().find(|k| !expected.contains(k)) {
+        return Err(Error::UnknownInput {
+            path: inputs_path.to_path_buf(),
+            model: model.to_path_buf(),
+            key: key.clone(),
+            expected,
+        });
+    }
+    kiln_compiler::interp::run(g, inputs).map_err(|e| match e {
+        kiln_compiler::Error::Input { name, message } => Error::Input {
+            path: inputs_path.to_path_buf(),
+            name,
+            message,
+        },
+        source => Error::Run {
+            path: model.to_path_buf(),
+            source,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("kiln-model-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn kinds_follow_extensions_and_directories() {
+        let dir = scratch("kinds");
+        for (file, kind) in [
+            ("a.kir", Some(ModelKind::Kir)),
+            ("b.ONNX", Some(ModelKind::Onnx)),
+            ("c.kiln", Some(ModelKind::Artifact)),
+            ("d.txt", None),
+            ("noext", None),
+        ] {
+            let p = dir.join(file);
+            std::fs::write(&p, b"").unwrap();
+            match kind {
+                Some(k) => assert_eq!(model_kind(&p).unwrap(), k),
+                None => assert!(matches!(model_kind(&p), Err(Error::UnknownKind { .. }))),
+            }
+        }
+        assert_eq!(model_kind(&dir).unwrap(), ModelKind::HfFolder);
+        assert!(matches!(
+            model_kind(&dir.join("missing.kir")),
+            Err(Error::Io { .. })
+        ));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn unsupported_kinds_say_what_is_missing() {
+        let dir = scratch("missing");
+        let onnx = dir.join("m.onnx");
+        std::fs::write(&onnx, b"").unwrap();
+        let msg = load_model(&onnx).unwrap_err().to_string();
+        assert!(
+            msg.ends_with("m.onnx: ONNX import is not available yet"),
+            "{msg}"
+        );
+        let msg = load_model(&dir).unwrap_err().to_string();
+        assert!(
+            msg.contains("Hugging Face folders are not available yet"),
+            "{msg}"
+        );
+        let txt = dir.join("m.txt");
+        std::fs::write(&txt, b"").unwrap();
+        let msg = load_model(&txt).unwrap_err().to_string();
+        assert!(
+            msg.contains("unknown model kind") && msg.contains(".kir"),
+            "{msg}"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn unknown_input_keys_list_the_expected_inputs() {
+        let mut g = Graph::new();
+        let ty = kiln_compiler::ir::TensorType::new(
+            kiln_runtime::DType::F32,
+            kiln_compiler::ir::Shape::known(&[2]),
+        );
+        let x = g.add_input("x", ty);
+        g.add_output("y", x);
+        let mut inputs = BTreeMap::new();
+        inputs.insert("z".to_string(), Tensor::scalar_f32(1.0));
+        let err = run_reference(&g, Path::new("m.kir"), &inputs, Path::new("in.npz")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "in.npz: array `z` names no input of m.kir (expected inputs: `x`)"
+        );
+    }
+}
