@@ -160,3 +160,20 @@ fn replace_all_uses_keeps_edges_in_sync() {
     verify(&g).unwrap();
     assert_eq!(g.topo_order().unwrap().len(), 3);
 }
+
+#[test]
+fn attribute_dims_must_use_bound_symbols() {
+    let (mut g, _, _) = base();
+    let d = g
+        .add_node(
+            Op::Dims {
+                values: vec![Dim::sym("batch"), Dim::sym("nope")],
+            },
+            &[],
+        )
+        .unwrap()[0];
+    g.add_output("d", d);
+    let (_, rule, message) = verify_err(&g);
+    assert_eq!(rule, "bound-symbols");
+    assert!(message.contains("`nope`"), "{message}");
+}

@@ -116,3 +116,29 @@ fn input_errors_name_the_input_and_the_expectation() {
         }
     }
 }
+
+#[test]
+fn dims_evaluate_against_the_bindings_of_the_run() {
+    let mut g = graph();
+    let values = vec![
+        Dim::parse("batch*2").unwrap(),
+        Dim::parse("batch+3").unwrap(),
+        Dim::known(7),
+    ];
+    let d = g.add_node(Op::Dims { values }, &[]).unwrap()[0];
+    assert_eq!(g.value(d).ty.to_string(), "i64[3]");
+    g.add_output("d", d);
+    kiln_compiler::verify(&g).unwrap();
+    let text = kiln_compiler::text::print(&g).unwrap();
+    assert!(
+        text.contains("dims() {values = [2*batch, batch+3, 7]}"),
+        "{text}"
+    );
+    assert_eq!(
+        kiln_compiler::text::print(&kiln_compiler::text::parse(&text).unwrap()).unwrap(),
+        text
+    );
+    let t = Tensor::from_f32(vec![5, 4], vec![1.0; 20]).unwrap();
+    let out = run(&g, &inputs(vec![("x", t.clone()), ("m", t)])).unwrap();
+    assert_eq!(out[1].1.to_i64_vec(), vec![10, 8, 7]);
+}

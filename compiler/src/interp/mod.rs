@@ -268,6 +268,13 @@ pub fn eval_op(op: &Op, x: &[&Tensor], b: &Bindings) -> KResult<Vec<Tensor>> {
             delta,
             dtype,
         } => one(movement::range(start, limit, delta, *dtype, b)),
+        Op::Dims { values } => {
+            let v = values
+                .iter()
+                .map(|d| d.eval(b).map_err(|e| format!("{d}: {e}")))
+                .collect::<KResult<Vec<i64>>>()?;
+            one(Tensor::from_i64(vec![v.len()], v).map_err(|e| e.to_string()))
+        }
         Op::Tile { repeats } => one(movement::tile(arg(0)?, repeats)),
         Op::Trilu { upper, k } => one(movement::trilu(arg(0)?, *upper, *k)),
         Op::ShapeOf { start, end } => one(movement::shape_of(arg(0)?, *start, *end)),

@@ -246,6 +246,9 @@ pub enum Op {
         delta: Dim,
         dtype: DType,
     },
+    /// `() -> i64 [n]`: the values of `values` under the run's symbol bindings (a shape
+    /// computation a frontend could not fold into attributes, such as `[batch, seq*12]`).
+    Dims { values: Vec<Dim> },
     /// `(x) -> y` repeated `repeats[i]` times along each axis.
     Tile { repeats: Vec<i64> },
     /// `(x: rank ≥ 2) -> y` keeping the upper (or lower) triangle of the last two dims,
@@ -333,13 +336,30 @@ impl Op {
             Op::Where => (3, Some(3)),
             Op::Conv { .. } | Op::ConvTranspose { .. } | Op::LayerNorm { .. } => (2, Some(3)),
             Op::Concat { .. } => (1, None),
-            Op::Range { .. } => (0, Some(0)),
+            Op::Range { .. } | Op::Dims { .. } => (0, Some(0)),
             Op::Attention {
                 bias, mask, rotary, ..
             } => {
                 let n = 3 + usize::from(*bias) + usize::from(*mask) + 2 * usize::from(*rotary);
                 (n, Some(n))
             }
+        }
+    }
+
+    /// Every symbolic dim held in the op's attributes (their symbols must be bound at run time).
+    pub fn attr_dims(&self) -> Vec<&Dim> {
+        match self {
+            Op::Reshape { shape } | Op::Expand { shape } => shape.iter().collect(),
+            Op::Slice { starts, ends, .. } => starts.iter().chain(ends).collect(),
+            Op::Split { sizes, .. } => sizes.iter().collect(),
+            Op::Range {
+                start,
+                limit,
+                delta,
+                ..
+            } => vec![start, limit, delta],
+            Op::Dims { values } => values.iter().collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -92,6 +92,7 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::GatherElements { .. } => "gather_elements",
         Op::Pad { .. } => "pad",
         Op::Range { .. } => "range",
+        Op::Dims { .. } => "dims",
         Op::Tile { .. } => "tile",
         Op::Trilu { .. } => "trilu",
         Op::CumSum { .. } => "cumsum",

@@ -74,6 +74,18 @@ pub fn verify(g: &Graph) -> Result<()> {
             };
             return Err(fail("arity", format!("takes {want} inputs, has {count}")));
         }
+        if let Some(s) = node
+            .op
+            .attr_dims()
+            .into_iter()
+            .flat_map(|d| d.symbols())
+            .find(|s| !bound.contains(s))
+        {
+            return Err(fail(
+                "bound-symbols",
+                format!("an attribute uses symbol `{s}`, which no graph input's shape defines"),
+            ));
+        }
         let tys: Vec<_> = node.inputs.iter().map(|&v| g.value(v).ty.clone()).collect();
         let inferred = infer_types(&node.op, &tys).map_err(|e| fail("types", e.to_string()))?;
         if inferred.len() != node.outputs.len() {

@@ -106,6 +106,7 @@ pub(crate) fn op_attrs(op: &Op) -> Vec<(&'static str, A)> {
             ("delta", A::Dim(delta.clone())),
             ("dtype", A::Ident(dtype.name())),
         ],
+        Op::Dims { values } => vec![("values", dims(values))],
         Op::Tile { repeats } => vec![("repeats", ints(repeats))],
         Op::Trilu { upper, k } => vec![("upper", A::Bool(*upper)), ("k", A::Int(*k))],
         Op::CumSum {
@@ -244,6 +245,9 @@ pub(crate) fn build_op(name: &str, f: &mut Fields<'_>) -> Option<Op> {
             limit: f.dim("limit"),
             delta: f.dim("delta"),
             dtype: f.word("dtype", &DType::ALL, DType::name),
+        },
+        "dims" => Op::Dims {
+            values: f.dims("values"),
         },
         "tile" => Op::Tile {
             repeats: f.ints("repeats"),

@@ -21,7 +21,7 @@ mod reduce;
 pub use elementwise::{broadcast_dim, broadcast_shapes, broadcasts_to};
 
 use super::op::Op;
-use super::types::TensorType;
+use super::types::{DType, Shape, TensorType};
 use crate::error::Result;
 use ctx::{ceil_div_dim, is_numeric, k, known_negative, Ctx};
 
@@ -93,6 +93,10 @@ pub fn infer_types(op: &Op, inputs: &[TensorType]) -> Result<Vec<TensorType>> {
             delta,
             dtype,
         } => index::range(&cx, start, limit, delta, *dtype).map(one),
+        Op::Dims { values } => Ok(one(TensorType::new(
+            DType::I64,
+            Shape::known(&[values.len() as i64]),
+        ))),
         Op::LayerNorm { axis, .. } => fused::layer_norm(&cx, *axis).map(one),
         Op::RmsNorm { .. } => fused::rms_norm(&cx).map(one),
         Op::Gelu { .. } => fused::gelu(&cx).map(one),
