@@ -2,10 +2,12 @@
 //! holds what the `kiln` command line shares with applications: model loading by path, running
 //! with the reference interpreter, and `.npz` input/output files.
 
+pub mod conformance;
 pub mod model;
 mod npy;
 mod npy_header;
 pub mod npz;
+pub mod parallel;
 pub mod summary;
 
 pub use kiln_compiler;
@@ -35,6 +37,15 @@ pub enum Error {
         path: PathBuf,
         /// The parser's error (with line and column).
         source: kiln_compiler::Error,
+    },
+    /// An ONNX model that could not be loaded or imported (the frontend's message names the
+    /// file, and the node, op type, domain and opset of an unsupported op).
+    #[error("{}", import_message(path, source))]
+    Import {
+        /// The model file.
+        path: PathBuf,
+        /// The frontend's error (boxed: it carries file, node, op, domain and opset).
+        source: Box<kiln_frontends::Error>,
     },
     /// A model kind that Kiln recognises but cannot handle yet.
     #[error("{}: {what} not available yet", path.display())]
@@ -88,6 +99,14 @@ pub enum Error {
     /// An `.npz` file that could not be read or written.
     #[error(transparent)]
     Npz(#[from] NpzError),
+}
+
+/// The frontend's message, prefixed with the model path unless it already names a file.
+fn import_message(path: &std::path::Path, e: &kiln_frontends::Error) -> String {
+    match e.path() {
+        Some(_) => e.to_string(),
+        None => format!("{}: {e}", path.display()),
+    }
 }
 
 fn list(names: &[String]) -> String {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The kinds of model path, for error messages.
-pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file; `.onnx` files, Hugging Face model \
-    folders and `.kiln` artifacts are planned";
+pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file or an `.onnx` file; Hugging Face \
+    model folders and `.kiln` artifacts are planned";
 
 /// What a model path holds, judged from its name and whether it is a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +48,8 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
     }
 }
 
-/// Loads a model into an IR graph (today: `.kir` files; other kinds say they are not yet
-/// available).
+/// Loads a model into an IR graph (today: `.kir` and `.onnx` files, the latter with external
+/// data beside it; other kinds say they are not yet available).
 pub fn load_model(path: &Path) -> Result<Graph, Error> {
     let not_yet = |what| Error::NotAvailable {
         path: path.to_path_buf(),
@@ -66,7 +66,12 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
                 source,
             })
         }
-        ModelKind::Onnx => Err(not_yet("ONNX import is")),
+        ModelKind::Onnx => {
+            kiln_frontends::onnx::import::import_file(path).map_err(|source| Error::Import {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })
+        }
         ModelKind::HfFolder => Err(not_yet("Hugging Face folders are")),
         ModelKind::Artifact => Err(not_yet("running `.kiln` artifacts is")),
     }
@@ -150,12 +155,13 @@ mod tests {
     fn unsupported_kinds_say_what_is_missing() {
         let dir = scratch("missing");
         let onnx = dir.join("m.onnx");
-        std::fs::write(&onnx, b"").unwrap();
+        std::fs::write(&onnx, b"garbage").unwrap();
         let msg = load_model(&onnx).unwrap_err().to_string();
         assert!(
-            msg.ends_with("m.onnx: ONNX import is not available yet"),
+            msg.contains("m.onnx: ") && !msg.contains("not available"),
             "{msg}"
         );
+        assert_eq!(msg.matches("m.onnx").count(), 1, "{msg}");
         let msg = load_model(&dir).unwrap_err().to_string();
         assert!(
             msg.contains("Hugging Face folders are not available yet"),

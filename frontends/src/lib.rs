@@ -1,1 +1,13 @@
-//! Kiln frontends: ONNX import and Hugging Face safetensors folders (arriving with their issues).
+//! Kiln frontends: ONNX import (and, with its issue, Hugging Face safetensors folders).
+//!
+//! Every loader here treats its input as untrusted: a bad file is an [`Error`] naming the file
+//! (and the tensor, node or external-data location at fault), never a panic.
+
+// `Error` carries the context the design asks for (file, node, op, domain, opset, reason), which
+// makes it 128 bytes; errors are the cold path, so returning it unboxed is fine.
+#![allow(clippy::result_large_err)]
+
+pub mod error;
+pub mod onnx;
+
+pub use error::Error;

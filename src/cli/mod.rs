@@ -1,6 +1,9 @@
 //! The `kiln` command line: argument definitions (clap derive), dispatch, and the subcommands
-//! that work today (`inspect`, `run`). The argument surface follows the contract in DESIGN.md;
-//! subcommands whose machinery does not exist yet parse their arguments and say when they arrive.
+//! that work today (`inspect`, `run`, `conformance`). The argument surface follows the contract
+//! in DESIGN.md; subcommands whose machinery does not exist yet parse their arguments and say
+//! when they arrive.
+
+mod conformance;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -31,7 +34,6 @@ pub enum Command {
     /// Time a model on given inputs; the final line is `median_ms: X` (not available yet)
     Bench(BenchArgs),
     /// Run an ONNX backend-test directory; the final line is `N passed, M failed, K skipped`
-    /// (not available yet)
     Conformance(ConformanceArgs),
 }
 
@@ -93,7 +95,7 @@ pub struct CompileArgs {
 /// Arguments of `kiln run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The model: a `.kir` IR text file (`.onnx` files, Hugging Face folders and `.kiln`
+    /// The model: a `.kir` IR text file or an `.onnx` file (Hugging Face folders and `.kiln`
     /// artifacts are planned).
     pub model: PathBuf,
     /// The inputs: an .npz file whose keys are the graph's input names.
@@ -116,7 +118,7 @@ pub struct RunArgs {
 /// Arguments of `kiln inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The model: a `.kir` IR text file (`.onnx` files, Hugging Face folders and `.kiln`
+    /// The model: a `.kir` IR text file or an `.onnx` file (Hugging Face folders and `.kiln`
     /// artifacts are planned).
     pub model: PathBuf,
     /// The pipeline stage to show. `optimized` prints the same graph as `imported` for now:
@@ -147,11 +149,25 @@ pub struct BenchArgs {
 /// Arguments of `kiln conformance`.
 #[derive(Debug, Args)]
 pub struct ConformanceArgs {
-    /// A directory in the ONNX backend-test layout (`test_*/model.onnx` + `test_data_set_*`).
+    /// A directory in the ONNX backend-test layout (`test_*/model.onnx` + `test_data_set_*`),
+    /// or its parent (`onnx-node-tests/` for `onnx-node-tests/node/`).
     pub dir: PathBuf,
     /// The backend.
     #[arg(long, value_enum, default_value_t = Backend::Reference)]
     pub backend: Backend,
+    /// Run only the cases whose name contains this text (an empty text runs every case).
+    #[arg(long, value_name = "SUBSTR")]
+    pub filter: Option<String>,
+    /// Write the names of the passing cases to FILE in the pass-list format of
+    /// `tests/onnx-node-pass.txt` (refused together with a non-empty --filter).
+    #[arg(long, value_name = "FILE")]
+    pub write_pass_list: Option<PathBuf>,
+    /// Also print a `PASS test_x` line for each passing case.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Number of worker threads (default: the available parallelism).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 /// Runs a parsed command line, writing results to `out`.
@@ -165,9 +181,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Bench(BenchArgs { .. }) => {
             bail!("`kiln bench` is not available yet: it arrives with the CPU backend")
         }
-        Command::Conformance(ConformanceArgs { .. }) => {
-            bail!("`kiln conformance` is not available yet: it arrives with the ONNX frontend")
-        }
+        Command::Conformance(a) => conformance::conformance(&a, out),
     }
 }
 

@@ -6,8 +6,8 @@ use super::super::types::{DType, Shape, TensorType};
 use super::{ceil_div_dim, k, Ctx};
 use crate::error::Result;
 
-/// Known starts/ends at or beyond ±2^31 are "to the end" sentinels (`i64::MAX`, `INT_MAX`...).
-const HUGE: i64 = 1 << 31;
+/// Known starts/ends at or beyond ±(2^31 - 1) are "to the end" sentinels (`i64::MAX`, `INT_MAX`, ...).
+const HUGE: i64 = i32::MAX as i64;
 
 /// `ceil(a / b)` for `b != 0`.
 fn ceil_div(a: i128, b: i128) -> i128 {

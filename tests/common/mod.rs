@@ -1,0 +1,236 @@
+//! Helpers shared by the root package's integration tests: where the shared test data lives
+//! (`KILN_SHARED`, default `../shared`), running the `kiln` binary, and comparing tensors
+//! within a tolerance.
+
+// Each test crate uses only some of these helpers.
+#![allow(dead_code)]
+
+use kiln_runtime::Tensor;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The shared test-data folder: the environment variable `KILN_SHARED`, else `../shared` beside
+/// the workspace root. When it is missing: with `KILN_REQUIRE_SHARED=1` (as in CI) this panics
+/// saying where it looked; otherwise it prints `skipped: ../shared not found` and returns `None`,
+/// and the calling test returns early.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("KILN_SHARED") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+    };
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("KILN_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
+        panic!(
+            "the shared test data is required (KILN_REQUIRE_SHARED=1) but {} is not a directory; \
+             set KILN_SHARED to the shared folder",
+            dir.display()
+        );
+    }
+    println!(
+        "skipped: ../shared not found (looked for {})",
+        dir.display()
+    );
+    None
+}
+
+/// The ONNX node-test cases folder (`<shared>/onnx-node-tests/node`), or `None` (with the
+/// message of [`shared_dir`]) when the shared folder is missing.
+pub fn node_tests_dir() -> Option<PathBuf> {
+    Some(shared_dir()?.join("onnx-node-tests").join("node"))
+}
+
+/// Runs the `kiln` binary with `args`.
+pub fn kiln(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    for a in args {
+        c.arg(a);
+    }
+    c.output().expect("the kiln binary runs")
+}
+
+/// Standard output of a run that must have succeeded.
+pub fn stdout_ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "status {:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// How far `got` is from `want`: the largest `|got - want|` and whether every element is
+/// within `atol + rtol·|want|`. Shapes must agree.
+#[derive(Debug, Clone, Copy)]
+pub struct Closeness {
+    /// The largest absolute difference.
+    pub max_abs: f64,
+    /// The element with the largest excess over the tolerance, if any is outside it.
+    pub worst: Option<(usize, f64, f64)>,
+}
+
+/// Compares two float tensors elementwise (`|a - b| <= atol + rtol·|b|`, NaN never matches).
+pub fn closeness(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<Closeness, String> {
+    if got.shape() != want.shape() {
+        return Err(format!(
+            "shape {:?} but expected {:?}",
+            got.shape(),
+            want.shape()
+        ));
+    }
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    let mut max_abs = 0.0f64;
+    let mut worst: Option<(usize, f64, f64)> = None;
+    let mut worst_excess = 0.0f64;
+    for (i, (&a, &b)) in g.iter().zip(&w).enumerate() {
+        let d = (a - b).abs();
+        if d.is_nan() {
+            max_abs = f64::NAN;
+        } else {
+            max_abs = max_abs.max(d);
+        }
+        let excess = if d.is_nan() {
+            f64::INFINITY
+        } else {
+            d - (atol + rtol * b.abs())
+        };
+        if excess > 0.0 && (worst.is_none() || excess > worst_excess) {
+            worst = Some((i, a, b));
+            worst_excess = excess;
+        }
+    }
+    Ok(Closeness { max_abs, worst })
+}
+
+/// [`closeness`] as a result: `Ok(max_abs)` when every element is within tolerance,
+/// else a one-line description of the worst element.
+pub fn allclose(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<f64, String> {
+    let c = closeness(got, want, rtol, atol)?;
+    match c.worst {
+        None => Ok(c.max_abs),
+        Some((i, a, b)) => Err(format!(
+            "element {i} is {a}, expected {b} (max |diff| {:.3e}, rtol {rtol:e}, atol {atol:e})",
+            c.max_abs
+        )),
+    }
+}
+
+/// Builders of small ONNX models and backend-test case folders, encoded with the frontend's
+/// proto structs.
+pub mod onnx {
+    use kiln_frontends::onnx::proto::tensor_proto::DataType;
+    use kiln_frontends::onnx::proto::tensor_shape_proto::{dimension, Dimension};
+    use kiln_frontends::onnx::proto::*;
+    use prost::Message;
+    use std::path::Path;
+
+    /// An f32 tensor stored as raw little-endian bytes.
+    pub fn tensor_f32(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        TensorProto {
+            name: name.to_string(),
+            data_type: DataType::Float as i32,
+            dims: dims.to_vec(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A typed f32 graph input or output; a dim that is not a number is symbolic.
+    pub fn value_f32(name: &str, dims: &[&str]) -> ValueInfoProto {
+        let dim = dims
+            .iter()
+            .map(|d| Dimension {
+                value: Some(match d.parse::<i64>() {
+                    Ok(n) => dimension::Value::DimValue(n),
+                    Err(_) => dimension::Value::DimParam(d.to_string()),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        ValueInfoProto {
+            name: name.to_string(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: DataType::Float as i32,
+                    shape: Some(TensorShapeProto { dim }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A node (`domain` "" is the default ONNX domain).
+    pub fn node(name: &str, domain: &str, op: &str, ins: &[&str], outs: &[&str]) -> NodeProto {
+        NodeProto {
+            name: name.to_string(),
+            domain: domain.to_string(),
+            op_type: op.to_string(),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: outs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// An IR-8 model with the given opset imports, encoded.
+    pub fn model(
+        nodes: Vec<NodeProto>,
+        inits: Vec<TensorProto>,
+        inputs: Vec<ValueInfoProto>,
+        outputs: Vec<ValueInfoProto>,
+        opsets: &[(&str, i64)],
+    ) -> Vec<u8> {
+        ModelProto {
+            ir_version: 8,
+            opset_import: opsets
+                .iter()
+                .map(|&(domain, version)| OperatorSetIdProto {
+                    domain: domain.to_string(),
+                    version,
+                })
+                .collect(),
+            graph: Some(GraphProto {
+                name: "g".to_string(),
+                node: nodes,
+                initializer: inits,
+                input: inputs,
+                output: outputs,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// `y = x + b` for `x: f32[n, 2]` and the weight `b = [10, 20]`.
+    pub fn add_bias_model() -> Vec<u8> {
+        model(
+            vec![node("add0", "", "Add", &["x", "b"], &["y"])],
+            vec![tensor_f32("b", &[2], &[10.0, 20.0])],
+            vec![value_f32("x", &["n", "2"])],
+            vec![value_f32("y", &["n", "2"])],
+            &[("", 17)],
+        )
+    }
+
+    /// Writes a backend-test case `dir/name/` (`model.onnx`, `test_data_set_0/`).
+    pub fn write_case(
+        dir: &Path,
+        name: &str,
+        model: &[u8],
+        inputs: &[TensorProto],
+        outputs: &[TensorProto],
+    ) {
+        let set = dir.join(name).join("test_data_set_0");
+        std::fs::create_dir_all(&set).unwrap();
+        std::fs::write(dir.join(name).join("model.onnx"), model).unwrap();
+        for (i, t) in inputs.iter().enumerate() {
+            std::fs::write(set.join(format!("input_{i}.pb")), t.encode_to_vec()).unwrap();
+        }
+        for (i, t) in outputs.iter().enumerate() {
+            std::fs::write(set.join(format!("output_{i}.pb")), t.encode_to_vec()).unwrap();
+        }
+    }
+}
