@@ -2,24 +2,14 @@
 //! `error: <file>: <cause>`, on stderr (no panic, no backtrace, no `Error:` debug form); usage
 //! errors keep clap's status 2; `--help` lists every subcommand.
 
+mod common;
+
+use common::{example, kiln};
+
 use kiln_runtime::{DType, Tensor};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-}
-
-fn kiln(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    for a in args {
-        c.arg(a);
-    }
-    c.output().expect("the kiln binary runs")
-}
 
 /// Asserts a user error and returns its one-line message (without `error: `), checking that it
 /// names `file`.

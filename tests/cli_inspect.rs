@@ -1,23 +1,12 @@
 //! `kiln inspect` on the shipped example: the JSON summary's fields and values, and the IR text
 //! with large weights elided.
 
+mod common;
+
+use common::{example, kiln};
+
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-}
-
-fn kiln(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    for a in args {
-        c.arg(a);
-    }
-    c.output().expect("the kiln binary runs")
-}
+use std::process::Output;
 
 fn stdout_of(o: &Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

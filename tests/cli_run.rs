@@ -2,24 +2,14 @@
 //! right shape, finite values, bit-identical to an in-process run of the reference interpreter;
 //! failures leave no output file behind.
 
+mod common;
+
+use common::{example, kiln};
+
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
-}
-
-fn kiln(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
-    for a in args {
-        c.arg(a);
-    }
-    c.output().expect("the kiln binary runs")
-}
+use std::path::Path;
+use std::process::Output;
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -228,7 +228,7 @@ fn step(g: &mut Graph, rng: &mut Rng, pool: &[ValueId], b: [u8; 4]) -> Option<(O
                 ins,
             )
         }
-        _ => match rng.below(5) {
+        _ => match rng.below(9) {
             0 => (
                 Op::Pad {
                     pads: vec![1; 2 * r],
@@ -258,6 +258,38 @@ fn step(g: &mut Graph, rng: &mut Rng, pool: &[ValueId], b: [u8; 4]) -> Option<(O
                 },
                 vec![v],
             ),
+            4 => (
+                Op::CumProd {
+                    axis: axis(rng, r),
+                    exclusive: rng.coin(),
+                    reverse: rng.coin(),
+                },
+                vec![v],
+            ),
+            5 => (
+                Op::TopK {
+                    k: 1,
+                    axis: axis(rng, r),
+                    largest: rng.coin(),
+                    sorted: rng.coin(),
+                },
+                vec![v],
+            ),
+            6 => {
+                let idx = weight(g, rng, DType::I64, vec![1; r]);
+                let upd = weight(g, rng, t.dtype, vec![1; r]);
+                let op = Op::ScatterElements {
+                    axis: axis(rng, r),
+                    reduction: rng.pick(ScatterReduction::ALL),
+                };
+                (op, vec![v, idx, upd])
+            }
+            7 => {
+                let idx = weight(g, rng, DType::I64, vec![1, r]);
+                let upd = weight(g, rng, t.dtype, vec![1]);
+                let reduction = rng.pick(ScatterReduction::ALL);
+                (Op::ScatterND { reduction }, vec![v, idx, upd])
+            }
             _ => {
                 let start = rng.pick(&[d("0"), dims.first().cloned().unwrap_or(d("1"))]);
                 let dtype = rng.pick(&[DType::I64, DType::F32, DType::I32]);
@@ -366,6 +398,10 @@ fn generated_graphs_cover_many_ops() {
         "where",
         "gelu",
         "layer_norm",
+        "cumprod",
+        "topk",
+        "scatter_elements",
+        "scatter_nd",
     ] {
         assert!(seen.contains(op), "`{op}` never generated; saw {seen:?}");
     }

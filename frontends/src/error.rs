@@ -86,6 +86,21 @@ pub enum Error {
         /// What is not supported.
         reason: String,
     },
+    /// A graph input whose type Kiln does not support (a dtype it lacks, a sequence, a map).
+    #[error(
+        "{}: graph input `{}`: unsupported: {}",
+        shown_path(path),
+        Shown(input),
+        Shown(reason)
+    )]
+    UnsupportedInput {
+        /// The model file.
+        path: PathBuf,
+        /// The input's name.
+        input: String,
+        /// What is not supported.
+        reason: String,
+    },
     /// A node the importer refuses for a reason other than "unsupported" (bad attributes,
     /// wrong number of inputs, inconsistent shapes).
     #[error(
@@ -120,6 +135,7 @@ impl Error {
             | Error::Tensor { path, .. }
             | Error::ExternalData { path, .. }
             | Error::Unsupported { path, .. }
+            | Error::UnsupportedInput { path, .. }
             | Error::Node { path, .. } => Some(path),
             Error::Compiler(_) => None,
         }

@@ -41,6 +41,13 @@ pub fn node_tests_dir() -> Option<PathBuf> {
     Some(shared_dir()?.join("onnx-node-tests").join("node"))
 }
 
+/// A file of the shipped `examples/` folder.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
 /// Runs the `kiln` binary with `args`.
 pub fn kiln(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));

@@ -9,7 +9,9 @@ mod fused;
 mod linalg;
 mod movement;
 mod reduce;
+mod scatter;
 mod special;
+mod topk;
 pub mod util;
 
 use crate::error::{Error, Result};
@@ -199,6 +201,24 @@ pub fn eval_op(op: &Op, x: &[&Tensor], b: &Bindings) -> KResult<Vec<Tensor>> {
             exclusive,
             reverse,
         } => one(reduce::cumsum(arg(0)?, *axis, *exclusive, *reverse)),
+        Op::CumProd {
+            axis,
+            exclusive,
+            reverse,
+        } => one(reduce::cumprod(arg(0)?, *axis, *exclusive, *reverse)),
+        Op::TopK {
+            k, axis, largest, ..
+        } => topk::topk(arg(0)?, *k, *axis, *largest),
+        Op::ScatterElements { axis, reduction } => one(scatter::scatter_elements(
+            arg(0)?,
+            arg(1)?,
+            arg(2)?,
+            *axis,
+            *reduction,
+        )),
+        Op::ScatterND { reduction } => {
+            one(scatter::scatter_nd(arg(0)?, arg(1)?, arg(2)?, *reduction))
+        }
         Op::MatMul => one(linalg::matmul(arg(0)?, arg(1)?)),
         Op::Conv {
             strides,

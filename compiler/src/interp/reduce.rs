@@ -1,4 +1,4 @@
-//! Reduction kernels: reduce over axes, argmax/argmin, softmax, cumulative sum.
+//! Reduction kernels: reduce over axes, argmax/argmin, softmax, cumulative sum and product.
 //!
 //! All of them first split the input into groups: the elements that map to one output element
 //! (reduce, arg_reduce) or one line along the axis (softmax, cumsum), each group listing linear
@@ -254,10 +254,27 @@ pub fn softmax(x: &Tensor, axis: i64, log: bool) -> KResult<Tensor> {
 }
 
 pub fn cumsum(x: &Tensor, axis: i64, exclusive: bool, reverse: bool) -> KResult<Tensor> {
+    scan(x, axis, exclusive, reverse, false)
+}
+
+pub fn cumprod(x: &Tensor, axis: i64, exclusive: bool, reverse: bool) -> KResult<Tensor> {
+    scan(x, axis, exclusive, reverse, true)
+}
+
+/// Cumulative sum (or, with `prod`, product) along `axis`.
+fn scan(x: &Tensor, axis: i64, exclusive: bool, reverse: bool, prod: bool) -> KResult<Tensor> {
     let dt = x.dtype();
+    let name = if prod { "cumprod" } else { "cumsum" };
     if dt == DType::Bool {
-        return Err("cumsum does not take bool".to_string());
+        return Err(format!("{name} does not take bool"));
     }
+    let fop: fn(f64, f64) -> f64 = if prod { |a, b| a * b } else { |a, b| a + b };
+    let iop: fn(i64, i64) -> i64 = if prod {
+        i64::wrapping_mul
+    } else {
+        i64::wrapping_add
+    };
+    let (fid, iid) = if prod { (1.0, 1) } else { (0.0, 0) };
     let mut fo = x.to_f64_vec();
     let mut io = x.to_i64_vec();
     let (fv, iv) = (fo.clone(), io.clone());
@@ -265,15 +282,15 @@ pub fn cumsum(x: &Tensor, axis: i64, exclusive: bool, reverse: bool) -> KResult<
         if reverse {
             line.reverse();
         }
-        // The running sum of the elements before the current one (None before the first, so an
-        // inclusive float sum starts from the first element itself, as numpy does).
+        // The running total of the elements before the current one (None before the first, so
+        // an inclusive float total starts from the first element itself, as numpy does).
         let mut facc: Option<f64> = None;
-        let mut iacc: i64 = 0;
+        let mut iacc: i64 = iid;
         for &i in &line {
-            let fnext = facc.map_or(fv[i], |a| a + fv[i]);
-            let inext = iacc.wrapping_add(iv[i]);
+            let fnext = facc.map_or(fv[i], |a| fop(a, fv[i]));
+            let inext = iop(iacc, iv[i]);
             fo[i] = if exclusive {
-                facc.unwrap_or(0.0)
+                facc.unwrap_or(fid)
             } else {
                 fnext
             };

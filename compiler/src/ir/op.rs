@@ -149,6 +149,16 @@ pub enum GeluApprox {
     Tanh,
 }
 
+/// How a scatter combines an update with `y`: `None` overwrites (the last duplicate wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScatterReduction {
+    None,
+    Add,
+    Mul,
+    Max,
+    Min,
+}
+
 /// An IR operation. Inputs are listed as `name: constraint`; `[x]` is optional.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
@@ -260,6 +270,29 @@ pub enum Op {
         exclusive: bool,
         reverse: bool,
     },
+    /// `(x) -> y` cumulative product along `axis` (exclusive starts from 1).
+    CumProd {
+        axis: i64,
+        exclusive: bool,
+        reverse: bool,
+    },
+    /// `(x) -> (values, i64 indices)`: the `k` largest (smallest) along `axis`, sorted; NaN is
+    /// above every number; ties keep the lower index first. `sorted = false` allows any order.
+    TopK {
+        k: i64,
+        axis: i64,
+        largest: bool,
+        sorted: bool,
+    },
+    /// `(data, indices: i64|i32, updates) -> y = data` then, per index position p in row-major
+    /// order, `y[p with p[axis] = indices[p]] ⊕= updates[p]` (ONNX; bad indices are errors).
+    ScatterElements {
+        axis: i64,
+        reduction: ScatterReduction,
+    },
+    /// `(data, indices: i64 [.., q], updates) -> y = data` then, per index tuple in row-major
+    /// order, `y[tuple] ⊕= updates[..]` (slices of shape `data.shape[q..]`; ONNX ScatterND).
+    ScatterND { reduction: ScatterReduction },
     /// `(x) -> i64 [n]`: the dims `start..end` of x's shape (ONNX `Shape`; `end` None = rank).
     ShapeOf { start: i64, end: Option<i64> },
     /// `(x, gamma, [beta]) -> y`: normalise over the axes `axis..rank` with mean and biased
@@ -303,6 +336,7 @@ impl Op {
     pub fn num_outputs(&self) -> usize {
         match self {
             Op::Split { sizes, .. } => sizes.len(),
+            Op::TopK { .. } => 2,
             _ => 1,
         }
     }
@@ -326,6 +360,8 @@ impl Op {
             | Op::Tile { .. }
             | Op::Trilu { .. }
             | Op::CumSum { .. }
+            | Op::CumProd { .. }
+            | Op::TopK { .. }
             | Op::ShapeOf { .. }
             | Op::Gelu { .. } => (1, Some(1)),
             Op::Binary(_)
@@ -333,7 +369,7 @@ impl Op {
             | Op::Gather { .. }
             | Op::GatherElements { .. }
             | Op::RmsNorm { .. } => (2, Some(2)),
-            Op::Where => (3, Some(3)),
+            Op::Where | Op::ScatterElements { .. } | Op::ScatterND { .. } => (3, Some(3)),
             Op::Conv { .. } | Op::ConvTranspose { .. } | Op::LayerNorm { .. } => (2, Some(3)),
             Op::Concat { .. } => (1, None),
             Op::Range { .. } | Op::Dims { .. } => (0, Some(0)),

@@ -46,6 +46,9 @@ named_enum!(ReduceOp {
 named_enum!(ArgOp { ArgMax => "argmax", ArgMin => "argmin" });
 named_enum!(PoolKind { Max => "max", Avg => "avg" });
 named_enum!(PadMode { Constant => "constant", Reflect => "reflect", Edge => "edge", Wrap => "wrap" });
+named_enum!(ScatterReduction {
+    None => "none", Add => "add", Mul => "mul", Max => "max", Min => "min",
+});
 named_enum!(GeluApprox { None => "none", Tanh => "tanh" });
 
 /// The op's name in IR text. Unary and binary ops use their own names (`exp`, `add`);
@@ -96,6 +99,10 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::Tile { .. } => "tile",
         Op::Trilu { .. } => "trilu",
         Op::CumSum { .. } => "cumsum",
+        Op::CumProd { .. } => "cumprod",
+        Op::TopK { .. } => "topk",
+        Op::ScatterElements { .. } => "scatter_elements",
+        Op::ScatterND { .. } => "scatter_nd",
         Op::ShapeOf { .. } => "shape_of",
         Op::LayerNorm { .. } => "layer_norm",
         Op::RmsNorm { .. } => "rms_norm",

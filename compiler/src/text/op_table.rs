@@ -3,7 +3,9 @@
 //! follow the variants in `ir/op.rs`.
 
 use super::attrs::{AttrValue as A, Fields};
-use crate::ir::{ArgOp, BinaryOp, DType, Dim, GeluApprox, Op, PadMode, ReduceOp, UnaryOp};
+use crate::ir::{
+    ArgOp, BinaryOp, DType, Dim, GeluApprox, Op, PadMode, ReduceOp, ScatterReduction, UnaryOp,
+};
 
 fn ints(v: &[i64]) -> A {
     A::List(v.iter().map(|&x| A::Int(x)).collect())
@@ -113,11 +115,32 @@ pub(crate) fn op_attrs(op: &Op) -> Vec<(&'static str, A)> {
             axis,
             exclusive,
             reverse,
+        }
+        | Op::CumProd {
+            axis,
+            exclusive,
+            reverse,
         } => vec![
             ("axis", A::Int(*axis)),
             ("exclusive", A::Bool(*exclusive)),
             ("reverse", A::Bool(*reverse)),
         ],
+        Op::TopK {
+            k,
+            axis,
+            largest,
+            sorted,
+        } => vec![
+            ("k", A::Int(*k)),
+            ("axis", A::Int(*axis)),
+            ("largest", A::Bool(*largest)),
+            ("sorted", A::Bool(*sorted)),
+        ],
+        Op::ScatterElements { axis, reduction } => vec![
+            ("axis", A::Int(*axis)),
+            ("reduction", A::Ident(reduction.name())),
+        ],
+        Op::ScatterND { reduction } => vec![("reduction", A::Ident(reduction.name()))],
         Op::ShapeOf { start, end } => vec![
             ("start", A::Int(*start)),
             ("end", end.map_or(A::None, A::Int)),
@@ -260,6 +283,24 @@ pub(crate) fn build_op(name: &str, f: &mut Fields<'_>) -> Option<Op> {
             axis: f.int("axis"),
             exclusive: f.boolean("exclusive"),
             reverse: f.boolean("reverse"),
+        },
+        "cumprod" => Op::CumProd {
+            axis: f.int("axis"),
+            exclusive: f.boolean("exclusive"),
+            reverse: f.boolean("reverse"),
+        },
+        "topk" => Op::TopK {
+            k: f.int("k"),
+            axis: f.int("axis"),
+            largest: f.boolean("largest"),
+            sorted: f.boolean("sorted"),
+        },
+        "scatter_elements" => Op::ScatterElements {
+            axis: f.int("axis"),
+            reduction: f.word("reduction", ScatterReduction::ALL, ScatterReduction::name),
+        },
+        "scatter_nd" => Op::ScatterND {
+            reduction: f.word("reduction", ScatterReduction::ALL, ScatterReduction::name),
         },
         "shape_of" => Op::ShapeOf {
             start: f.int("start"),

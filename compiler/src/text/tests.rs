@@ -123,6 +123,24 @@ fn every_variant() -> Vec<Op> {
             exclusive: true,
             reverse: false,
         },
+        Op::CumProd {
+            axis: -1,
+            exclusive: false,
+            reverse: true,
+        },
+        Op::TopK {
+            k: 3,
+            axis: -1,
+            largest: false,
+            sorted: true,
+        },
+        Op::ScatterElements {
+            axis: 1,
+            reduction: ScatterReduction::Max,
+        },
+        Op::ScatterND {
+            reduction: ScatterReduction::None,
+        },
         Op::ShapeOf {
             start: 1,
             end: None,

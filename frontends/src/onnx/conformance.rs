@@ -38,7 +38,7 @@ pub struct CaseResult {
 /// Whether an error means "Kiln does not support this" rather than "this went wrong".
 pub fn is_unsupported(e: &Error) -> bool {
     match e {
-        Error::Unsupported { .. } => true,
+        Error::Unsupported { .. } | Error::UnsupportedInput { .. } => true,
         Error::Tensor { message, .. } => {
             message.contains("unsupported") || message.contains("not supported")
         }

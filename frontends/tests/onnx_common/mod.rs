@@ -115,6 +115,7 @@ pub fn variant(e: &Error) -> &'static str {
         Error::Tensor { .. } => "Tensor",
         Error::ExternalData { .. } => "ExternalData",
         Error::Unsupported { .. } => "Unsupported",
+        Error::UnsupportedInput { .. } => "UnsupportedInput",
         Error::Node { .. } => "Node",
         Error::Compiler(_) => "Compiler",
     }

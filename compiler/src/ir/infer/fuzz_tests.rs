@@ -85,7 +85,7 @@ impl Rng {
 
     fn op(&mut self) -> Op {
         let b = |r: &mut Rng| r.below(2) == 0;
-        match self.below(27) {
+        match self.below(31) {
             0 => Op::Unary(self.pick(UnaryOp::ALL)),
             1 => Op::Binary(self.pick(BinaryOp::ALL)),
             2 => Op::Where,
@@ -176,6 +176,24 @@ impl Rng {
                 axis: self.int(),
                 exclusive: b(self),
                 reverse: b(self),
+            },
+            26 => Op::CumProd {
+                axis: self.int(),
+                exclusive: b(self),
+                reverse: b(self),
+            },
+            27 => Op::TopK {
+                k: self.int(),
+                axis: self.int(),
+                largest: b(self),
+                sorted: b(self),
+            },
+            28 => Op::ScatterElements {
+                axis: self.int(),
+                reduction: self.pick(ScatterReduction::ALL),
+            },
+            29 => Op::ScatterND {
+                reduction: self.pick(ScatterReduction::ALL),
             },
             _ => Op::Attention {
                 heads: self.pick(&[0, 1, 2, 4, u32::MAX]),

@@ -17,6 +17,7 @@ mod movement;
 #[cfg(test)]
 mod movement_tests;
 mod reduce;
+mod scatter;
 
 pub use elementwise::{broadcast_dim, broadcast_shapes, broadcasts_to};
 
@@ -47,6 +48,12 @@ pub fn infer_types(op: &Op, inputs: &[TensorType]) -> Result<Vec<TensorType>> {
         Op::ArgReduce { axis, keepdims, .. } => reduce::arg_reduce(&cx, *axis, *keepdims).map(one),
         Op::Softmax { axis } | Op::LogSoftmax { axis } => reduce::softmax(&cx, *axis).map(one),
         Op::CumSum { axis, .. } => reduce::cumsum(&cx, *axis).map(one),
+        Op::CumProd { axis, .. } => scatter::cumprod(&cx, *axis).map(one),
+        Op::TopK { k, axis, .. } => scatter::topk(&cx, *k, *axis),
+        Op::ScatterElements { axis, reduction } => {
+            scatter::scatter_elements(&cx, *axis, *reduction).map(one)
+        }
+        Op::ScatterND { reduction } => scatter::scatter_nd(&cx, *reduction).map(one),
         Op::MatMul => linalg::matmul(&cx).map(one),
         Op::Conv {
             strides,

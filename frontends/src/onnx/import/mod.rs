@@ -12,18 +12,24 @@ mod ops_cast;
 mod ops_einsum;
 mod ops_elementwise;
 mod ops_generate;
+mod ops_grid;
 mod ops_index;
 mod ops_layout;
 mod ops_linalg;
 mod ops_logic;
+mod ops_loss;
 mod ops_nn;
 mod ops_norm;
+mod ops_quant;
+mod ops_quant_conv;
+mod ops_recurrent;
 mod ops_reduce;
 mod ops_resize;
 mod ops_rotary;
 mod ops_select;
 mod ops_shape;
 mod ops_util;
+mod ops_window;
 mod symbols;
 
 pub use ctx::{invalid, unsupported, Ctx, NResult, NodeError, Operand, SymTensor};
@@ -92,6 +98,12 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     ops_attention::register(&mut r);
     ops_rotary::register(&mut r);
     ops_resize::register(&mut r);
+    ops_quant::register(&mut r);
+    ops_quant_conv::register(&mut r);
+    ops_grid::register(&mut r);
+    ops_recurrent::register(&mut r);
+    ops_window::register(&mut r);
+    ops_loss::register(&mut r);
     r
 });
 
@@ -130,12 +142,9 @@ pub fn import_model(model: &OnnxModel) -> Result<Graph, Error> {
             path: model.path.clone(),
             message,
         };
-        let unsupported_input = |reason: String| Error::Unsupported {
+        let unsupported_input = |reason: String| Error::UnsupportedInput {
             path: model.path.clone(),
-            node: format!("graph input `{}`", vi.name),
-            op_type: "input".to_string(),
-            domain: String::new(),
-            opset: model.opset("").unwrap_or(0),
+            input: vi.name.clone(),
             reason,
         };
         let tt = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {

@@ -1,13 +1,15 @@
 //! ONNX importers for data-dependent selection ops: ReverseSequence (a GatherElements with
-//! computed indices), Compress and NonZero (only with conditions known at import time), and
-//! precise refusals for the ops the IR cannot express (TopK, Unique, the scatters).
+//! computed indices), Compress and NonZero (only with conditions known at import time), TopK
+//! (with k known at import time), ScatterElements / Scatter / ScatterND, CumProd, and a precise
+//! refusal for Unique (its output shape depends on the data).
 
 use super::ctx::{invalid, unsupported, Ctx, NResult, Operand};
 use super::node::NodeView;
 use super::ops_shape::{cast, dims_of, int_scalar, norm_axis, op1, product, reshape};
+use super::ops_util::{as_scalar, binary_scalar, select};
 use super::Registry;
 use kiln_compiler::interp::util::unravel;
-use kiln_compiler::ir::{BinaryOp, DType, Dim, Op};
+use kiln_compiler::ir::{BinaryOp, DType, Dim, Op, ScatterReduction};
 use kiln_runtime::Tensor;
 
 /// Registers this module's importers.
@@ -15,22 +17,109 @@ pub fn register(r: &mut Registry) {
     r.add("ReverseSequence", reverse_sequence);
     r.add("Compress", compress);
     r.add("NonZero", non_zero);
-    r.add("TopK", |_, _| {
-        unsupported("TopK needs a sort, which the Kiln IR cannot express")
-    });
+    r.add("TopK", topk);
     r.add("Unique", |_, _| {
         unsupported("Unique's output shape depends on tensor data")
     });
-    r.add("ScatterND", scatter);
-    r.add("ScatterElements", scatter);
-    r.add("Scatter", scatter);
+    r.add("ScatterND", scatter_nd);
+    r.add("ScatterElements", scatter_elements);
+    r.add("Scatter", scatter_elements);
+    r.add("CumProd", cumprod);
 }
 
-fn scatter(_: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
-    unsupported(format!(
-        "{} writes at data-dependent positions, which the Kiln IR cannot express",
-        n.node.op_type
-    ))
+/// TopK: k is the attribute (opset < 10) or a constant input; `sorted = 0` still sorts.
+fn topk(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+    let x = n.input(0)?.clone();
+    let k = if n.opset < 10 {
+        n.req_int("k")?
+    } else {
+        let Some(v) = ctx.const_i64s(n.input(1)?) else {
+            return unsupported(
+                "TopK with a k computed at run time (the output shape depends on it)",
+            );
+        };
+        let [k] = v[..] else {
+            return invalid(format!("TopK: k must hold one value, got {v:?}"));
+        };
+        k
+    };
+    let rank = dims_of(ctx, &x).len();
+    let op = Op::TopK {
+        k,
+        axis: norm_axis(n.int("axis", -1), rank)? as i64,
+        largest: n.int("largest", 1) != 0,
+        sorted: n.int("sorted", 1) != 0,
+    };
+    ctx.emit(op, &[x])
+}
+
+/// The `reduction` attribute of the scatters (default `none`).
+fn reduction(n: &NodeView) -> NResult<ScatterReduction> {
+    let r = n.string("reduction", "none");
+    match ScatterReduction::from_name(&r) {
+        Some(v) => Ok(v),
+        None => invalid(format!(
+            "{}: unknown reduction `{r}` (expected none, add, mul, max or min)",
+            n.node.op_type
+        )),
+    }
+}
+
+fn scatter_elements(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+    let (data, idx, upd) = (n.input(0)?, n.input(1)?, n.input(2)?);
+    let rank = dims_of(ctx, data).len();
+    let op = Op::ScatterElements {
+        axis: norm_axis(n.int("axis", 0), rank)? as i64,
+        reduction: reduction(n)?,
+    };
+    Ok(vec![op1(ctx, op, &[data, idx, upd])?])
+}
+
+fn scatter_nd(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+    let (data, idx, upd) = (n.input(0)?, n.input(1)?, n.input(2)?);
+    let idx = cast(ctx, idx, DType::I64)?;
+    let op = Op::ScatterND {
+        reduction: reduction(n)?,
+    };
+    Ok(vec![op1(ctx, op, &[data, &idx, upd])?])
+}
+
+/// `CumProd(x, axis)`, like CumSum: a constant axis, or a run-time axis selecting among the
+/// cumulative products along every axis.
+fn cumprod(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+    let x = n.input(0)?.clone();
+    let (exclusive, reverse) = (n.int("exclusive", 0) != 0, n.int("reverse", 0) != 0);
+    let along = |ctx: &mut Ctx, axis: i64| {
+        let op = Op::CumProd {
+            axis,
+            exclusive,
+            reverse,
+        };
+        ctx.emit1(op, std::slice::from_ref(&x))
+    };
+    let r = dims_of(ctx, &x).len() as i64;
+    let a = n.input(1)?;
+    if let Some(v) = ctx.const_i64s(a) {
+        let [axis] = v[..] else {
+            return invalid(format!("CumProd: axis must hold one value, got {v:?}"));
+        };
+        return Ok(vec![along(ctx, axis)?]);
+    }
+    if r <= 1 {
+        return Ok(vec![along(ctx, 0)?]);
+    }
+    let a = as_scalar(ctx, a, "CumProd axis")?;
+    let a = cast(ctx, &a, DType::I64)?;
+    let negative = binary_scalar(ctx, BinaryOp::Lt, &a, 0.0)?;
+    let wrapped = binary_scalar(ctx, BinaryOp::Add, &a, r as f64)?;
+    let a = select(ctx, &negative, &wrapped, &a)?;
+    let mut y = along(ctx, r - 1)?;
+    for axis in (0..r - 1).rev() {
+        let c = along(ctx, axis)?;
+        let is = binary_scalar(ctx, BinaryOp::Eq, &a, axis as f64)?;
+        y = select(ctx, &is, &c, &y)?;
+    }
+    Ok(vec![y])
 }
 
 fn bin(ctx: &mut Ctx, op: BinaryOp, a: &Operand, b: &Operand) -> NResult<Operand> {
