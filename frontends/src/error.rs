@@ -101,6 +101,70 @@ pub enum Error {
         /// What is not supported.
         reason: String,
     },
+    /// A Hugging Face `config.json` (or index file) that is missing, not JSON, or lacks a field.
+    #[error("{}: {}", shown_path(path), Shown(message))]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A folder whose architecture Kiln cannot build.
+    #[error(
+        "{}: unsupported architecture `{}`; supported: {}",
+        shown_path(path),
+        Shown(found),
+        supported.join(", ")
+    )]
+    UnsupportedArchitecture {
+        /// The `config.json`.
+        path: PathBuf,
+        /// The `architectures` entry or `model_type` found.
+        found: String,
+        /// What Kiln can build.
+        supported: Vec<&'static str>,
+    },
+    /// A safetensors file that is malformed or holds a dtype Kiln lacks.
+    #[error("{}: {}", shown_path(path), Shown(message))]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A weight the architecture needs that the checkpoint lacks.
+    #[error(
+        "{}: missing weight `{}` (expected shape {:?})",
+        shown_path(path),
+        Shown(tensor),
+        expected
+    )]
+    MissingWeight {
+        /// The model folder.
+        path: PathBuf,
+        /// The weight's name (without architecture prefix).
+        tensor: String,
+        /// The shape the architecture expects.
+        expected: Vec<usize>,
+    },
+    /// A weight whose shape differs from what the config implies.
+    #[error(
+        "{}: weight `{}` has shape {:?}, expected {:?}",
+        shown_path(path),
+        Shown(tensor),
+        found,
+        expected
+    )]
+    WeightShape {
+        /// The safetensors file.
+        path: PathBuf,
+        /// The stored name.
+        tensor: String,
+        /// The shape the config implies.
+        expected: Vec<usize>,
+        /// The stored shape.
+        found: Vec<usize>,
+    },
     /// A node the importer refuses for a reason other than "unsupported" (bad attributes,
     /// wrong number of inputs, inconsistent shapes).
     #[error(
@@ -136,6 +200,11 @@ impl Error {
             | Error::ExternalData { path, .. }
             | Error::Unsupported { path, .. }
             | Error::UnsupportedInput { path, .. }
+            | Error::Config { path, .. }
+            | Error::UnsupportedArchitecture { path, .. }
+            | Error::Safetensors { path, .. }
+            | Error::MissingWeight { path, .. }
+            | Error::WeightShape { path, .. }
             | Error::Node { path, .. } => Some(path),
             Error::Compiler(_) => None,
         }

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+pub mod hf;
 pub mod onnx;
 
 pub use error::Error;

@@ -116,6 +116,11 @@ pub fn variant(e: &Error) -> &'static str {
         Error::ExternalData { .. } => "ExternalData",
         Error::Unsupported { .. } => "Unsupported",
         Error::UnsupportedInput { .. } => "UnsupportedInput",
+        Error::Config { .. } => "Config",
+        Error::UnsupportedArchitecture { .. } => "UnsupportedArchitecture",
+        Error::Safetensors { .. } => "Safetensors",
+        Error::MissingWeight { .. } => "MissingWeight",
+        Error::WeightShape { .. } => "WeightShape",
         Error::Node { .. } => "Node",
         Error::Compiler(_) => "Compiler",
     }

@@ -1,0 +1,70 @@
+//! Hugging Face model folders (`config.json` + `*.safetensors`): the architecture named by the
+//! config is built directly into IR with Kiln's fused ops; one file per architecture.
+
+pub mod builder;
+pub mod checkpoint;
+
+use crate::error::Error;
+use checkpoint::{read, Checkpoint};
+use kiln_compiler::ir::Graph;
+use std::path::Path;
+
+/// A builder for one architecture: the parsed `config.json` and the checkpoint → a graph.
+pub type BuildFn = fn(&serde_json::Value, &Checkpoint) -> Result<Graph, Error>;
+
+/// Supported architectures: the `architectures` names (and `model_type`s) and their builders.
+const ARCHITECTURES: &[(&str, &str, BuildFn)] = &[];
+
+/// The names of the architectures Kiln can build.
+pub fn supported() -> Vec<&'static str> {
+    ARCHITECTURES.iter().map(|(a, _, _)| *a).collect()
+}
+
+/// Whether `dir` looks like a Hugging Face model folder.
+pub fn is_model_folder(dir: &Path) -> bool {
+    dir.is_dir() && dir.join("config.json").is_file()
+}
+
+/// Builds the graph of a Hugging Face model folder.
+pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
+    let cfg_path = dir.join("config.json");
+    let text = read(&cfg_path)?;
+    let cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: cfg_path.clone(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    let archs: Vec<String> = cfg
+        .get("architectures")
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let model_type = cfg
+        .get("model_type")
+        .and_then(|m| m.as_str())
+        .unwrap_or("")
+        .to_string();
+    let found = ARCHITECTURES
+        .iter()
+        .find(|(a, _, _)| archs.iter().any(|x| x == a))
+        .or_else(|| {
+            if archs.is_empty() {
+                ARCHITECTURES.iter().find(|(_, t, _)| *t == model_type)
+            } else {
+                None
+            }
+        });
+    let Some((_, _, build)) = found else {
+        let name = archs.first().cloned().unwrap_or(model_type);
+        return Err(Error::UnsupportedArchitecture {
+            path: cfg_path,
+            found: name,
+            supported: supported(),
+        });
+    };
+    let ck = Checkpoint::open(dir)?;
+    build(&cfg, &ck)
+}
