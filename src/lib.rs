@@ -38,8 +38,9 @@ pub enum Error {
         /// The parser's error (with line and column).
         source: kiln_compiler::Error,
     },
-    /// An ONNX model that could not be loaded or imported (the frontend's message names the
-    /// file, and the node, op type, domain and opset of an unsupported op).
+    /// An ONNX model or a Hugging Face folder that could not be loaded or imported (the
+    /// frontend's message names the file, and the node, op type, domain and opset of an
+    /// unsupported op, or the missing or mis-shaped weight).
     #[error("{}", import_message(path, source))]
     Import {
         /// The model file.

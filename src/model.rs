@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The kinds of model path, for error messages.
-pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file or an `.onnx` file; Hugging Face \
-    model folders and `.kiln` artifacts are planned";
+pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file, an `.onnx` file or a Hugging Face \
+    model folder; `.kiln` artifacts are planned";
 
 /// What a model path holds, judged from its name and whether it is a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +48,8 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
     }
 }
 
-/// Loads a model into an IR graph (today: `.kir` and `.onnx` files, the latter with external
-/// data beside it; other kinds say they are not yet available).
+/// Loads a model into an IR graph (`.kir` and `.onnx` files, the latter with external data
+/// beside it, and Hugging Face folders; `.kiln` artifacts say they are not yet available).
 pub fn load_model(path: &Path) -> Result<Graph, Error> {
     let not_yet = |what| Error::NotAvailable {
         path: path.to_path_buf(),
@@ -72,9 +72,25 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
                 source: Box::new(source),
             })
         }
-        ModelKind::HfFolder => Err(not_yet("Hugging Face folders are")),
+        ModelKind::HfFolder => load_hf_folder(path),
         ModelKind::Artifact => Err(not_yet("running `.kiln` artifacts is")),
     }
+}
+
+/// Builds the graph of a Hugging Face folder (`config.json` + safetensors). A directory without
+/// `config.json` is refused naming the directory itself.
+fn load_hf_folder(dir: &Path) -> Result<Graph, Error> {
+    let import = |source| Error::Import {
+        path: dir.to_path_buf(),
+        source: Box::new(source),
+    };
+    if !kiln_frontends::hf::is_model_folder(dir) {
+        return Err(import(kiln_frontends::Error::Config {
+            path: dir.to_path_buf(),
+            message: "not a Hugging Face model folder (no `config.json`)".to_string(),
+        }));
+    }
+    kiln_frontends::hf::load_folder(dir).map_err(import)
 }
 
 /// The graph's input names, in order.
@@ -164,7 +180,17 @@ mod tests {
         assert_eq!(msg.matches("m.onnx").count(), 1, "{msg}");
         let msg = load_model(&dir).unwrap_err().to_string();
         assert!(
-            msg.contains("Hugging Face folders are not available yet"),
+            msg.contains("not a Hugging Face model folder (no `config.json`)"),
+            "{msg}"
+        );
+        std::fs::write(
+            dir.join("config.json"),
+            br#"{"architectures": ["NoSuchModel"]}"#,
+        )
+        .unwrap();
+        let msg = load_model(&dir).unwrap_err().to_string();
+        assert!(
+            msg.contains("unsupported architecture `NoSuchModel`") && msg.contains("BertModel"),
             "{msg}"
         );
         let txt = dir.join("m.txt");

@@ -158,7 +158,7 @@ fn unsupported_model_kinds() {
     let cases = [
         (
             dir.path().to_path_buf(),
-            "Hugging Face folders are not available yet",
+            "not a Hugging Face model folder (no `config.json`)",
         ),
         (txt, "unknown model kind"),
     ];

@@ -1,8 +1,13 @@
 //! Hugging Face model folders (`config.json` + `*.safetensors`): the architecture named by the
 //! config is built directly into IR with Kiln's fused ops; one file per architecture.
 
+mod bert;
 pub mod builder;
 pub mod checkpoint;
+mod gpt2;
+pub mod llama;
+pub mod rope;
+mod vit;
 
 use crate::error::Error;
 use checkpoint::{read, Checkpoint};
@@ -13,7 +18,12 @@ use std::path::Path;
 pub type BuildFn = fn(&serde_json::Value, &Checkpoint) -> Result<Graph, Error>;
 
 /// Supported architectures: the `architectures` names (and `model_type`s) and their builders.
-const ARCHITECTURES: &[(&str, &str, BuildFn)] = &[];
+const ARCHITECTURES: &[(&str, &str, BuildFn)] = &[
+    ("LlamaForCausalLM", "llama", llama::build),
+    ("BertModel", "bert", bert::build),
+    ("ViTModel", "vit", vit::build),
+    ("GPT2LMHeadModel", "gpt2", gpt2::build),
+];
 
 /// The names of the architectures Kiln can build.
 pub fn supported() -> Vec<&'static str> {
