@@ -416,7 +416,10 @@ fn an_unsupported_architecture_lists_the_supported_ones() {
             "FooForMaskedLM",
         ),
         (r#"{"model_type": "foo"}"#, "foo"),
-        ("{}", ""),
+        (
+            "{}",
+            "(none: config.json names no `architectures` or `model_type`)",
+        ),
     ] {
         std::fs::write(&cfg, config).unwrap();
         let e = load_folder(tmp.path()).unwrap_err();

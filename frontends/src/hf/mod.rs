@@ -68,7 +68,11 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
             }
         });
     let Some((_, _, build)) = found else {
-        let name = archs.first().cloned().unwrap_or(model_type);
+        let name = match archs.first() {
+            Some(a) => a.clone(),
+            None if !model_type.is_empty() => model_type,
+            None => "(none: config.json names no `architectures` or `model_type`)".to_string(),
+        };
         return Err(Error::UnsupportedArchitecture {
             path: cfg_path,
             found: name,
