@@ -188,10 +188,16 @@ fn tiny_weights() -> Vec<(String, Vec<usize>)> {
     w
 }
 
-/// Writes `config.json` (`arch`, `extra` fields) and `model.safetensors` with `weights`.
+/// Writes `config.json` (`arch`, `extra` fields; `model_type` is `bert` unless the architecture
+/// is a `Foo…` one) and `model.safetensors` with `weights`.
 fn write_folder(dir: &Path, arch: &str, extra: &str, weights: &[(String, Vec<usize>)]) {
+    let model_type = if arch.starts_with("Foo") {
+        "foo"
+    } else {
+        "bert"
+    };
     let config = format!(
-        r#"{{"architectures": ["{arch}"], "model_type": "bert", "hidden_size": 4,
+        r#"{{"architectures": ["{arch}"], "model_type": "{model_type}", "hidden_size": 4,
             "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8,
             "vocab_size": 10, "max_position_embeddings": 8{extra}}}"#
     );
@@ -237,6 +243,16 @@ fn a_tiny_prefixed_folder_builds_and_runs() {
     inputs.insert("input_ids".to_string(), ids(&[1, 2, 99]));
     let g = load_folder(tmp.path()).unwrap();
     assert!(kiln_compiler::interp::run(&g, &inputs).is_err());
+}
+
+#[test]
+fn a_task_head_of_a_supported_family_builds_the_base_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = tiny_weights();
+    w.push(("classifier.weight".to_string(), vec![3, 4]));
+    write_folder(tmp.path(), "BertForSequenceClassification", "", &w);
+    let g = load_folder(tmp.path()).unwrap();
+    assert_eq!(g.outputs()[0].0, "last_hidden_state");
 }
 
 #[test]

@@ -412,7 +412,7 @@ fn an_unsupported_architecture_lists_the_supported_ones() {
     let cfg = tmp.path().join("config.json");
     for (config, found) in [
         (
-            r#"{"architectures": ["FooForMaskedLM"], "model_type": "bert"}"#,
+            r#"{"architectures": ["FooForMaskedLM"], "model_type": "foo"}"#,
             "FooForMaskedLM",
         ),
         (r#"{"model_type": "foo"}"#, "foo"),

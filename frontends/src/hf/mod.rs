@@ -60,13 +60,9 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
     let found = ARCHITECTURES
         .iter()
         .find(|(a, _, _)| archs.iter().any(|x| x == a))
-        .or_else(|| {
-            if archs.is_empty() {
-                ARCHITECTURES.iter().find(|(_, t, _)| *t == model_type)
-            } else {
-                None
-            }
-        });
+        // A task head of a supported family (`BertForMaskedLM`, `GPT2Model`, ...) builds the
+        // family's graph, found through `model_type`; weights the graph does not use are ignored.
+        .or_else(|| ARCHITECTURES.iter().find(|(_, t, _)| *t == model_type));
     let Some((_, _, build)) = found else {
         let name = match archs.first() {
             Some(a) => a.clone(),
