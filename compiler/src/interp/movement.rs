@@ -12,39 +12,14 @@ mod pad_tile;
 pub use gather::{gather, gather_elements};
 pub use pad_tile::{pad, range, tile, trilu};
 
-use super::util::{broadcast_indices, broadcast_shapes, normalize_axis, strides, unravel, KResult};
+use super::util::{
+    broadcast_indices, broadcast_shapes, normalize_axis, strides, take, unravel, KResult,
+};
 use crate::ir::{Bindings, Dim};
 use kiln_runtime::{DType, Tensor, TensorData};
 
 /// Largest element count a kernel will materialise (keeps `Vec` allocation from panicking).
 const MAX_ELEMENTS: usize = isize::MAX as usize / 16;
-
-/// `data[i]` for every `i` in `idx`, in order, for any dtype, without converting values.
-fn take(data: &TensorData, idx: &[usize]) -> KResult<TensorData> {
-    fn pick<T: Copy>(v: &[T], idx: &[usize]) -> KResult<Vec<T>> {
-        idx.iter()
-            .map(|&i| {
-                v.get(i).copied().ok_or_else(|| {
-                    format!(
-                        "internal: element {i} out of range for {} elements",
-                        v.len()
-                    )
-                })
-            })
-            .collect()
-    }
-    Ok(match data {
-        TensorData::F32(v) => TensorData::F32(pick(v, idx)?),
-        TensorData::F16(v) => TensorData::F16(pick(v, idx)?),
-        TensorData::BF16(v) => TensorData::BF16(pick(v, idx)?),
-        TensorData::F64(v) => TensorData::F64(pick(v, idx)?),
-        TensorData::I64(v) => TensorData::I64(pick(v, idx)?),
-        TensorData::I32(v) => TensorData::I32(pick(v, idx)?),
-        TensorData::I8(v) => TensorData::I8(pick(v, idx)?),
-        TensorData::U8(v) => TensorData::U8(pick(v, idx)?),
-        TensorData::Bool(v) => TensorData::Bool(pick(v, idx)?),
-    })
-}
 
 /// The elements of `a` followed by those of `b` (same dtype).
 fn join(a: &TensorData, b: &TensorData) -> KResult<TensorData> {

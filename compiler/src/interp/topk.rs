@@ -1,42 +1,13 @@
-//! TopK: the `k` largest (or smallest) elements along an axis, with their i64 indices, plus the
-//! dtype-generic element picking it shares with the scatters.
+//! TopK: the `k` largest (or smallest) elements along an axis, with their i64 indices.
 //!
 //! Each line along the axis is ordered by a stable sort of its positions, so equal values keep
 //! the lower index first (ONNX). NaN sorts above every number (numpy's order), so it comes first
 //! for `largest` and last otherwise. Values are compared in f64 (floats) or i64 (integers) but
 //! copied from the input bit-exactly.
 
-use super::util::{normalize_axis, KResult};
-use kiln_runtime::{Tensor, TensorData};
+use super::util::{normalize_axis, take, KResult};
+use kiln_runtime::Tensor;
 use std::cmp::Ordering;
-
-/// `data[i]` for every `i` in `idx`, in order, for any dtype, without converting values.
-pub(super) fn take(data: &TensorData, idx: &[usize]) -> KResult<TensorData> {
-    fn pick<T: Copy>(v: &[T], idx: &[usize]) -> KResult<Vec<T>> {
-        idx.iter()
-            .map(|&i| {
-                v.get(i).copied().ok_or_else(|| {
-                    format!(
-                        "internal: element {i} out of range for {} elements",
-                        v.len()
-                    )
-                })
-            })
-            .collect()
-    }
-    use TensorData as D;
-    Ok(match data {
-        D::F32(v) => D::F32(pick(v, idx)?),
-        D::F16(v) => D::F16(pick(v, idx)?),
-        D::BF16(v) => D::BF16(pick(v, idx)?),
-        D::F64(v) => D::F64(pick(v, idx)?),
-        D::I64(v) => D::I64(pick(v, idx)?),
-        D::I32(v) => D::I32(pick(v, idx)?),
-        D::I8(v) => D::I8(pick(v, idx)?),
-        D::U8(v) => D::U8(pick(v, idx)?),
-        D::Bool(v) => D::Bool(pick(v, idx)?),
-    })
-}
 
 /// The ascending order of floats with NaN above everything (NaNs equal to each other).
 fn float_order(a: f64, b: f64) -> Ordering {

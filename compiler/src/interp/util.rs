@@ -1,4 +1,7 @@
-//! Index arithmetic shared by the interpreter's kernels: axes, strides, broadcasting.
+//! Index arithmetic shared by the interpreter's kernels: axes, strides, broadcasting, and
+//! dtype-generic element picking.
+
+use kiln_runtime::TensorData;
 
 /// Result type of the kernels: the message is wrapped with the node by the caller.
 pub type KResult<T> = std::result::Result<T, String>;
@@ -86,6 +89,33 @@ pub fn unravel(mut lin: usize, shape: &[usize]) -> Vec<usize> {
         }
     }
     idx
+}
+
+/// `data[i]` for every `i` in `idx`, in order, for any dtype, without converting values.
+pub fn take(data: &TensorData, idx: &[usize]) -> KResult<TensorData> {
+    fn pick<T: Copy>(v: &[T], idx: &[usize]) -> KResult<Vec<T>> {
+        idx.iter()
+            .map(|&i| {
+                v.get(i).copied().ok_or_else(|| {
+                    format!(
+                        "internal: element {i} out of range for {} elements",
+                        v.len()
+                    )
+                })
+            })
+            .collect()
+    }
+    Ok(match data {
+        TensorData::F32(v) => TensorData::F32(pick(v, idx)?),
+        TensorData::F16(v) => TensorData::F16(pick(v, idx)?),
+        TensorData::BF16(v) => TensorData::BF16(pick(v, idx)?),
+        TensorData::F64(v) => TensorData::F64(pick(v, idx)?),
+        TensorData::I64(v) => TensorData::I64(pick(v, idx)?),
+        TensorData::I32(v) => TensorData::I32(pick(v, idx)?),
+        TensorData::I8(v) => TensorData::I8(pick(v, idx)?),
+        TensorData::U8(v) => TensorData::U8(pick(v, idx)?),
+        TensorData::Bool(v) => TensorData::Bool(pick(v, idx)?),
+    })
 }
 
 #[cfg(test)]
