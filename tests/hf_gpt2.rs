@@ -3,64 +3,21 @@
 
 mod common;
 
-use kiln::kiln_compiler::interp;
+use common::{causal_lm_logits, pick_f32, pick_i64};
+
 use kiln::kiln_frontends::{hf, Error};
 use kiln::kiln_runtime::Tensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The fixture folder and its `.npz` (inputs and PyTorch's `out`), or `None` when the shared
-/// folder is missing.
 fn fixture() -> Option<(PathBuf, BTreeMap<String, Tensor>)> {
-    let fixtures = common::shared_dir()?.join("fixtures");
-    let npz = kiln::read_npz(&fixtures.join("gpt2-tiny.npz")).expect("gpt2-tiny.npz reads");
-    Some((fixtures.join("gpt2-tiny"), npz))
-}
-
-/// Runs the graph of `dir` on `input_ids` and `attention_mask` and returns `logits`.
-fn logits(dir: &Path, ids: Tensor, mask: Tensor) -> Tensor {
-    let g = hf::load_folder(dir).expect("the GPT-2 folder builds");
-    let feeds = BTreeMap::from([
-        ("input_ids".to_string(), ids),
-        ("attention_mask".to_string(), mask),
-    ]);
-    let outs = interp::run(&g, &feeds).expect("the graph runs");
-    outs.into_iter()
-        .find(|(n, _)| n == "logits")
-        .map(|(_, t)| t)
-        .expect("the graph has a `logits` output")
-}
-
-/// The rows `rows` of `t` (`[B, S, ...]`), cut to the first `len` positions, as f64 values.
-fn pick(t: &Tensor, rows: &[usize], len: usize) -> Vec<f64> {
-    let shape = t.shape();
-    let inner: usize = shape[2..].iter().product();
-    let row = shape[1] * inner;
-    let v = t.to_f64_vec();
-    rows.iter()
-        .flat_map(|&r| v[r * row..r * row + len * inner].iter().copied())
-        .collect()
-}
-
-/// The i64 tensor `[rows.len(), len]` taken from `t` (`[B, S]`).
-fn pick_i64(t: &Tensor, rows: &[usize], len: usize) -> Tensor {
-    let v: Vec<i64> = pick(t, rows, len).into_iter().map(|x| x as i64).collect();
-    Tensor::from_i64(vec![rows.len(), len], v).expect("a valid i64 tensor")
-}
-
-/// `pick` as an f32 tensor `[rows.len(), len, ...]`.
-fn pick_f32(t: &Tensor, rows: &[usize], len: usize) -> Tensor {
-    let mut shape = t.shape().to_vec();
-    shape[0] = rows.len();
-    shape[1] = len;
-    let v = pick(t, rows, len).into_iter().map(|x| x as f32).collect();
-    Tensor::from_f32(shape, v).expect("a valid f32 tensor")
+    common::hf_fixture("gpt2-tiny")
 }
 
 #[test]
 fn gpt2_tiny_logits_match_pytorch() {
     let Some((dir, npz)) = fixture() else { return };
-    let got = logits(
+    let got = causal_lm_logits(
         &dir,
         npz["input_ids"].clone(),
         npz["attention_mask"].clone(),
@@ -75,11 +32,11 @@ fn gpt2_tiny_logits_match_pytorch() {
 fn gpt2_tiny_other_batch_and_shorter_prefix() {
     let Some((dir, npz)) = fixture() else { return };
     let (ids, mask) = (&npz["input_ids"], &npz["attention_mask"]);
-    let full = logits(&dir, ids.clone(), mask.clone());
+    let full = causal_lm_logits(&dir, ids.clone(), mask.clone());
     // Batch 3 (rows duplicated) over the first 8 positions: row 1 keeps one padded position.
     let rows = [1, 0, 1];
     let len = 8;
-    let got = logits(&dir, pick_i64(ids, &rows, len), pick_i64(mask, &rows, len));
+    let got = causal_lm_logits(&dir, pick_i64(ids, &rows, len), pick_i64(mask, &rows, len));
     assert_eq!(got.shape(), &[3, len, 1000]);
     let same_run = pick_f32(&full, &rows, len);
     let max = common::allclose(&got, &same_run, 1e-5, 1e-5).expect("prefix equals the full run");
@@ -88,7 +45,7 @@ fn gpt2_tiny_other_batch_and_shorter_prefix() {
     let max = common::allclose(&got, &reference, 1e-3, 1e-4).expect("prefix matches PyTorch");
     println!("batch 3, seq {len} vs PyTorch: max |diff| {max:.3e}");
     // A single row of length 1.
-    let got = logits(&dir, pick_i64(ids, &[0], 1), pick_i64(mask, &[0], 1));
+    let got = causal_lm_logits(&dir, pick_i64(ids, &[0], 1), pick_i64(mask, &[0], 1));
     let reference = pick_f32(&npz["out"], &[0], 1);
     common::allclose(&got, &reference, 1e-3, 1e-4).expect("one token matches PyTorch");
 }

@@ -4,7 +4,8 @@
 
 mod common;
 
-use kiln::kiln_compiler::interp;
+use common::{causal_lm_logits, pick_f32, pick_i64};
+
 use kiln::kiln_frontends::hf::rope::{default_inv_freq, Rope, RopeScaling};
 use kiln::kiln_frontends::{hf, Error};
 use kiln::kiln_runtime::Tensor;
@@ -12,58 +13,14 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The fixture folder and its `.npz` (inputs and PyTorch's `out`), or `None` when the shared
-/// folder is missing.
 fn fixture() -> Option<(PathBuf, BTreeMap<String, Tensor>)> {
-    let fixtures = common::shared_dir()?.join("fixtures");
-    let npz = kiln::read_npz(&fixtures.join("llama-tiny.npz")).expect("llama-tiny.npz reads");
-    Some((fixtures.join("llama-tiny"), npz))
-}
-
-/// Runs the graph of `dir` on `input_ids` and `attention_mask` and returns `logits`.
-fn logits(dir: &Path, ids: Tensor, mask: Tensor) -> Tensor {
-    let g = hf::load_folder(dir).expect("the LLaMA folder builds");
-    let feeds = BTreeMap::from([
-        ("input_ids".to_string(), ids),
-        ("attention_mask".to_string(), mask),
-    ]);
-    let outs = interp::run(&g, &feeds).expect("the graph runs");
-    outs.into_iter()
-        .find(|(n, _)| n == "logits")
-        .map(|(_, t)| t)
-        .expect("the graph has a `logits` output")
-}
-
-/// The rows `rows` of `t` (`[B, S, ...]`), cut to the first `len` positions, as f64 values.
-fn pick(t: &Tensor, rows: &[usize], len: usize) -> Vec<f64> {
-    let shape = t.shape();
-    let inner: usize = shape[2..].iter().product();
-    let row = shape[1] * inner;
-    let v = t.to_f64_vec();
-    rows.iter()
-        .flat_map(|&r| v[r * row..r * row + len * inner].iter().copied())
-        .collect()
-}
-
-/// The i64 tensor `[rows.len(), len]` taken from `t` (`[B, S]`).
-fn pick_i64(t: &Tensor, rows: &[usize], len: usize) -> Tensor {
-    let v: Vec<i64> = pick(t, rows, len).into_iter().map(|x| x as i64).collect();
-    Tensor::from_i64(vec![rows.len(), len], v).expect("a valid i64 tensor")
-}
-
-/// `pick` as an f32 tensor `[rows.len(), len, ...]`.
-fn pick_f32(t: &Tensor, rows: &[usize], len: usize) -> Tensor {
-    let mut shape = t.shape().to_vec();
-    shape[0] = rows.len();
-    shape[1] = len;
-    let v = pick(t, rows, len).into_iter().map(|x| x as f32).collect();
-    Tensor::from_f32(shape, v).expect("a valid f32 tensor")
+    common::hf_fixture("llama-tiny")
 }
 
 #[test]
 fn llama_tiny_matches_pytorch() {
     let Some((dir, npz)) = fixture() else { return };
-    let got = logits(
+    let got = causal_lm_logits(
         &dir,
         npz["input_ids"].clone(),
         npz["attention_mask"].clone(),
@@ -79,14 +36,14 @@ fn llama_tiny_other_batch_and_shorter_sequence() {
     let seq = ids.shape()[1];
     // Batch 3 with rows duplicated, full length.
     let rows = [1, 0, 1];
-    let got = logits(&dir, pick_i64(ids, &rows, seq), pick_i64(mask, &rows, seq));
+    let got = causal_lm_logits(&dir, pick_i64(ids, &rows, seq), pick_i64(mask, &rows, seq));
     let max = common::allclose(&got, &pick_f32(out, &rows, seq), 1e-3, 1e-4)
         .expect("batch-3 logits match PyTorch's rows");
     println!("batch 3: max |diff| {max:.3e}");
     // A shorter sequence: causal, so its logits are the prefix of the original run's.
     let rows = [0, 1, 1];
     let short = 6;
-    let got = logits(
+    let got = causal_lm_logits(
         &dir,
         pick_i64(ids, &rows, short),
         pick_i64(mask, &rows, short),

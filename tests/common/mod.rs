@@ -241,3 +241,53 @@ pub mod onnx {
         }
     }
 }
+
+/// A fixture folder of `<shared>/fixtures` and its `.npz` (inputs and PyTorch's `out`), or `None`
+/// when the shared folder is missing (see [`shared_dir`]).
+pub fn hf_fixture(name: &str) -> Option<(PathBuf, std::collections::BTreeMap<String, Tensor>)> {
+    let fixtures = shared_dir()?.join("fixtures");
+    let npz =
+        kiln::read_npz(&fixtures.join(format!("{name}.npz"))).expect("the fixture's npz reads");
+    Some((fixtures.join(name), npz))
+}
+
+/// Builds the graph of a Hugging Face folder, runs it on `input_ids` and `attention_mask`, and
+/// returns `logits`.
+pub fn causal_lm_logits(dir: &Path, ids: Tensor, mask: Tensor) -> Tensor {
+    let g = kiln_frontends::hf::load_folder(dir).expect("the folder builds");
+    let feeds = std::collections::BTreeMap::from([
+        ("input_ids".to_string(), ids),
+        ("attention_mask".to_string(), mask),
+    ]);
+    let outs = kiln_compiler::interp::run(&g, &feeds).expect("the graph runs");
+    outs.into_iter()
+        .find(|(n, _)| n == "logits")
+        .map(|(_, t)| t)
+        .expect("the graph has a `logits` output")
+}
+
+/// The rows `rows` of `t` (`[B, S, ...]`), cut to the first `len` positions, as f64 values.
+pub fn pick(t: &Tensor, rows: &[usize], len: usize) -> Vec<f64> {
+    let shape = t.shape();
+    let inner: usize = shape[2..].iter().product();
+    let row = shape[1] * inner;
+    let v = t.to_f64_vec();
+    rows.iter()
+        .flat_map(|&r| v[r * row..r * row + len * inner].iter().copied())
+        .collect()
+}
+
+/// The i64 tensor `[rows.len(), len]` taken from `t` (`[B, S]`).
+pub fn pick_i64(t: &Tensor, rows: &[usize], len: usize) -> Tensor {
+    let v: Vec<i64> = pick(t, rows, len).into_iter().map(|x| x as i64).collect();
+    Tensor::from_i64(vec![rows.len(), len], v).expect("a valid i64 tensor")
+}
+
+/// [`pick`] as an f32 tensor `[rows.len(), len, ...]`.
+pub fn pick_f32(t: &Tensor, rows: &[usize], len: usize) -> Tensor {
+    let mut shape = t.shape().to_vec();
+    shape[0] = rows.len();
+    shape[1] = len;
+    let v = pick(t, rows, len).into_iter().map(|x| x as f32).collect();
+    Tensor::from_f32(shape, v).expect("a valid f32 tensor")
+}
