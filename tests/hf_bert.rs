@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{allclose, kiln, shared_dir, stdout_ok};
+use common::{allclose, kiln, resize_axis1, shared_dir, stdout_ok, take_rows};
 use kiln_frontends::hf::load_folder;
 use kiln_frontends::Error;
 use kiln_runtime::{DType, Tensor};
@@ -28,39 +28,6 @@ fn inputs_of(npz: &BTreeMap<String, Tensor>) -> BTreeMap<String, Tensor> {
         .iter()
         .map(|k| (k.to_string(), npz[*k].clone()))
         .collect()
-}
-
-/// Rows `rows` of the leading (batch) axis.
-fn take_rows(t: &Tensor, rows: &[usize]) -> Tensor {
-    let row: usize = t.shape()[1..].iter().product();
-    let v = t.to_f64_vec();
-    let out: Vec<f64> = rows
-        .iter()
-        .flat_map(|&r| v[r * row..(r + 1) * row].to_vec())
-        .collect();
-    let mut shape = t.shape().to_vec();
-    shape[0] = rows.len();
-    Tensor::from_f64_values(t.dtype(), shape, &out).unwrap()
-}
-
-/// `[B, S, ...]` → `[B, len, ...]`: the first `len` positions, or extended with `fill`.
-fn resize_seq(t: &Tensor, len: usize, fill: f64) -> Tensor {
-    let (b, s) = (t.shape()[0], t.shape()[1]);
-    let inner: usize = t.shape()[2..].iter().product();
-    let v = t.to_f64_vec();
-    let mut out = Vec::with_capacity(b * len * inner);
-    for r in 0..b {
-        for i in 0..len {
-            if i < s {
-                out.extend_from_slice(&v[(r * s + i) * inner..(r * s + i + 1) * inner]);
-            } else {
-                out.extend(std::iter::repeat_n(fill, inner));
-            }
-        }
-    }
-    let mut shape = t.shape().to_vec();
-    shape[1] = len;
-    Tensor::from_f64_values(t.dtype(), shape, &out).unwrap()
 }
 
 #[test]
@@ -89,11 +56,11 @@ fn bert_tiny_matches_pytorch_at_other_batches_and_lengths() {
     let s = want.shape()[1];
     let padded: BTreeMap<_, _> = inputs
         .iter()
-        .map(|(k, t)| (k.clone(), resize_seq(t, s + 3, 0.0)))
+        .map(|(k, t)| (k.clone(), resize_axis1(t, s + 3, 0.0)))
         .collect();
     let got = run(&dir, &padded);
     assert_eq!(got.shape(), &[2, s + 3, 64]);
-    let d = allclose(&resize_seq(&got, s, 0.0), want, RTOL, ATOL)
+    let d = allclose(&resize_axis1(&got, s, 0.0), want, RTOL, ATOL)
         .unwrap_or_else(|e| panic!("padded: {e}"));
     println!("bert-tiny padded max |diff| {d:.3e}");
 }

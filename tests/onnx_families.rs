@@ -23,6 +23,8 @@
 
 mod common;
 
+use common::{resize_axis1, take_rows};
+
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,42 +51,6 @@ fn kind_of(name: &str) -> Option<Kind> {
         "gpt2" | "opt" | "bloom" | "llama" | "gptneo" => Some(Kind::Causal),
         _ => None,
     }
-}
-
-/// Rows `rows` of axis 0 of `t`.
-fn take_rows(t: &Tensor, rows: &[usize]) -> Tensor {
-    let shape = t.shape();
-    let row: usize = shape[1..].iter().product();
-    let v = t.to_f64_vec();
-    let out: Vec<f64> = rows
-        .iter()
-        .flat_map(|&r| v[r * row..(r + 1) * row].iter().copied())
-        .collect();
-    let mut s = shape.to_vec();
-    s[0] = rows.len();
-    Tensor::from_f64_values(t.dtype(), s, &out).unwrap()
-}
-
-/// `t` with axis 1 cut or padded (with `fill`) to `len`.
-fn resize_axis1(t: &Tensor, len: usize, fill: f64) -> Tensor {
-    let shape = t.shape();
-    let (b, s) = (shape[0], shape[1]);
-    let inner: usize = shape[2..].iter().product();
-    let v = t.to_f64_vec();
-    let mut out = Vec::with_capacity(b * len * inner);
-    for r in 0..b {
-        for p in 0..len {
-            if p < s {
-                let at = (r * s + p) * inner;
-                out.extend_from_slice(&v[at..at + inner]);
-            } else {
-                out.extend(std::iter::repeat_n(fill, inner));
-            }
-        }
-    }
-    let mut ns = shape.to_vec();
-    ns[1] = len;
-    Tensor::from_f64_values(t.dtype(), ns, &out).unwrap()
 }
 
 /// The `[batch, seq, ...]` entries of `t` at the rows `rows` and the positions where `mask`

@@ -291,3 +291,36 @@ pub fn pick_f32(t: &Tensor, rows: &[usize], len: usize) -> Tensor {
     let v = pick(t, rows, len).into_iter().map(|x| x as f32).collect();
     Tensor::from_f32(shape, v).expect("a valid f32 tensor")
 }
+
+/// Rows `rows` of the leading (batch) axis of `t`, same dtype.
+pub fn take_rows(t: &Tensor, rows: &[usize]) -> Tensor {
+    let row: usize = t.shape()[1..].iter().product();
+    let v = t.to_f64_vec();
+    let out: Vec<f64> = rows
+        .iter()
+        .flat_map(|&r| v[r * row..(r + 1) * row].iter().copied())
+        .collect();
+    let mut shape = t.shape().to_vec();
+    shape[0] = rows.len();
+    Tensor::from_f64_values(t.dtype(), shape, &out).expect("a valid tensor")
+}
+
+/// `[B, S, ...]` → `[B, len, ...]`: the first `len` positions, or extended with `fill`.
+pub fn resize_axis1(t: &Tensor, len: usize, fill: f64) -> Tensor {
+    let (b, s) = (t.shape()[0], t.shape()[1]);
+    let inner: usize = t.shape()[2..].iter().product();
+    let v = t.to_f64_vec();
+    let mut out = Vec::with_capacity(b * len * inner);
+    for r in 0..b {
+        for i in 0..len {
+            if i < s {
+                out.extend_from_slice(&v[(r * s + i) * inner..(r * s + i + 1) * inner]);
+            } else {
+                out.extend(std::iter::repeat_n(fill, inner));
+            }
+        }
+    }
+    let mut shape = t.shape().to_vec();
+    shape[1] = len;
+    Tensor::from_f64_values(t.dtype(), shape, &out).expect("a valid tensor")
+}
