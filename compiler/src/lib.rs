@@ -1,8 +1,10 @@
 //! Kiln compiler: IR, verifier, text format, reference interpreter and optimizer passes.
 
+pub mod egraph;
 pub mod error;
 pub mod interp;
 pub mod ir;
+pub mod passes;
 pub mod text;
 
 pub use error::{Error, Result};

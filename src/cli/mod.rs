@@ -62,7 +62,7 @@ pub enum Target {
 pub enum Stage {
     /// The graph as imported.
     Imported,
-    /// The graph after the optimizer (no optimizer exists yet: this is the imported graph).
+    /// The graph after the optimizer (for now the canonicalization passes).
     Optimized,
     /// The kernel partition (not available yet: arrives with the CPU backend).
     Kernels,
@@ -108,8 +108,8 @@ pub struct RunArgs {
     /// exists.
     #[arg(long, value_enum, default_value_t = Backend::Reference)]
     pub backend: Backend,
-    /// Optimization level: `-O0` skips the optimizer (there is no optimizer yet, so every level
-    /// runs the imported graph).
+    /// Optimization level: `-O0` skips the optimizer; every other level runs the
+    /// canonicalization passes before interpreting.
     #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
@@ -121,8 +121,8 @@ pub struct InspectArgs {
     /// The model: a `.kir` IR text file or an `.onnx` file (Hugging Face folders and `.kiln`
     /// artifacts are planned).
     pub model: PathBuf,
-    /// The pipeline stage to show. `optimized` prints the same graph as `imported` for now:
-    /// there is no optimizer yet.
+    /// The pipeline stage to show. `optimized` is the graph after the canonicalization passes
+    /// (the JSON summary then adds a `passes` object: nodes removed or rewritten per pass).
     #[arg(long, value_enum, default_value_t = Stage::Imported)]
     pub stage: Stage,
     /// The output format.
@@ -190,7 +190,6 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.model.display().to_string();
     let stage = match args.stage {
         Stage::Imported => "imported",
-        // There is no optimizer yet: the optimized graph is the imported one.
         Stage::Optimized => "optimized",
         Stage::Kernels => {
             bail!("{file}: `--stage kernels` is not available yet: it arrives with the CPU backend")
@@ -199,7 +198,15 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if args.format == Format::Dot {
         bail!("{file}: `--format dot` is not available yet; use --format text or --format json");
     }
-    let g = kiln::load_model(&args.model)?;
+    let mut g = kiln::load_model(&args.model)?;
+    let stats = if args.stage == Stage::Optimized {
+        Some(
+            kiln_compiler::passes::canonicalize(&mut g)
+                .with_context(|| format!("{file}: the optimizer failed"))?,
+        )
+    } else {
+        None
+    };
     let text = match args.format {
         Format::Text => {
             let opts = PrintOptions {
@@ -209,7 +216,17 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Format::Json | Format::Dot => {
             let summary = kiln::summarize(&g, &file, stage);
-            let mut s = serde_json::to_string_pretty(&summary)
+            let mut v = serde_json::to_value(&summary)
+                .with_context(|| format!("{file}: cannot encode the summary"))?;
+            if let (Some(stats), Some(obj)) = (stats, v.as_object_mut()) {
+                let passes: serde_json::Map<String, serde_json::Value> = stats
+                    .per_pass()
+                    .into_iter()
+                    .map(|(name, n)| (name.to_string(), n.into()))
+                    .collect();
+                obj.insert("passes".to_string(), passes.into());
+            }
+            let mut s = serde_json::to_string_pretty(&v)
                 .with_context(|| format!("{file}: cannot encode the summary"))?;
             s.push('\n');
             s
@@ -232,9 +249,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             "{file}: backend `cuda` is not available yet (issue: CUDA backend); use --backend reference"
         ),
     }
-    let g = kiln::load_model(&args.model)?;
-    // `-O0` would skip the optimizer; there is none yet, so every level runs the imported graph.
-    let _ = args.opt_level;
+    let mut g = kiln::load_model(&args.model)?;
+    if args.opt_level > 0 {
+        kiln_compiler::passes::canonicalize(&mut g)
+            .with_context(|| format!("{file}: the optimizer failed"))?;
+    }
     let inputs = kiln::read_npz(&args.inputs)?;
     let outputs = kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?;
     let mut named = BTreeMap::new();
