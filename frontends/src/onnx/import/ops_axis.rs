@@ -1,5 +1,5 @@
 //! ONNX importers: ops along one axis: `Softmax`, `LogSoftmax`, `Hardmax` (with the 2-D
-//! coercion semantics of opset < 13) and `CumSum`.
+//! coercion semantics of opset < 13), `CumSum` and `CumProd`.
 
 use super::ctx::{invalid, Ctx, NResult, Operand};
 use super::node::NodeView;
@@ -16,6 +16,7 @@ pub fn register(r: &mut Registry) {
     r.add("LogSoftmax", |c, n| coerced(c, n, log_softmax));
     r.add("Hardmax", |c, n| coerced(c, n, hardmax));
     r.add("CumSum", cumsum);
+    r.add("CumProd", cumprod);
 }
 
 /// An op along one (normalised) axis.
@@ -98,30 +99,47 @@ fn coerced(ctx: &mut Ctx, n: &NodeView, f: AxisFn) -> NResult<Vec<Operand>> {
 /// valid axis; otherwise a run-time axis selects among the cumulative sums along every axis
 /// (the output shape does not depend on it).
 fn cumsum(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+    cumulative(ctx, n, "CumSum", |axis, exclusive, reverse| Op::CumSum {
+        axis,
+        exclusive,
+        reverse,
+    })
+}
+
+/// `CumProd(x, axis)`, with the same axis handling as [`cumsum`].
+fn cumprod(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+    cumulative(ctx, n, "CumProd", |axis, exclusive, reverse| Op::CumProd {
+        axis,
+        exclusive,
+        reverse,
+    })
+}
+
+/// A cumulative op along the axis given by input 1: a constant axis, or a run-time axis
+/// choosing (with `where`) among the results along every axis.
+fn cumulative(
+    ctx: &mut Ctx,
+    n: &NodeView,
+    name: &str,
+    make: fn(i64, bool, bool) -> Op,
+) -> NResult<Vec<Operand>> {
     let x = n.input(0)?.clone();
     let (exclusive, reverse) = (flag(n, "exclusive", false), flag(n, "reverse", false));
     let along = |ctx: &mut Ctx, axis: i64| {
-        ctx.emit1(
-            Op::CumSum {
-                axis,
-                exclusive,
-                reverse,
-            },
-            std::slice::from_ref(&x),
-        )
+        ctx.emit1(make(axis, exclusive, reverse), std::slice::from_ref(&x))
     };
     let r = dims(ctx, &x).len() as i64;
     let a = n.input(1)?;
     if let Some(v) = ctx.const_i64s(a) {
         let [axis] = v[..] else {
-            return invalid(format!("CumSum: axis must hold one value, got {v:?}"));
+            return invalid(format!("{name}: axis must hold one value, got {v:?}"));
         };
         return one(along(ctx, axis)?);
     }
     if r <= 1 {
         return one(along(ctx, 0)?);
     }
-    let a = as_scalar(ctx, a, "CumSum axis")?;
+    let a = as_scalar(ctx, a, &format!("{name} axis"))?;
     let a = cast(ctx, &a, DType::I64)?;
     let negative = binary_scalar(ctx, BinaryOp::Lt, &a, 0.0)?;
     let wrapped = binary_scalar(ctx, BinaryOp::Add, &a, r as f64)?;

@@ -1,12 +1,11 @@
 //! ONNX importers for data-dependent selection ops: ReverseSequence (a GatherElements with
 //! computed indices), Compress and NonZero (only with conditions known at import time), TopK
-//! (with k known at import time), ScatterElements / Scatter / ScatterND, CumProd, and a precise
+//! (with k known at import time), ScatterElements / Scatter / ScatterND, and a precise
 //! refusal for Unique (its output shape depends on the data).
 
 use super::ctx::{invalid, unsupported, Ctx, NResult, Operand};
 use super::node::NodeView;
 use super::ops_shape::{cast, dims_of, int_scalar, norm_axis, op1, product, reshape};
-use super::ops_util::{as_scalar, binary_scalar, select};
 use super::Registry;
 use kiln_compiler::interp::util::unravel;
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Op, ScatterReduction};
@@ -24,7 +23,6 @@ pub fn register(r: &mut Registry) {
     r.add("ScatterND", scatter_nd);
     r.add("ScatterElements", scatter_elements);
     r.add("Scatter", scatter_elements);
-    r.add("CumProd", cumprod);
 }
 
 /// TopK: k is the attribute (opset < 10) or a constant input; `sorted = 0` still sorts.
@@ -82,44 +80,6 @@ fn scatter_nd(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         reduction: reduction(n)?,
     };
     Ok(vec![op1(ctx, op, &[data, &idx, upd])?])
-}
-
-/// `CumProd(x, axis)`, like CumSum: a constant axis, or a run-time axis selecting among the
-/// cumulative products along every axis.
-fn cumprod(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
-    let x = n.input(0)?.clone();
-    let (exclusive, reverse) = (n.int("exclusive", 0) != 0, n.int("reverse", 0) != 0);
-    let along = |ctx: &mut Ctx, axis: i64| {
-        let op = Op::CumProd {
-            axis,
-            exclusive,
-            reverse,
-        };
-        ctx.emit1(op, std::slice::from_ref(&x))
-    };
-    let r = dims_of(ctx, &x).len() as i64;
-    let a = n.input(1)?;
-    if let Some(v) = ctx.const_i64s(a) {
-        let [axis] = v[..] else {
-            return invalid(format!("CumProd: axis must hold one value, got {v:?}"));
-        };
-        return Ok(vec![along(ctx, axis)?]);
-    }
-    if r <= 1 {
-        return Ok(vec![along(ctx, 0)?]);
-    }
-    let a = as_scalar(ctx, a, "CumProd axis")?;
-    let a = cast(ctx, &a, DType::I64)?;
-    let negative = binary_scalar(ctx, BinaryOp::Lt, &a, 0.0)?;
-    let wrapped = binary_scalar(ctx, BinaryOp::Add, &a, r as f64)?;
-    let a = select(ctx, &negative, &wrapped, &a)?;
-    let mut y = along(ctx, r - 1)?;
-    for axis in (0..r - 1).rev() {
-        let c = along(ctx, axis)?;
-        let is = binary_scalar(ctx, BinaryOp::Eq, &a, axis as f64)?;
-        y = select(ctx, &is, &c, &y)?;
-    }
-    Ok(vec![y])
 }
 
 fn bin(ctx: &mut Ctx, op: BinaryOp, a: &Operand, b: &Operand) -> NResult<Operand> {
