@@ -4,6 +4,7 @@ pub mod egraph;
 pub mod error;
 pub mod interp;
 pub mod ir;
+pub mod optimize;
 pub mod passes;
 pub mod text;
 

@@ -4,6 +4,7 @@
 //! when they arrive.
 
 mod conformance;
+mod report;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -199,9 +200,9 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         bail!("{file}: `--format dot` is not available yet; use --format text or --format json");
     }
     let mut g = kiln::load_model(&args.model)?;
-    let stats = if args.stage == Stage::Optimized {
+    let report = if args.stage == Stage::Optimized {
         Some(
-            kiln_compiler::passes::canonicalize(&mut g)
+            kiln_compiler::optimize::optimize(&mut g)
                 .with_context(|| format!("{file}: the optimizer failed"))?,
         )
     } else {
@@ -212,19 +213,26 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let opts = PrintOptions {
                 inline_weight_limit: Some(16),
             };
-            print_with(&g, &opts).with_context(|| format!("{file}: cannot print the IR"))?
+            let ir =
+                print_with(&g, &opts).with_context(|| format!("{file}: cannot print the IR"))?;
+            match &report {
+                Some(r) => format!("{}{ir}", report::text(&g, r)?),
+                None => ir,
+            }
         }
         Format::Json | Format::Dot => {
             let summary = kiln::summarize(&g, &file, stage);
             let mut v = serde_json::to_value(&summary)
                 .with_context(|| format!("{file}: cannot encode the summary"))?;
-            if let (Some(stats), Some(obj)) = (stats, v.as_object_mut()) {
-                let passes: serde_json::Map<String, serde_json::Value> = stats
+            if let (Some(r), Some(obj)) = (&report, v.as_object_mut()) {
+                let passes: serde_json::Map<String, serde_json::Value> = r
+                    .canonicalize
                     .per_pass()
                     .into_iter()
                     .map(|(name, n)| (name.to_string(), n.into()))
                     .collect();
                 obj.insert("passes".to_string(), passes.into());
+                obj.insert("optimizer".to_string(), report::json(&g, r)?);
             }
             let mut s = serde_json::to_string_pretty(&v)
                 .with_context(|| format!("{file}: cannot encode the summary"))?;
@@ -251,7 +259,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let mut g = kiln::load_model(&args.model)?;
     if args.opt_level > 0 {
-        kiln_compiler::passes::canonicalize(&mut g)
+        kiln_compiler::optimize::optimize(&mut g)
             .with_context(|| format!("{file}: the optimizer failed"))?;
     }
     let inputs = kiln::read_npz(&args.inputs)?;

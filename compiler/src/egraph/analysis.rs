@@ -32,18 +32,28 @@ impl Info {
 #[derive(Debug, Clone, Default)]
 pub struct KAnalysis {
     leaves: HashMap<u32, Info>,
+    values: HashMap<u32, Vec<f64>>,
 }
+
+/// Weights up to this many elements keep their values for guards (masks, rotary tables).
+pub const SMALL_WEIGHT: usize = 1 << 16;
 
 impl KAnalysis {
     /// Records every graph input's and weight's type, and the value of one-element weights.
     pub fn from_graph(g: &Graph) -> KAnalysis {
         let mut leaves = HashMap::new();
+        let mut values = HashMap::new();
         for i in 0..g.num_values() {
             let vid = crate::ir::ValueId(i as u32);
             let v = g.value(vid);
             let scalar = match v.def {
                 ValueDef::Weight(w) => {
                     let w = g.weights().get(w);
+                    if w.numel() <= SMALL_WEIGHT {
+                        if let Ok(t) = w.to_tensor() {
+                            values.insert(i as u32, t.to_f64_vec());
+                        }
+                    }
                     if w.numel() == 1 {
                         let v = w
                             .to_tensor()
@@ -70,7 +80,7 @@ impl KAnalysis {
                 },
             );
         }
-        KAnalysis { leaves }
+        KAnalysis { leaves, values }
     }
 }
 
@@ -137,4 +147,12 @@ pub fn scalar(eg: &KEGraph, id: Id) -> Option<f64> {
 /// True when class `id` is a one-element constant within `tol` of `want`.
 pub fn is_scalar(eg: &KEGraph, id: Id, want: f64, tol: f64) -> bool {
     scalar(eg, id).is_some_and(|v| (v - want).abs() <= tol)
+}
+
+/// The element values of class `id` when it holds a small weight (row-major, as f64).
+pub fn weight_values(eg: &KEGraph, id: Id) -> Option<&[f64]> {
+    eg[id].nodes.iter().find_map(|n| match n.key {
+        Key::Weight(v) => eg.analysis.values.get(&v).map(Vec::as_slice),
+        _ => None,
+    })
 }

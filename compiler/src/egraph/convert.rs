@@ -148,8 +148,14 @@ impl Builder<'_> {
     }
 }
 
-/// Rebuilds a graph from `choice` (the chosen e-node of each canonical e-class) under `root`.
-pub fn to_graph(src: &Graph, eg: &KEGraph, choice: &HashMap<Id, KNode>, root: Id) -> Result<Graph> {
+/// Rebuilds a graph from `choice` (the chosen e-node of each canonical e-class) under `root`;
+/// also returns the value(s) each built e-class became.
+pub fn to_graph(
+    src: &Graph,
+    eg: &KEGraph,
+    choice: &HashMap<Id, KNode>,
+    root: Id,
+) -> Result<(Graph, HashMap<Id, Vec<ValueId>>)> {
     let mut b = Builder {
         src,
         eg,
@@ -181,5 +187,5 @@ pub fn to_graph(src: &Graph, eg: &KEGraph, choice: &HashMap<Id, KNode>, root: Id
             _ => return Err(err(format!("output `{name}` is not one value"))),
         }
     }
-    Ok(b.out)
+    Ok((b.out, b.values))
 }

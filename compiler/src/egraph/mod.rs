@@ -60,6 +60,21 @@ pub struct Report {
     pub cost_after: f64,
     /// Wall time of the whole run.
     pub time: Duration,
+    /// Candidate sites a rule matched structurally but a guard rejected, in the result.
+    pub misses: Vec<MissSite>,
+}
+
+/// A candidate site that did not fuse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissSite {
+    /// The rule (`ln-fuse`, ...).
+    pub rule: &'static str,
+    /// The fused op it would have made (`LayerNorm`, ...).
+    pub pattern: &'static str,
+    /// The value in the result graph that would have been fused.
+    pub value: crate::ir::ValueId,
+    /// The failed guard.
+    pub reason: String,
 }
 
 impl Report {
@@ -106,7 +121,8 @@ pub fn optimize(g: &Graph, limits: &Limits) -> Result<(Graph, Report)> {
     let eg = &runner.egraph;
     let choice = extract::choose(eg);
     let cost_after = extract::dag_cost(eg, &choice, root)?;
-    let out = convert::to_graph(g, eg, &choice, root)?;
+    let (out, built) = convert::to_graph(g, eg, &choice, root)?;
+    let misses = collect_misses(eg, &choice, &built);
     let before = count_fused(g);
     let fused = count_fused(&out)
         .into_iter()
@@ -125,6 +141,49 @@ pub fn optimize(g: &Graph, limits: &Limits) -> Result<(Graph, Report)> {
         cost_before,
         cost_after,
         time: start.elapsed(),
+        misses,
     };
     Ok((out, report))
+}
+
+/// Runs every rule's matcher, recording rejections, over the classes built into the result
+/// whose chosen node is not a fused op.
+fn collect_misses(
+    eg: &lang::KEGraph,
+    choice: &std::collections::HashMap<egg::Id, lang::KNode>,
+    built: &std::collections::HashMap<egg::Id, Vec<crate::ir::ValueId>>,
+) -> Vec<MissSite> {
+    let mut ids: Vec<egg::Id> = built.keys().copied().collect();
+    ids.sort();
+    let mut out = Vec::new();
+    for id in ids {
+        let fused = choice
+            .get(&id)
+            .and_then(|n| n.as_op())
+            .is_some_and(|op| fused_name(op).is_some());
+        let [value] = built[&id].as_slice() else {
+            continue;
+        };
+        if fused {
+            continue;
+        }
+        for (rule, pattern, matcher) in rules::RULES {
+            let mut diag = rules::Diag::recording();
+            if !matcher(eg, id, &mut diag).is_empty() {
+                continue;
+            }
+            for m in diag.misses {
+                let site = MissSite {
+                    rule,
+                    pattern,
+                    value: *value,
+                    reason: m.reason,
+                };
+                if !out.contains(&site) {
+                    out.push(site);
+                }
+            }
+        }
+    }
+    out
 }

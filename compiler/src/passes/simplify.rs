@@ -56,6 +56,7 @@ fn plan(g: &Graph, n: NodeId) -> Option<Action> {
             Some(Action::Forward(x))
         }
         Op::Cast { to } if *to == g.value(x).ty.dtype => Some(Action::Forward(x)),
+        Op::Concat { .. } | Op::Tile { .. } if same_type => Some(Action::Forward(x)),
         Op::Transpose { perm } => {
             let p = normalize_perm(perm, rank)?;
             if is_identity(&p) {

@@ -101,3 +101,16 @@ pub(crate) fn input_ref(name: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The number each node result gets in printed text (`%N`): results in topological order,
+/// as [`print`] numbers them.
+pub fn result_numbers(g: &Graph) -> Result<std::collections::HashMap<crate::ir::ValueId, usize>> {
+    let mut out = std::collections::HashMap::new();
+    for n in g.topo_order()? {
+        for &v in &g.node(n).outputs {
+            let i = out.len();
+            out.insert(v, i);
+        }
+    }
+    Ok(out)
+}

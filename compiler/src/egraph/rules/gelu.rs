@@ -2,19 +2,22 @@
 //! — `(x·0.5)·(1+f)`, `(x·(1+f))·0.5`, … — with constants in either operand slot, becomes
 //! `gelu(x)`, where `f` is
 //! - exact (`gelu-erf-fuse`, `approx = none`): `erf(x / √2)` or `erf(x · 1/√2)`;
-//! - tanh (`gelu-tanh-fuse`, `approx = tanh`, GPT-2 `gelu_new`):
-//!   `tanh(√(2/π) · (x + 0.044715 · x³))` with `x³` spelled `Pow(x, 3)`.
+//! - tanh (`gelu-tanh-fuse`, `approx = tanh`, GPT-2 `gelu_new`, BLOOM's `bloom_gelu_forward`):
+//!   `tanh(√(2/π) · (x + 0.044715 · x³))` in any grouping and spelling of the cube
+//!   (`Pow(x, 3)`, `x·x·x`, `√(2/π)·x·(1 + 0.044715·x·x)`): the argument is read as a
+//!   polynomial in x ([`poly`](super::poly)) and compared coefficient by coefficient.
 //!
-//! Guards: 0.5, 1, 3 and 0.044715 within 1e-6; √2, 1/√2 and √(2/π) within 1e-4 (exporters
-//! write √2 as 1.4142099618911743 or `M_SQRT2`, √(2/π) as 0.7978845608 or 0.79788456); every
-//! occurrence of `x` is the same e-class.
+//! Guards: 0.5 and 1 within 1e-6; the argument's coefficients within a relative 1e-4
+//! (exporters write √2 as 1.4142099618911743 or `M_SQRT2`, √(2/π) as 0.7978845608 or
+//! 0.79788456); every occurrence of `x` is the same e-class.
 
-use super::{bin, comm, same, un};
+use super::poly::{close, poly};
+use super::{bin, comm, push_unique, un, Diag, Recipe};
 use crate::egraph::analysis::is_scalar;
-use crate::egraph::lang::{KEGraph, KNode};
+use crate::egraph::lang::KEGraph;
 use crate::ir::{BinaryOp, GeluApprox, Op, UnaryOp};
 use egg::Id;
-use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_PI, SQRT_2};
+use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_PI};
 
 /// Tolerance for the irrational constants.
 const IRRATIONAL_TOL: f64 = 1e-4;
@@ -26,30 +29,16 @@ const CUBIC: f64 = 0.044715;
 /// A check of the unary's argument class against `x`.
 type ArgCheck = fn(&KEGraph, Id, Id) -> bool;
 
-/// True when class `u` holds `x / √2` or `x · (1/√2)`.
+/// True when class `u` is `x / √2` (any spelling of the constant, `· 1/√2` too).
 fn is_x_over_sqrt2(eg: &KEGraph, u: Id, x: Id) -> bool {
-    let div = bin(eg, u, BinaryOp::Div)
-        .into_iter()
-        .any(|(a, c)| same(eg, a, x) && is_scalar(eg, c, SQRT_2, IRRATIONAL_TOL));
-    div || comm(eg, u, BinaryOp::Mul)
-        .into_iter()
-        .any(|(a, c)| same(eg, a, x) && is_scalar(eg, c, FRAC_1_SQRT_2, IRRATIONAL_TOL))
+    poly(eg, u, x).is_some_and(|p| close(&p, &[0.0, FRAC_1_SQRT_2, 0.0, 0.0, 0.0], IRRATIONAL_TOL))
 }
 
-/// True when class `u` holds `√(2/π) · (x + 0.044715 · x³)`.
+/// True when class `u` is `√(2/π) · (x + 0.044715 · x³)`, in any grouping (GPT-2's
+/// `gelu_new`, BLOOM's `x · k · (1 + c·x·x)`).
 fn is_tanh_arg(eg: &KEGraph, u: Id, x: Id) -> bool {
-    comm(eg, u, BinaryOp::Mul).into_iter().any(|(inner, k)| {
-        is_scalar(eg, k, FRAC_2_PI.sqrt(), IRRATIONAL_TOL)
-            && comm(eg, inner, BinaryOp::Add).into_iter().any(|(a, t)| {
-                same(eg, a, x)
-                    && comm(eg, t, BinaryOp::Mul).into_iter().any(|(cube, c)| {
-                        is_scalar(eg, c, CUBIC, EXACT_TOL)
-                            && bin(eg, cube, BinaryOp::Pow)
-                                .into_iter()
-                                .any(|(b, e)| same(eg, b, x) && is_scalar(eg, e, 3.0, EXACT_TOL))
-                    })
-            })
-    })
+    let k = FRAC_2_PI.sqrt();
+    poly(eg, u, x).is_some_and(|p| close(&p, &[0.0, k, 0.0, k * CUBIC, 0.0], IRRATIONAL_TOL))
 }
 
 /// True when class `e` holds `1 + f(arg)` with `f` the approximation's unary and `arg`
@@ -65,8 +54,8 @@ fn is_one_plus(eg: &KEGraph, e: Id, x: Id, approx: GeluApprox) -> bool {
 }
 
 /// The GELU nodes equal to class `root` for one formula.
-fn gelu_fuse(eg: &KEGraph, root: Id, approx: GeluApprox) -> Vec<KNode> {
-    let mut out: Vec<KNode> = Vec::new();
+fn gelu_fuse(eg: &KEGraph, root: Id, approx: GeluApprox) -> Vec<Recipe> {
+    let mut out = Vec::new();
     for (p, q) in comm(eg, root, BinaryOp::Mul) {
         for (a, b) in bin(eg, p, BinaryOp::Mul) {
             let f = [a, b, q];
@@ -80,10 +69,7 @@ fn gelu_fuse(eg: &KEGraph, root: Id, approx: GeluApprox) -> Vec<KNode> {
             ] {
                 let x = f[xi];
                 if is_scalar(eg, f[hi], 0.5, EXACT_TOL) && is_one_plus(eg, f[ei], x, approx) {
-                    let n = KNode::op(Op::Gelu { approx }, vec![x]);
-                    if !out.contains(&n) {
-                        out.push(n);
-                    }
+                    push_unique(&mut out, Recipe::one(Op::Gelu { approx }, &[x]));
                 }
             }
         }
@@ -92,11 +78,11 @@ fn gelu_fuse(eg: &KEGraph, root: Id, approx: GeluApprox) -> Vec<KNode> {
 }
 
 /// The matcher of rule `gelu-erf-fuse`.
-pub fn gelu_erf_fuse(eg: &KEGraph, root: Id) -> Vec<KNode> {
+pub fn gelu_erf_fuse(eg: &KEGraph, root: Id, _diag: &mut Diag) -> Vec<Recipe> {
     gelu_fuse(eg, root, GeluApprox::None)
 }
 
 /// The matcher of rule `gelu-tanh-fuse`.
-pub fn gelu_tanh_fuse(eg: &KEGraph, root: Id) -> Vec<KNode> {
+pub fn gelu_tanh_fuse(eg: &KEGraph, root: Id, _diag: &mut Diag) -> Vec<Recipe> {
     gelu_fuse(eg, root, GeluApprox::Tanh)
 }

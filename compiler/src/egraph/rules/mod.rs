@@ -1,22 +1,139 @@
 //! Fusion rules, one file per fused op. Each rule is a named egg [`Rewrite`] whose searcher
 //! and applier are one [`Fusion`]: a matcher function that, given an e-class, returns the
-//! fused e-nodes equal to it (after checking its guards against the analysis). The searcher
-//! reports a class when the matcher finds something; the applier re-runs the matcher, checks
-//! that each fused node type-checks to the class's own type, adds it and unions it in.
+//! [`Recipe`]s equal to it (after checking its guards against the analysis). A recipe is a
+//! short list of nodes whose last one is the fused op; the others are the glue it needs
+//! (a transpose of K, a reshape of a 3-D operand to 4-D, the sum of two bias terms). The
+//! searcher reports a class when the matcher finds something; the applier re-runs the
+//! matcher, adds each recipe's nodes checking every one type-checks, and unions the last one
+//! with the class only when its type is the class's own.
+//!
+//! Matchers also explain themselves: a structural match that a guard rejects is recorded in
+//! the [`Diag`] passed in (ignored during saturation, collected for the fusion report).
 //!
 //! Matching helpers below follow canonical ids (`find`) so they work between rebuilds.
 
+pub mod attention;
+pub mod attention_mask;
+pub mod attention_qkv;
 pub mod gelu;
 pub mod layer_norm;
+pub mod poly;
+pub mod rms_norm;
 
 use super::analysis::KAnalysis;
 use super::lang::{ops_in, KEGraph, KNode};
 use crate::ir::infer::infer_types;
-use crate::ir::{BinaryOp, Op, ReduceOp, TensorType, UnaryOp};
+use crate::ir::{BinaryOp, DType, Op, ReduceOp, TensorType, UnaryOp};
 use egg::{Applier, Id, PatternAst, Rewrite, SearchMatches, Searcher, Subst, Symbol, Var};
 
-/// A matcher: the fused nodes equal to class `id`.
-pub type Matcher = fn(&KEGraph, Id) -> Vec<KNode>;
+/// An operand of a recipe node: an existing e-class or an earlier node of the same recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arg {
+    /// An e-class of the e-graph.
+    Class(Id),
+    /// The recipe's node at this index.
+    Node(usize),
+}
+
+/// Nodes to add in order; the last equals the matched class.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recipe {
+    nodes: Vec<(Op, Vec<Arg>)>,
+}
+
+impl Recipe {
+    /// A recipe of one node over existing classes.
+    pub fn one(op: Op, children: &[Id]) -> Recipe {
+        let mut r = Recipe::default();
+        r.push(op, children.iter().map(|&c| Arg::Class(c)).collect());
+        r
+    }
+
+    /// Appends a node; returns it as an operand for later nodes.
+    pub fn push(&mut self, op: Op, args: Vec<Arg>) -> Arg {
+        self.nodes.push((op, args));
+        Arg::Node(self.nodes.len() - 1)
+    }
+
+    /// The fused (last) op.
+    pub fn root_op(&self) -> Option<&Op> {
+        self.nodes.last().map(|(op, _)| op)
+    }
+
+    /// Adds the nodes; returns the class of the last one, or None when a node does not
+    /// type-check (nothing is unioned then; added nodes stay as unused classes).
+    fn add(&self, eg: &mut KEGraph) -> Option<Id> {
+        let mut ids: Vec<Id> = Vec::with_capacity(self.nodes.len());
+        for (op, args) in &self.nodes {
+            let children: Vec<Id> = args
+                .iter()
+                .map(|a| match *a {
+                    Arg::Class(c) => Some(eg.find(c)),
+                    Arg::Node(i) => ids.get(i).copied(),
+                })
+                .collect::<Option<_>>()?;
+            let node = KNode::op(op.clone(), children);
+            node_type(eg, &node)?;
+            ids.push(eg.add(node));
+        }
+        ids.last().copied()
+    }
+}
+
+/// Pushes `r` unless an equal recipe is already in `out`.
+pub fn push_unique(out: &mut Vec<Recipe>, r: Recipe) {
+    if !out.contains(&r) {
+        out.push(r);
+    }
+}
+
+/// A structural match that a guard rejected: the class and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Miss {
+    /// The class that would have been fused.
+    pub class: Id,
+    /// The failed guard, in words.
+    pub reason: String,
+}
+
+/// Where matchers record rejected candidates.
+#[derive(Debug, Default)]
+pub struct Diag {
+    enabled: bool,
+    /// The rejected candidates, in the order found.
+    pub misses: Vec<Miss>,
+}
+
+impl Diag {
+    /// A sink that keeps what it is told.
+    pub fn recording() -> Diag {
+        Diag {
+            enabled: true,
+            misses: Vec::new(),
+        }
+    }
+
+    /// A sink that drops everything (during saturation).
+    pub fn off() -> Diag {
+        Diag::default()
+    }
+
+    /// Records that `class` matched structurally but `reason` stopped the fusion.
+    pub fn miss(&mut self, class: Id, reason: impl FnOnce() -> String) {
+        if self.enabled {
+            let m = Miss {
+                class,
+                reason: reason(),
+            };
+            if !self.misses.contains(&m) {
+                self.misses.push(m);
+            }
+        }
+    }
+}
+
+/// A matcher: the recipes equal to class `id`, with rejected candidates told to the `Diag`.
+pub type Matcher = fn(&KEGraph, Id, &mut Diag) -> Vec<Recipe>;
 
 /// A fusion rule's searcher and applier.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +148,7 @@ impl Searcher<KNode, KAnalysis> for Fusion {
         eclass: Id,
         limit: usize,
     ) -> Option<SearchMatches<'_, KNode>> {
-        if limit == 0 || (self.matcher)(egraph, eclass).is_empty() {
+        if limit == 0 || (self.matcher)(egraph, eclass, &mut Diag::off()).is_empty() {
             return None;
         }
         Some(SearchMatches {
@@ -55,13 +172,17 @@ impl Applier<KNode, KAnalysis> for Fusion {
         _ast: Option<&PatternAst<KNode>>,
         _rule: Symbol,
     ) -> Vec<Id> {
-        let want = egraph[eclass].data.ty().cloned();
+        let Some(want) = egraph[eclass].data.ty().cloned() else {
+            return Vec::new();
+        };
         let mut changed = Vec::new();
-        for node in (self.matcher)(egraph, eclass) {
-            if want.is_none() || node_type(egraph, &node) != want {
+        for recipe in (self.matcher)(egraph, eclass, &mut Diag::off()) {
+            let Some(id) = recipe.add(egraph) else {
+                continue;
+            };
+            if egraph[id].data.ty() != Some(&want) {
                 continue;
             }
-            let id = egraph.add(node);
             if egraph.union(eclass, id) {
                 changed.push(id);
             }
@@ -70,16 +191,20 @@ impl Applier<KNode, KAnalysis> for Fusion {
     }
 }
 
+/// Every rule as `(name, fused pattern name, matcher)`.
+pub const RULES: [(&str, &str, Matcher); 5] = [
+    ("ln-fuse", "LayerNorm", layer_norm::ln_fuse),
+    ("rms-fuse", "RmsNorm", rms_norm::rms_fuse),
+    ("gelu-erf-fuse", "Gelu", gelu::gelu_erf_fuse),
+    ("gelu-tanh-fuse", "Gelu", gelu::gelu_tanh_fuse),
+    ("attention-fuse", "Attention", attention::attention_fuse),
+];
+
 /// Every fusion rule, by name.
 pub fn all() -> Vec<Rewrite<KNode, KAnalysis>> {
-    let named: [(&str, Matcher); 3] = [
-        ("ln-fuse", layer_norm::ln_fuse),
-        ("gelu-erf-fuse", gelu::gelu_erf_fuse),
-        ("gelu-tanh-fuse", gelu::gelu_tanh_fuse),
-    ];
-    named
+    RULES
         .into_iter()
-        .filter_map(|(name, matcher)| {
+        .filter_map(|(name, _, matcher)| {
             let f = Fusion { matcher };
             Rewrite::new(name, f, f).ok()
         })
@@ -131,22 +256,69 @@ pub fn un(eg: &KEGraph, id: Id, op: UnaryOp) -> Vec<Id> {
         .collect()
 }
 
-/// Operands of the mean reductions in class `id` over exactly the last axis with keepdims.
-pub fn mean_last(eg: &KEGraph, id: Id) -> Vec<Id> {
-    ops_in(
-        eg,
-        id,
-        |o| matches!(o, Op::Reduce { op: ReduceOp::Mean, keepdims: true, axes } if axes.len() == 1),
-    )
-    .filter_map(|(op, c)| {
-        let (Op::Reduce { axes, .. }, [x]) = (op, c) else {
-            return None;
-        };
-        let rank = ty(eg, *x)?.rank() as i64;
-        let last = axes[0] == -1 || (rank > 0 && axes[0] == rank - 1);
-        last.then(|| eg.find(*x))
+/// `(operand, axes)` of the keepdims mean reductions in class `id`.
+pub fn means(eg: &KEGraph, id: Id) -> Vec<(Id, Vec<i64>)> {
+    ops_in(eg, id, |o| {
+        matches!(
+            o,
+            Op::Reduce {
+                op: ReduceOp::Mean,
+                keepdims: true,
+                ..
+            }
+        )
+    })
+    .filter_map(|(op, c)| match (op, c) {
+        (Op::Reduce { axes, .. }, [x]) => Some((eg.find(*x), axes.clone())),
+        _ => None,
     })
     .collect()
+}
+
+/// True when `axes` is exactly the last axis of class `x`.
+pub fn is_last_axis(eg: &KEGraph, x: Id, axes: &[i64]) -> bool {
+    let Some(rank) = ty(eg, x).map(|t| t.rank() as i64) else {
+        return false;
+    };
+    matches!(axes, [a] if rank > 0 && (*a == -1 || *a == rank - 1))
+}
+
+/// Operands of the mean reductions in class `id` over exactly the last axis with keepdims.
+pub fn mean_last(eg: &KEGraph, id: Id) -> Vec<Id> {
+    means(eg, id)
+        .into_iter()
+        .filter(|(x, axes)| is_last_axis(eg, *x, axes))
+        .map(|(x, _)| x)
+        .collect()
+}
+
+/// `(operand, target dtype)` of the cast nodes in class `id`.
+pub fn casts(eg: &KEGraph, id: Id) -> Vec<(Id, DType)> {
+    ops_in(eg, id, |o| matches!(o, Op::Cast { .. }))
+        .filter_map(|(op, c)| match (op, c) {
+            (Op::Cast { to }, [x]) => Some((eg.find(*x), *to)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Class `id` itself, then the operand of each cast in it (`x` and the `y` of `x = cast(y)`).
+pub fn through_cast(eg: &KEGraph, id: Id) -> Vec<Id> {
+    let mut out = vec![eg.find(id)];
+    out.extend(casts(eg, id).into_iter().map(|(x, _)| x));
+    out
+}
+
+/// `(op, operands)` of the nodes in class `id` whose op satisfies `f`.
+pub fn nodes(eg: &KEGraph, id: Id, f: impl Fn(&Op) -> bool) -> Vec<(Op, Vec<Id>)> {
+    ops_in(eg, id, f)
+        .map(|(op, c)| (op.clone(), c.iter().map(|&x| eg.find(x)).collect()))
+        .collect()
+}
+
+/// The dtype of class `id`.
+pub fn dtype(eg: &KEGraph, id: Id) -> Option<DType> {
+    ty(eg, id).map(|t| t.dtype)
 }
 
 /// True when `a` and `b` are the same e-class.

@@ -1,0 +1,119 @@
+//! The optimizer's report for `kiln inspect --stage optimized`: fused sites, candidate sites
+//! that did not fuse with the guard that stopped them, e-graph size, stop reason and times —
+//! as `#` comment lines above the IR text (the text stays parseable) or as a JSON object.
+
+use anyhow::Context;
+use kiln_compiler::ir::{Graph, ValueId};
+use kiln_compiler::optimize::Optimized;
+use kiln_compiler::text::result_numbers;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// A fused op in the result: `(pattern, printed value, op name)`.
+fn fused_sites(g: &Graph, names: &HashMap<ValueId, usize>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for n in g.node_ids() {
+        let node = g.node(n);
+        let pattern = match node.op {
+            kiln_compiler::ir::Op::Attention { .. } => "Attention",
+            kiln_compiler::ir::Op::LayerNorm { .. } => "LayerNorm",
+            kiln_compiler::ir::Op::RmsNorm { .. } => "RmsNorm",
+            kiln_compiler::ir::Op::Gelu { .. } => "Gelu",
+            _ => continue,
+        };
+        let at = node
+            .outputs
+            .first()
+            .and_then(|v| names.get(v))
+            .map_or_else(|| "?".to_string(), |i| format!("%{i}"));
+        out.push((pattern, at));
+    }
+    out.sort_by_key(|(_, at)| {
+        at.trim_start_matches('%')
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    });
+    out
+}
+
+/// The misses whose value is still in the result: `(rule, pattern, printed value, reason)`.
+fn misses(
+    g: &Graph,
+    r: &Optimized,
+    names: &HashMap<ValueId, usize>,
+) -> Vec<(&'static str, &'static str, String, String)> {
+    r.egraph
+        .misses
+        .iter()
+        .filter(|m| g.is_defined(m.value))
+        .filter_map(|m| {
+            let i = names.get(&m.value)?;
+            Some((m.rule, m.pattern, format!("%{i}"), m.reason.clone()))
+        })
+        .collect()
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The report as `#` lines.
+pub fn text(g: &Graph, r: &Optimized) -> anyhow::Result<String> {
+    let names = result_numbers(g).context("cannot number the optimized graph")?;
+    let e = &r.egraph;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# optimizer: {:.3} ms (canonicalize {:.3}, e-graph {:.3}, clean-up {:.3})",
+        ms(r.total_time()),
+        ms(r.canonicalize_time),
+        ms(r.egraph_time),
+        ms(r.cleanup_time)
+    );
+    let _ = writeln!(
+        s,
+        "# e-graph: {} nodes, {} classes, {} iterations, stopped: {:?}; cost {} -> {}",
+        e.egraph_nodes, e.egraph_classes, e.iterations, e.stop_reason, e.cost_before, e.cost_after
+    );
+    let sites = fused_sites(g, &names);
+    let _ = writeln!(s, "# fused: {}", sites.len());
+    for (pattern, at) in &sites {
+        let _ = writeln!(s, "#   {pattern} at {at}");
+    }
+    let missed = misses(g, r, &names);
+    let _ = writeln!(s, "# not fused: {}", missed.len());
+    for (rule, pattern, at, why) in &missed {
+        let _ = writeln!(s, "#   {pattern} candidate at {at} ({rule}): {why}");
+    }
+    Ok(s)
+}
+
+/// The report as a JSON object.
+pub fn json(g: &Graph, r: &Optimized) -> anyhow::Result<serde_json::Value> {
+    let names = result_numbers(g).context("cannot number the optimized graph")?;
+    let e = &r.egraph;
+    let sites: Vec<serde_json::Value> = fused_sites(g, &names)
+        .into_iter()
+        .map(|(p, at)| serde_json::json!({"pattern": p, "value": at}))
+        .collect();
+    let missed: Vec<serde_json::Value> = misses(g, r, &names)
+        .into_iter()
+        .map(|(rule, p, at, why)| {
+            serde_json::json!({"rule": rule, "pattern": p, "value": at, "reason": why})
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "time_ms": ms(r.total_time()),
+        "canonicalize_ms": ms(r.canonicalize_time),
+        "egraph_ms": ms(r.egraph_time),
+        "cleanup_ms": ms(r.cleanup_time),
+        "egraph_nodes": e.egraph_nodes,
+        "egraph_classes": e.egraph_classes,
+        "iterations": e.iterations,
+        "stop_reason": format!("{:?}", e.stop_reason),
+        "cost_before": e.cost_before,
+        "cost_after": e.cost_after,
+        "fused_sites": sites,
+        "not_fused": missed,
+    }))
+}
