@@ -82,7 +82,8 @@ fn the_cli_runs_and_inspects_the_optimized_graph() {
     assert_eq!(results[0].len(), results[1].len());
     for (name, want) in &results[0] {
         let got = &results[1][name];
-        common::allclose(got, want, 1e-5, 0.0).unwrap_or_else(|e| panic!("`{name}`: {e}"));
+        // -O1 fuses attention, layer norms and GELU: computed once in f64, not step by step.
+        common::allclose(got, want, 1e-4, 1e-5).unwrap_or_else(|e| panic!("`{name}`: {e}"));
     }
 
     let json = |stage: &str| -> serde_json::Value {
@@ -93,9 +94,12 @@ fn the_cli_runs_and_inspects_the_optimized_graph() {
     let optimized = json("optimized");
     assert!(imported.get("passes").is_none());
     let mut g = kiln_frontends::onnx::import::import_file(&model).unwrap();
-    let stats = canonicalize(&mut g).unwrap();
+    let before = g.num_nodes();
+    let report = kiln_compiler::optimize::optimize(&mut g).unwrap();
+    let stats = report.canonicalize;
     assert_eq!(imported["nodes"], serde_json::json!(stats.nodes_before));
-    assert_eq!(optimized["nodes"], serde_json::json!(stats.nodes_after));
+    assert_eq!(imported["nodes"], serde_json::json!(before));
+    assert_eq!(optimized["nodes"], serde_json::json!(g.num_nodes()));
     for (pass, n) in stats.per_pass() {
         assert_eq!(optimized["passes"][pass], serde_json::json!(n), "{pass}");
     }
