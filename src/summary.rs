@@ -52,7 +52,7 @@ pub struct Fusions {
     /// `attention` ops.
     #[serde(rename = "Attention")]
     pub attention: usize,
-    /// `layer_norm` ops.
+    /// `layer_norm` and `skip_layer_norm` ops.
     #[serde(rename = "LayerNorm")]
     pub layer_norm: usize,
     /// `rms_norm` ops.
@@ -89,7 +89,7 @@ pub fn summarize(g: &Graph, file: &str, stage: &str) -> Summary {
         *ops.entry(op.name()).or_insert(0) += 1;
         match op {
             Op::Attention { .. } => fusions.attention += 1,
-            Op::LayerNorm { .. } => fusions.layer_norm += 1,
+            Op::LayerNorm { .. } | Op::SkipLayerNorm { .. } => fusions.layer_norm += 1,
             Op::RmsNorm { .. } => fusions.rms_norm += 1,
             Op::Gelu { .. } => fusions.gelu += 1,
             _ => {}

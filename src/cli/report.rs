@@ -16,7 +16,8 @@ fn fused_sites(g: &Graph, names: &HashMap<ValueId, usize>) -> Vec<(&'static str,
         let node = g.node(n);
         let pattern = match node.op {
             kiln_compiler::ir::Op::Attention { .. } => "Attention",
-            kiln_compiler::ir::Op::LayerNorm { .. } => "LayerNorm",
+            kiln_compiler::ir::Op::LayerNorm { .. }
+            | kiln_compiler::ir::Op::SkipLayerNorm { .. } => "LayerNorm",
             kiln_compiler::ir::Op::RmsNorm { .. } => "RmsNorm",
             kiln_compiler::ir::Op::Gelu { .. } => "Gelu",
             _ => continue,
@@ -72,7 +73,7 @@ pub fn text(g: &Graph, r: &Optimized) -> anyhow::Result<String> {
     );
     let _ = writeln!(
         s,
-        "# e-graph: {} nodes, {} classes, {} iterations, stopped: {:?}; cost {} -> {}",
+        "# e-graph: {} nodes, {} classes, {} iterations, stopped: {:?}; DAG cost {:.1} -> {:.1}",
         e.egraph_nodes, e.egraph_classes, e.iterations, e.stop_reason, e.cost_before, e.cost_after
     );
     let sites = fused_sites(g, &names);

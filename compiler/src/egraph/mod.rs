@@ -88,7 +88,7 @@ impl Report {
 fn fused_name(op: &crate::ir::Op) -> Option<&'static str> {
     use crate::ir::Op;
     match op {
-        Op::LayerNorm { .. } => Some("LayerNorm"),
+        Op::LayerNorm { .. } | Op::SkipLayerNorm { .. } => Some("LayerNorm"),
         Op::RmsNorm { .. } => Some("RmsNorm"),
         Op::Gelu { .. } => Some("Gelu"),
         Op::Attention { .. } => Some("Attention"),

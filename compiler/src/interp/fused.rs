@@ -1,7 +1,8 @@
-//! Fused ops: LayerNorm, RmsNorm, Gelu, Attention, each written out from its definition.
+//! Fused ops: LayerNorm, SkipLayerNorm, RmsNorm, MatMulBias, Gelu, Attention, each written out
+//! from its definition.
 //!
 //! Everything is computed in f64 and rounded to the input's float dtype once. Attention lives in
-//! its own file (`attention.rs`); this one holds the normalisations and GELU.
+//! its own file (`attention.rs`); this one holds the normalisations, MatMulBias and GELU.
 
 use super::elementwise::element_count;
 use super::special::{erfc, sigmoid};
@@ -64,6 +65,41 @@ fn normalize_runs(
     out
 }
 
+/// LayerNorm of the f64 values `xv` of shape `shape` (gamma and beta of dtype `dt`), over
+/// the axes `axis..rank`; unrounded. `op` names the op in errors.
+#[allow(clippy::too_many_arguments)]
+fn layer_norm_values(
+    op: &str,
+    xv: &[f64],
+    shape: &[usize],
+    dt: DType,
+    gamma: &Tensor,
+    beta: Option<&Tensor>,
+    axis: i64,
+    eps: f64,
+) -> KResult<Vec<f64>> {
+    check_float(&format!("{op} gamma"), gamma, Some(dt))?;
+    let ax = normalize_axis(axis, shape.len())?;
+    // gamma and beta broadcast to the normalised dims x.shape[ax..].
+    let norm_dims = &shape[ax..];
+    let g = broadcast_to(&format!("{op} gamma"), gamma, norm_dims)?;
+    let b = match beta {
+        Some(t) => {
+            check_float(&format!("{op} beta"), t, Some(dt))?;
+            broadcast_to(&format!("{op} beta"), t, norm_dims)?
+        }
+        None => vec![0.0; g.len()],
+    };
+    // The normalised axes ax..rank are the trailing ones, so each group is a contiguous run.
+    let inner: usize = norm_dims.iter().product();
+    Ok(normalize_runs(xv, inner, &g, &b, |run| {
+        let n = run.len() as f64;
+        let mean = run.iter().sum::<f64>() / n;
+        let var = run.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        (mean, (var + eps).sqrt())
+    }))
+}
+
 pub fn layer_norm(
     x: &Tensor,
     gamma: &Tensor,
@@ -73,28 +109,46 @@ pub fn layer_norm(
 ) -> KResult<Tensor> {
     let dt = x.dtype();
     check_float("layer_norm input", x, None)?;
-    check_float("layer_norm gamma", gamma, Some(dt))?;
-    let ax = normalize_axis(axis, x.rank())?;
     let shape = x.shape();
-    // gamma and beta broadcast to the normalised dims x.shape[ax..].
-    let norm_dims = &shape[ax..];
-    let g = broadcast_to("layer_norm gamma", gamma, norm_dims)?;
-    let b = match beta {
-        Some(t) => {
-            check_float("layer_norm beta", t, Some(dt))?;
-            broadcast_to("layer_norm beta", t, norm_dims)?
-        }
-        None => vec![0.0; g.len()],
-    };
-    // The normalised axes ax..rank are the trailing ones, so each group is a contiguous run.
-    let inner: usize = norm_dims.iter().product();
-    let out = normalize_runs(&x.to_f64_vec(), inner, &g, &b, |run| {
-        let n = run.len() as f64;
-        let mean = run.iter().sum::<f64>() / n;
-        let var = run.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-        (mean, (var + eps).sqrt())
-    });
+    let xv = x.to_f64_vec();
+    let out = layer_norm_values("layer_norm", &xv, shape, dt, gamma, beta, axis, eps)?;
     make(dt, shape.to_vec(), &out)
+}
+
+/// `(y, sum)` with `sum = x + skip` (skip broadcast to x's shape) and `y` the LayerNorm of the
+/// unrounded sum; each rounded to x's dtype once.
+pub fn skip_layer_norm(
+    x: &Tensor,
+    skip: &Tensor,
+    gamma: &Tensor,
+    beta: Option<&Tensor>,
+    axis: i64,
+    eps: f64,
+) -> KResult<Vec<Tensor>> {
+    let dt = x.dtype();
+    check_float("skip_layer_norm input", x, None)?;
+    check_float("skip_layer_norm skip", skip, Some(dt))?;
+    let shape = x.shape();
+    let s = broadcast_to("skip_layer_norm skip", skip, shape)?;
+    let sum: Vec<f64> = x.to_f64_vec().iter().zip(&s).map(|(a, b)| a + b).collect();
+    let y = layer_norm_values("skip_layer_norm", &sum, shape, dt, gamma, beta, axis, eps)?;
+    Ok(vec![
+        make(dt, shape.to_vec(), &y)?,
+        make(dt, shape.to_vec(), &sum)?,
+    ])
+}
+
+/// `matmul(a, b) + bias` (bias broadcast to the product's shape), rounded once.
+pub fn matmul_bias(a: &Tensor, b: &Tensor, bias: &Tensor) -> KResult<Tensor> {
+    let dt = a.dtype();
+    check_float("matmul_bias input", a, None)?;
+    check_float("matmul_bias bias", bias, Some(dt))?;
+    let (shape, mut y) = super::linalg::matmul_f64(a, b)?;
+    let bv = broadcast_to("matmul_bias bias", bias, &shape)?;
+    for (v, c) in y.iter_mut().zip(bv) {
+        *v += c;
+    }
+    make(dt, shape, &y)
 }
 
 pub fn rms_norm(x: &Tensor, gamma: &Tensor, eps: f64) -> KResult<Tensor> {
@@ -147,7 +201,7 @@ pub fn attention(op: &Op, x: &[&Tensor]) -> KResult<Tensor> {
 
 #[cfg(test)]
 mod tests {
-    use super::{layer_norm, rms_norm};
+    use super::{layer_norm, matmul_bias, rms_norm, skip_layer_norm};
     use kiln_runtime::{DType, Tensor};
 
     fn t(dt: DType, shape: &[usize], v: &[f64]) -> Tensor {
@@ -260,5 +314,101 @@ mod tests {
                 .shape(),
             &[5, 3]
         );
+    }
+
+    #[test]
+    fn matmul_bias_by_hand() {
+        // [[1, 2], [3, 4]] @ [[1, 0, -1], [2, 1, 0]] = [[5, 2, -1], [11, 4, -3]].
+        let a = t(DType::F32, &[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let b = t(DType::F32, &[2, 3], &[1.0, 0.0, -1.0, 2.0, 1.0, 0.0]);
+        let bias = t(DType::F32, &[3], &[10.0, 20.0, 30.0]);
+        let y = matmul_bias(&a, &b, &bias).unwrap();
+        assert_eq!((y.shape(), y.dtype()), (&[2, 3][..], DType::F32));
+        assert_eq!(y.to_f64_vec(), [15.0, 22.0, 29.0, 21.0, 24.0, 27.0]);
+        // A [2, 1] bias stretches over the columns; a rank-1 left operand drops its row.
+        let col = t(DType::F32, &[2, 1], &[100.0, 200.0]);
+        let y = matmul_bias(&a, &b, &col).unwrap().to_f64_vec();
+        assert_eq!(y, [105.0, 102.0, 99.0, 211.0, 204.0, 197.0]);
+        let v = t(DType::F32, &[2], &[1.0, -1.0]);
+        let y = matmul_bias(&v, &b, &bias).unwrap();
+        assert_eq!(
+            (y.shape(), y.to_f64_vec()),
+            (&[3][..], vec![9.0, 19.0, 29.0])
+        );
+        // Rounded once: [1, 2^-30]·[1, 1] = 1 + 2^-30 is 1 in f32, so matmul then add gives 0;
+        // the fused op adds -1 to the exact product first.
+        let tiny = 2f64.powi(-30);
+        let a = t(DType::F32, &[1, 2], &[1.0, tiny]);
+        let b = t(DType::F32, &[2, 1], &[1.0, 1.0]);
+        let m1 = t(DType::F32, &[1], &[-1.0]);
+        assert_eq!(matmul_bias(&a, &b, &m1).unwrap().to_f64_vec(), [tiny]);
+        let two_step = super::super::linalg::matmul(&a, &b).unwrap().to_f64_vec()[0] - 1.0;
+        assert_eq!(two_step, 0.0);
+        // Errors: a bias that would widen the product, a dtype mismatch, integers.
+        let wide = t(DType::F32, &[2, 1, 3], &[0.0; 6]);
+        let a = t(DType::F32, &[2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let b = t(DType::F32, &[2, 3], &[1.0, 0.0, -1.0, 2.0, 1.0, 0.0]);
+        assert!(matmul_bias(&a, &b, &wide)
+            .unwrap_err()
+            .contains("broadcast"));
+        let b64 = t(DType::F64, &[3], &[0.0; 3]);
+        assert!(matmul_bias(&a, &b, &b64).unwrap_err().contains("dtype"));
+        let i = Tensor::from_i64_values(DType::I32, vec![1, 1], &[2]).unwrap();
+        assert!(matmul_bias(&i, &i, &i).is_err());
+    }
+
+    #[test]
+    fn skip_layer_norm_by_hand() {
+        // sum = x + skip (skip [4] broadcast) = [[2, 2, 2, 4], [0, 0, 0, 0]]. Row 0: mean 2.5,
+        // deviations [-0.5, -0.5, -0.5, 1.5], variance 0.75, + eps 0.25 → divisor 1. Row 1:
+        // deviations 0, so y = beta.
+        let x = t(
+            DType::F32,
+            &[2, 4],
+            &[1.0, 2.0, 3.0, 4.0, -1.0, 0.0, 1.0, 0.0],
+        );
+        let skip = t(DType::F32, &[4], &[1.0, 0.0, -1.0, 0.0]);
+        let g = t(DType::F32, &[4], &[1.0, 2.0, -1.0, 0.5]);
+        let b = t(DType::F32, &[4], &[0.0, 1.0, 0.0, -1.0]);
+        let out = skip_layer_norm(&x, &skip, &g, Some(&b), -1, 0.25).unwrap();
+        let [y, sum] = out.as_slice() else {
+            panic!("two outputs expected, got {}", out.len())
+        };
+        assert_eq!((y.shape(), y.dtype()), (&[2, 4][..], DType::F32));
+        assert_eq!((sum.shape(), sum.dtype()), (&[2, 4][..], DType::F32));
+        assert_eq!(sum.to_f64_vec(), [2.0, 2.0, 2.0, 4.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(y.to_f64_vec(), [-0.5, 0.0, 0.5, -0.25, 0.0, 1.0, 0.0, -1.0]);
+        // Same as layer_norm of the sum; without beta; over axes 0..2.
+        for (beta, axis) in [(Some(&b), -1), (None, -1), (None, 0)] {
+            let g = if axis == 0 {
+                t(DType::F32, &[], &[1.5])
+            } else {
+                g.clone()
+            };
+            let out = skip_layer_norm(&x, &skip, &g, beta, axis, 1e-3).unwrap();
+            let want = layer_norm(&out[1], &g, beta, axis, 1e-3).unwrap();
+            close(&out[0].to_f64_vec(), &want.to_f64_vec(), 1e-6);
+        }
+        // y normalises the unrounded sum: [1, 1] + [2^-30, 0] rounds to [1, 1] in f32 (whose
+        // layer_norm with eps 0 is 0/0), but the exact sum normalises to [1, -1].
+        let x = t(DType::F32, &[2], &[1.0, 1.0]);
+        let skip = t(DType::F32, &[2], &[2f64.powi(-30), 0.0]);
+        let one = t(DType::F32, &[], &[1.0]);
+        let out = skip_layer_norm(&x, &skip, &one, None, 0, 0.0).unwrap();
+        assert_eq!(out[1].to_f64_vec(), [1.0, 1.0]);
+        assert_eq!(out[0].to_f64_vec(), [1.0, -1.0]);
+        // Errors: a skip that does not broadcast to x, dtype mismatches.
+        let x = t(DType::F32, &[2, 4], &[0.0; 8]);
+        let bad = t(DType::F32, &[3], &[0.0; 3]);
+        let err = skip_layer_norm(&x, &bad, &g, None, -1, 1e-5).unwrap_err();
+        assert!(err.contains("skip") && err.contains("broadcast"), "{err}");
+        let wide = t(DType::F32, &[2, 2, 4], &[0.0; 16]);
+        assert!(skip_layer_norm(&x, &wide, &g, None, -1, 1e-5).is_err());
+        let s64 = t(DType::F64, &[4], &[0.0; 4]);
+        assert!(skip_layer_norm(&x, &s64, &g, None, -1, 1e-5)
+            .unwrap_err()
+            .contains("dtype"));
+        let err = skip_layer_norm(&x, &x, &s64, None, -1, 1e-5).unwrap_err();
+        assert!(err.contains("skip_layer_norm gamma"), "{err}");
     }
 }

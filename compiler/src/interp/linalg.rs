@@ -40,7 +40,18 @@ fn split(shape: &[usize], left: bool) -> Operand {
     }
 }
 
-pub fn matmul(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
+/// The checked layout of `matmul(a, b)`: output shape, matrix dims and, per output batch
+/// element, the matrix index in `a` and in `b`.
+struct Layout {
+    shape: Vec<usize>,
+    m: usize,
+    k: usize,
+    n: usize,
+    ia: Vec<usize>,
+    ib: Vec<usize>,
+}
+
+fn layout(a: &Tensor, b: &Tensor) -> KResult<Layout> {
     let dt = a.dtype();
     if b.dtype() != dt {
         return Err(format!("matmul: dtype mismatch, {dt} vs {}", b.dtype()));
@@ -76,39 +87,68 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
         shape.push(n);
     }
     element_count(&[element_count(&batch)?, m, n])?;
-    // Element (i, j) of matrix `t` in an operand with `cols` columns.
-    let at = |t: usize, i: usize, j: usize, rows: usize, cols: usize| (t * rows + i) * cols + j;
-    let result = if dt.is_float() {
-        let (av, bv) = (a.to_f64_vec(), b.to_f64_vec());
-        let mut out = Vec::new();
-        for (&ta, &tb) in ia.iter().zip(&ib) {
-            for i in 0..m {
-                for j in 0..n {
-                    let mut acc = 0.0;
-                    for p in 0..k {
-                        acc += av[at(ta, i, p, m, k)] * bv[at(tb, p, j, k, n)];
-                    }
-                    out.push(acc);
+    Ok(Layout {
+        shape,
+        m,
+        k,
+        n,
+        ia,
+        ib,
+    })
+}
+
+/// Element (i, j) of matrix `t` in an operand with `rows × cols` matrices.
+fn at(t: usize, i: usize, j: usize, rows: usize, cols: usize) -> usize {
+    (t * rows + i) * cols + j
+}
+
+/// `matmul(a, b)` of float operands as its shape and unrounded f64 values (the fused
+/// `matmul_bias` adds its bias before rounding once).
+pub(super) fn matmul_f64(a: &Tensor, b: &Tensor) -> KResult<(Vec<usize>, Vec<f64>)> {
+    let p = layout(a, b)?;
+    if !a.dtype().is_float() {
+        return Err(format!("matmul: expected floats, got {}", a.dtype()));
+    }
+    let (m, k, n) = (p.m, p.k, p.n);
+    let (av, bv) = (a.to_f64_vec(), b.to_f64_vec());
+    let mut out = Vec::new();
+    for (&ta, &tb) in p.ia.iter().zip(&p.ib) {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = 0.0;
+                for q in 0..k {
+                    acc += av[at(ta, i, q, m, k)] * bv[at(tb, q, j, k, n)];
                 }
+                out.push(acc);
             }
         }
+    }
+    Ok((p.shape, out))
+}
+
+pub fn matmul(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
+    let dt = a.dtype();
+    let result = if dt.is_float() && b.dtype() == dt {
+        let (shape, out) = matmul_f64(a, b)?;
         Tensor::from_f64_values(dt, shape, &out)
     } else {
+        let p = layout(a, b)?;
+        let (m, k, n) = (p.m, p.k, p.n);
         let (av, bv) = (a.to_i64_vec(), b.to_i64_vec());
         let mut out = Vec::new();
-        for (&ta, &tb) in ia.iter().zip(&ib) {
+        for (&ta, &tb) in p.ia.iter().zip(&p.ib) {
             for i in 0..m {
                 for j in 0..n {
                     let mut acc: i64 = 0;
-                    for p in 0..k {
-                        let prod = av[at(ta, i, p, m, k)].wrapping_mul(bv[at(tb, p, j, k, n)]);
+                    for q in 0..k {
+                        let prod = av[at(ta, i, q, m, k)].wrapping_mul(bv[at(tb, q, j, k, n)]);
                         acc = acc.wrapping_add(prod);
                     }
                     out.push(acc);
                 }
             }
         }
-        Tensor::from_i64_values(dt, shape, &out)
+        Tensor::from_i64_values(dt, p.shape, &out)
     };
     result.map_err(|e| e.to_string())
 }

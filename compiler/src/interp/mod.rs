@@ -305,6 +305,10 @@ pub fn eval_op(op: &Op, x: &[&Tensor], b: &Bindings) -> KResult<Vec<Tensor>> {
             *axis,
             *eps,
         )),
+        Op::SkipLayerNorm { axis, eps } => {
+            fused::skip_layer_norm(arg(0)?, arg(1)?, arg(2)?, x.get(3).copied(), *axis, *eps)
+        }
+        Op::MatMulBias => one(fused::matmul_bias(arg(0)?, arg(1)?, arg(2)?)),
         Op::RmsNorm { eps } => one(fused::rms_norm(arg(0)?, arg(1)?, *eps)),
         Op::Gelu { approx } => one(fused::gelu(arg(0)?, *approx)),
         Op::Attention { .. } => one(fused::attention(op, x)),

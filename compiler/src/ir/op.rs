@@ -300,6 +300,14 @@ pub enum Op {
     LayerNorm { axis: i64, eps: f64 },
     /// `(x, gamma) -> x / sqrt(mean(x², last axis) + eps) * gamma`.
     RmsNorm { eps: f64 },
+    /// `(a, b, bias) -> matmul(a, b) + bias`: [`Op::MatMul`] followed by a broadcasting add of
+    /// `bias` (same dtype, floats), which must broadcast to the product's shape without
+    /// changing it (typically `[N]`). The sum is computed in f64 and rounded once.
+    MatMulBias,
+    /// `(x, skip, gamma, [beta]) -> (y, sum)`: `sum = x + skip` (skip broadcasts to x's shape)
+    /// and `y = layer_norm(sum, gamma, beta) {axis, eps}` as [`Op::LayerNorm`]. Both outputs
+    /// have x's type; `y` normalises the unrounded f64 sum, each output rounded once.
+    SkipLayerNorm { axis: i64, eps: f64 },
     /// `(x) -> gelu(x)` with the chosen formula.
     Gelu { approx: GeluApprox },
     /// Scaled dot-product attention.
@@ -336,7 +344,7 @@ impl Op {
     pub fn num_outputs(&self) -> usize {
         match self {
             Op::Split { sizes, .. } => sizes.len(),
-            Op::TopK { .. } => 2,
+            Op::TopK { .. } | Op::SkipLayerNorm { .. } => 2,
             _ => 1,
         }
     }
@@ -369,8 +377,11 @@ impl Op {
             | Op::Gather { .. }
             | Op::GatherElements { .. }
             | Op::RmsNorm { .. } => (2, Some(2)),
-            Op::Where | Op::ScatterElements { .. } | Op::ScatterND { .. } => (3, Some(3)),
+            Op::Where | Op::ScatterElements { .. } | Op::ScatterND { .. } | Op::MatMulBias => {
+                (3, Some(3))
+            }
             Op::Conv { .. } | Op::ConvTranspose { .. } | Op::LayerNorm { .. } => (2, Some(3)),
+            Op::SkipLayerNorm { .. } => (3, Some(4)),
             Op::Concat { .. } => (1, None),
             Op::Range { .. } | Op::Dims { .. } => (0, Some(0)),
             Op::Attention {
@@ -403,7 +414,12 @@ impl Op {
     pub fn is_fused(&self) -> bool {
         matches!(
             self,
-            Op::LayerNorm { .. } | Op::RmsNorm { .. } | Op::Gelu { .. } | Op::Attention { .. }
+            Op::LayerNorm { .. }
+                | Op::RmsNorm { .. }
+                | Op::MatMulBias
+                | Op::SkipLayerNorm { .. }
+                | Op::Gelu { .. }
+                | Op::Attention { .. }
         )
     }
 }

@@ -106,6 +106,8 @@ pub fn op_name(op: &Op) -> &'static str {
         Op::ShapeOf { .. } => "shape_of",
         Op::LayerNorm { .. } => "layer_norm",
         Op::RmsNorm { .. } => "rms_norm",
+        Op::MatMulBias => "matmul_bias",
+        Op::SkipLayerNorm { .. } => "skip_layer_norm",
         Op::Gelu { .. } => "gelu",
         Op::Attention { .. } => "attention",
     }

@@ -1,6 +1,9 @@
 //! No-op removal and chain collapsing: Reshape/Expand/Slice whose output type equals the input
 //! type, identity Transposes, same-dtype Casts; Cast→Cast through an exact widening,
-//! Reshape→Reshape and Transpose→Transpose (perms composed).
+//! Reshape→Reshape and Transpose→Transpose (perms composed); single-input Concat/Tile that
+//! change nothing. Operand order of commutative binary ops is normalised — the computed value
+//! first, the weight second — so CSE sees `add(@b, %x)` and `add(%x, @b)` as one node and the
+//! e-graph rules see one spelling more often (they still try both orders).
 
 use super::{replace_node, rewrite_node};
 use crate::error::Result;
@@ -11,11 +14,34 @@ use kiln_runtime::DType;
 pub fn run(g: &mut Graph) -> Result<usize> {
     let mut changed = 0;
     for n in g.topo_order()? {
-        if simplify_node(g, n) {
+        if simplify_node(g, n) || normalize_operands(g, n) {
             changed += 1;
         }
     }
     Ok(changed)
+}
+
+/// Puts a weight operand of a commutative binary op second; true when it swapped.
+fn normalize_operands(g: &mut Graph, n: NodeId) -> bool {
+    use crate::ir::BinaryOp::*;
+    let node = g.node(n);
+    let Op::Binary(op) = node.op else {
+        return false;
+    };
+    let commutative = matches!(
+        op,
+        Add | Mul | Max | Min | Eq | And | Or | Xor | BitAnd | BitOr | BitXor
+    );
+    let [a, b] = node.inputs[..] else {
+        return false;
+    };
+    let is_weight = |v: ValueId| matches!(g.value(v).def, ValueDef::Weight(_));
+    if !commutative || !is_weight(a) || is_weight(b) {
+        return false;
+    }
+    g.set_input(n, 0, b);
+    g.set_input(n, 1, a);
+    true
 }
 
 /// What to do with one node.

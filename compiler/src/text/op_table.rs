@@ -18,7 +18,7 @@ fn dims(v: &[Dim]) -> A {
 /// Every attribute of `op`, in print order.
 pub(crate) fn op_attrs(op: &Op) -> Vec<(&'static str, A)> {
     match op {
-        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::MatMul => vec![],
+        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::MatMul | Op::MatMulBias => vec![],
         Op::Cast { to } => vec![("to", A::Ident(to.name()))],
         Op::Reduce { axes, keepdims, .. } => {
             vec![("axes", ints(axes)), ("keepdims", A::Bool(*keepdims))]
@@ -145,7 +145,9 @@ pub(crate) fn op_attrs(op: &Op) -> Vec<(&'static str, A)> {
             ("start", A::Int(*start)),
             ("end", end.map_or(A::None, A::Int)),
         ],
-        Op::LayerNorm { axis, eps } => vec![("axis", A::Int(*axis)), ("eps", A::Float(*eps))],
+        Op::LayerNorm { axis, eps } | Op::SkipLayerNorm { axis, eps } => {
+            vec![("axis", A::Int(*axis)), ("eps", A::Float(*eps))]
+        }
         Op::RmsNorm { eps } => vec![("eps", A::Float(*eps))],
         Op::Gelu { approx } => vec![("approx", A::Ident(approx.name()))],
         Op::Attention {
@@ -195,6 +197,7 @@ pub(crate) fn build_op(name: &str, f: &mut Fields<'_>) -> Option<Op> {
     Some(match name {
         "where" => Op::Where,
         "matmul" => Op::MatMul,
+        "matmul_bias" => Op::MatMulBias,
         "cast" => Op::Cast {
             to: f.word("to", &DType::ALL, DType::name),
         },
@@ -307,6 +310,10 @@ pub(crate) fn build_op(name: &str, f: &mut Fields<'_>) -> Option<Op> {
             end: f.opt_int("end"),
         },
         "layer_norm" => Op::LayerNorm {
+            axis: f.int("axis"),
+            eps: f.float("eps"),
+        },
+        "skip_layer_norm" => Op::SkipLayerNorm {
             axis: f.int("axis"),
             eps: f.float("eps"),
         },

@@ -17,8 +17,10 @@ pub mod attention_mask;
 pub mod attention_qkv;
 pub mod gelu;
 pub mod layer_norm;
+pub mod matmul_bias;
 pub mod poly;
 pub mod rms_norm;
+pub mod skip_layer_norm;
 
 use super::analysis::KAnalysis;
 use super::lang::{ops_in, KEGraph, KNode};
@@ -35,10 +37,22 @@ pub enum Arg {
     Node(usize),
 }
 
-/// Nodes to add in order; the last equals the matched class.
+/// What a recipe node is: an op, or output `i` of a multi-output op.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// An IR op over its operands.
+    Op(Op),
+    /// Output `i` of the single operand (a multi-output op).
+    Proj(u32),
+}
+
+/// Nodes to add in order; the last equals the matched class. `also` lists further equalities
+/// (recipe node, existing class) — a multi-output fused op also replaces a value beside the
+/// matched one (the residual sum of a skip layer norm).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Recipe {
-    nodes: Vec<(Op, Vec<Arg>)>,
+    nodes: Vec<(Step, Vec<Arg>)>,
+    also: Vec<(usize, Id)>,
 }
 
 impl Recipe {
@@ -49,22 +63,38 @@ impl Recipe {
         r
     }
 
-    /// Appends a node; returns it as an operand for later nodes.
+    /// Appends an op node; returns it as an operand for later nodes.
     pub fn push(&mut self, op: Op, args: Vec<Arg>) -> Arg {
-        self.nodes.push((op, args));
+        self.nodes.push((Step::Op(op), args));
         Arg::Node(self.nodes.len() - 1)
     }
 
-    /// The fused (last) op.
-    pub fn root_op(&self) -> Option<&Op> {
-        self.nodes.last().map(|(op, _)| op)
+    /// Appends output `i` of recipe node `of`; returns it as an operand.
+    pub fn proj(&mut self, of: Arg, i: u32) -> Arg {
+        self.nodes.push((Step::Proj(i), vec![of]));
+        Arg::Node(self.nodes.len() - 1)
     }
 
-    /// Adds the nodes; returns the class of the last one, or None when a node does not
-    /// type-check (nothing is unioned then; added nodes stay as unused classes).
-    fn add(&self, eg: &mut KEGraph) -> Option<Id> {
+    /// Declares that recipe node `node` also equals class `class`.
+    pub fn also(&mut self, node: Arg, class: Id) {
+        if let Arg::Node(i) = node {
+            self.also.push((i, class));
+        }
+    }
+
+    /// The fused op: the last op node.
+    pub fn root_op(&self) -> Option<&Op> {
+        self.nodes.iter().rev().find_map(|(s, _)| match s {
+            Step::Op(op) => Some(op),
+            Step::Proj(_) => None,
+        })
+    }
+
+    /// Adds the nodes; returns the class of each, or None when a node does not type-check
+    /// (nothing is unioned then; added nodes stay as unused classes).
+    fn add(&self, eg: &mut KEGraph) -> Option<Vec<Id>> {
         let mut ids: Vec<Id> = Vec::with_capacity(self.nodes.len());
-        for (op, args) in &self.nodes {
+        for (step, args) in &self.nodes {
             let children: Vec<Id> = args
                 .iter()
                 .map(|a| match *a {
@@ -72,11 +102,28 @@ impl Recipe {
                     Arg::Node(i) => ids.get(i).copied(),
                 })
                 .collect::<Option<_>>()?;
-            let node = KNode::op(op.clone(), children);
-            node_type(eg, &node)?;
+            let node = match step {
+                Step::Op(op) => {
+                    let node = KNode::op(op.clone(), children);
+                    let ins: Option<Vec<TensorType>> = node
+                        .children
+                        .iter()
+                        .map(|&c| eg[c].data.ty().cloned())
+                        .collect();
+                    infer_types(op, &ins?).ok()?;
+                    node
+                }
+                Step::Proj(i) => {
+                    let [c] = children.as_slice() else {
+                        return None;
+                    };
+                    eg[*c].data.tys.get(*i as usize)?;
+                    KNode::new(super::lang::Key::Proj(*i), children)
+                }
+            };
             ids.push(eg.add(node));
         }
-        ids.last().copied()
+        Some(ids)
     }
 }
 
@@ -177,14 +224,28 @@ impl Applier<KNode, KAnalysis> for Fusion {
         };
         let mut changed = Vec::new();
         for recipe in (self.matcher)(egraph, eclass, &mut Diag::off()) {
-            let Some(id) = recipe.add(egraph) else {
+            let Some(ids) = recipe.add(egraph) else {
                 continue;
             };
+            let Some(&id) = ids.last() else { continue };
             if egraph[id].data.ty() != Some(&want) {
+                continue;
+            }
+            let extra_ok = recipe.also.iter().all(|&(i, c)| {
+                ids.get(i).is_some_and(|&n| {
+                    egraph[n].data.ty().is_some() && egraph[n].data.ty() == egraph[c].data.ty()
+                })
+            });
+            if !extra_ok {
                 continue;
             }
             if egraph.union(eclass, id) {
                 changed.push(id);
+            }
+            for &(i, c) in &recipe.also {
+                if egraph.union(c, ids[i]) {
+                    changed.push(ids[i]);
+                }
             }
         }
         changed
@@ -192,12 +253,18 @@ impl Applier<KNode, KAnalysis> for Fusion {
 }
 
 /// Every rule as `(name, fused pattern name, matcher)`.
-pub const RULES: [(&str, &str, Matcher); 5] = [
+pub const RULES: [(&str, &str, Matcher); 7] = [
     ("ln-fuse", "LayerNorm", layer_norm::ln_fuse),
     ("rms-fuse", "RmsNorm", rms_norm::rms_fuse),
     ("gelu-erf-fuse", "Gelu", gelu::gelu_erf_fuse),
     ("gelu-tanh-fuse", "Gelu", gelu::gelu_tanh_fuse),
     ("attention-fuse", "Attention", attention::attention_fuse),
+    (
+        "matmul-bias-fuse",
+        "MatMulBias",
+        matmul_bias::matmul_bias_fuse,
+    ),
+    ("skip-ln-fuse", "LayerNorm", skip_layer_norm::skip_ln_fuse),
 ];
 
 /// Every fusion rule, by name.

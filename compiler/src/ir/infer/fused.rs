@@ -1,5 +1,5 @@
-//! Inference for the fused ops the optimizer introduces: layer_norm, rms_norm, gelu and
-//! scaled dot-product attention.
+//! Inference for the fused ops the optimizer introduces: layer_norm, skip_layer_norm,
+//! rms_norm, matmul_bias, gelu and scaled dot-product attention.
 
 use super::super::dim::Dim;
 use super::super::op::Op;
@@ -26,17 +26,41 @@ fn check_param(cx: &Ctx, i: usize, name: &str, target: &Shape, what: &str) -> Re
     Ok(())
 }
 
-/// `(x, gamma, [beta])`: gamma and beta broadcast to x's normalised dims `x.shape[axis..]`.
-pub(super) fn layer_norm(cx: &Ctx, axis: i64) -> Result<TensorType> {
-    let x = cx.float(0)?;
+/// Checks gamma (input `first`) and the optional beta after it against `x`'s normalised dims
+/// `x.shape[axis..]`.
+fn check_affine(cx: &Ctx, x: &TensorType, axis: i64, first: usize) -> Result<()> {
     let ax = cx.axis(axis, x.rank())?;
     let norm = Shape(x.shape.0.get(ax..).unwrap_or_default().to_vec());
     let what = "the normalized dims";
-    check_param(cx, 1, "gamma", &norm, what)?;
-    if cx.count() > 2 {
-        check_param(cx, 2, "beta", &norm, what)?;
+    check_param(cx, first, "gamma", &norm, what)?;
+    if cx.count() > first + 1 {
+        check_param(cx, first + 1, "beta", &norm, what)?;
     }
+    Ok(())
+}
+
+/// `(x, gamma, [beta])`: gamma and beta broadcast to x's normalised dims `x.shape[axis..]`.
+pub(super) fn layer_norm(cx: &Ctx, axis: i64) -> Result<TensorType> {
+    let x = cx.float(0)?;
+    check_affine(cx, x, axis, 1)?;
     Ok(x.clone())
+}
+
+/// `(x, skip, gamma, [beta]) -> (y, sum)`: skip broadcasts to x's shape, gamma and beta to
+/// x's normalised dims; both outputs have x's type.
+pub(super) fn skip_layer_norm(cx: &Ctx, axis: i64) -> Result<Vec<TensorType>> {
+    let x = cx.float(0)?;
+    check_param(cx, 1, "skip", &x.shape, "the shape of x")?;
+    check_affine(cx, x, axis, 2)?;
+    Ok(vec![x.clone(), x.clone()])
+}
+
+/// `(a, b, bias)`: the type of `matmul(a, b)`; bias has its dtype and broadcasts to its shape
+/// without changing it.
+pub(super) fn matmul_bias(cx: &Ctx) -> Result<TensorType> {
+    let y = super::linalg::matmul(cx)?;
+    check_param(cx, 2, "bias", &y.shape, "the product")?;
+    Ok(y)
 }
 
 /// `(x, gamma)`: gamma broadcasts to x's last dim.

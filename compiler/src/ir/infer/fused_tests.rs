@@ -1,4 +1,5 @@
-//! Tests for attention's inference in `fused.rs` (heads, grouped KV, bias, mask, rotary).
+//! Tests for the inference in `fused.rs` of attention (heads, grouped KV, bias, mask, rotary),
+//! matmul_bias and skip_layer_norm.
 
 use super::super::op::Op;
 use super::testing::{err, ok};
@@ -146,5 +147,74 @@ fn attention_head_and_shape_errors() {
     assert_eq!(
         err(&attn(8, 2, true, false, false), &[Q, K, V]),
         "attention: takes 4 inputs, got 3"
+    );
+}
+
+#[test]
+fn matmul_bias_types() {
+    let op = Op::MatMulBias;
+    let (x, w) = ("f32[batch, seq, 384]", "f32[384, 1536]");
+    assert_eq!(ok(&op, &[x, w, "f32[1536]"]), "f32[batch, seq, 1536]");
+    assert_eq!(ok(&op, &[x, w, "f32[seq, 1]"]), "f32[batch, seq, 1536]");
+    assert_eq!(ok(&op, &[x, w, "f32[]"]), "f32[batch, seq, 1536]");
+    assert_eq!(ok(&op, &["f16[k]", "f16[k, n]", "f16[n]"]), "f16[n]");
+    assert_eq!(
+        err(&op, &[x, w, "f32[384]"]),
+        "matmul_bias: input 2 (bias) [384] does not broadcast to the product \
+         [batch, seq, 1536]"
+    );
+    assert_eq!(
+        err(&op, &[x, w, "f32[2, 1, 1, 1536]"]),
+        "matmul_bias: input 2 (bias) [2, 1, 1, 1536] has more dims than the product \
+         [batch, seq, 1536]"
+    );
+    assert_eq!(
+        err(&op, &[x, w, "f16[1536]"]),
+        "matmul_bias: input 2 has dtype f16, expected the dtype of input 0 (f32)"
+    );
+    assert_eq!(
+        err(&op, &["f32[2, 3]", "f32[4, 5]", "f32[5]"]),
+        "matmul_bias: cannot multiply [2, 3] by [4, 5]: contracted dims 3 and 4 differ"
+    );
+    assert!(err(&op, &["i32[2, 2]"; 3]).contains("expected a float dtype"));
+    assert_eq!(err(&op, &[x, w]), "matmul_bias: takes 3 inputs, got 2");
+}
+
+#[test]
+fn skip_layer_norm_types() {
+    let sln = |axis| Op::SkipLayerNorm { axis, eps: 1e-12 };
+    let x = "f32[batch, seq, 384]";
+    let both = "f32[batch, seq, 384]; f32[batch, seq, 384]";
+    assert_eq!(ok(&sln(-1), &[x, x, "f32[384]", "f32[384]"]), both);
+    assert_eq!(ok(&sln(-1), &[x, x, "f32[384]"]), both);
+    assert_eq!(ok(&sln(1), &[x, "f32[384]", "f32[seq, 384]"]), both);
+    assert_eq!(
+        err(&sln(-1), &[x, "f32[2, batch, seq, 384]", "f32[384]"]),
+        "skip_layer_norm: input 1 (skip) [2, batch, seq, 384] has more dims than the shape of \
+         x [batch, seq, 384]"
+    );
+    assert_eq!(
+        err(&sln(-1), &[x, "f32[seq, 256]", "f32[384]"]),
+        "skip_layer_norm: input 1 (skip) [seq, 256] does not broadcast to the shape of x \
+         [batch, seq, 384]"
+    );
+    assert_eq!(
+        err(&sln(-1), &[x, x, "f32[seq, 384]"]),
+        "skip_layer_norm: input 2 (gamma) [seq, 384] has more dims than the normalized dims \
+         [384]"
+    );
+    assert_eq!(
+        err(&sln(-1), &[x, x, "f32[384]", "f32[256]"]),
+        "skip_layer_norm: input 3 (beta) [256] does not broadcast to the normalized dims [384]"
+    );
+    assert_eq!(
+        err(&sln(-1), &[x, "f16[384]", "f32[384]"]),
+        "skip_layer_norm: input 1 has dtype f16, expected the dtype of input 0 (f32)"
+    );
+    assert!(err(&sln(3), &[x, x, "f32[384]"]).contains("axis 3 is out of range for rank 3"));
+    assert!(err(&sln(0), &["i32[4]"; 3]).contains("expected a float dtype"));
+    assert_eq!(
+        err(&sln(-1), &[x, x]),
+        "skip_layer_norm: takes 3 to 4 inputs, got 2"
     );
 }

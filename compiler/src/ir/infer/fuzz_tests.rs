@@ -85,7 +85,7 @@ impl Rng {
 
     fn op(&mut self) -> Op {
         let b = |r: &mut Rng| r.below(2) == 0;
-        match self.below(31) {
+        match self.below(33) {
             0 => Op::Unary(self.pick(UnaryOp::ALL)),
             1 => Op::Binary(self.pick(BinaryOp::ALL)),
             2 => Op::Where,
@@ -194,6 +194,11 @@ impl Rng {
             },
             29 => Op::ScatterND {
                 reduction: self.pick(ScatterReduction::ALL),
+            },
+            30 => Op::MatMulBias,
+            31 => Op::SkipLayerNorm {
+                axis: self.int(),
+                eps: 1e-5,
             },
             _ => Op::Attention {
                 heads: self.pick(&[0, 1, 2, 4, u32::MAX]),

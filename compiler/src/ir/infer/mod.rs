@@ -105,6 +105,8 @@ pub fn infer_types(op: &Op, inputs: &[TensorType]) -> Result<Vec<TensorType>> {
             Shape::known(&[values.len() as i64]),
         ))),
         Op::LayerNorm { axis, .. } => fused::layer_norm(&cx, *axis).map(one),
+        Op::SkipLayerNorm { axis, .. } => fused::skip_layer_norm(&cx, *axis),
+        Op::MatMulBias => fused::matmul_bias(&cx).map(one),
         Op::RmsNorm { .. } => fused::rms_norm(&cx).map(one),
         Op::Gelu { .. } => fused::gelu(&cx).map(one),
         Op::Attention { .. } => fused::attention(&cx).map(one),
