@@ -106,6 +106,28 @@ pub(super) fn normalised(eg: &KEGraph, d: Id) -> Vec<(Id, bool)> {
     out
 }
 
+/// The fused op's input: `x`, or — when the normalised value was cast back (`cast_back`) — x
+/// in γ's dtype: the uncast x when x is a cast from it, else x cast down (pushed on `rec`).
+pub(super) fn fused_input(
+    eg: &KEGraph,
+    rec: &mut Recipe,
+    x: Id,
+    gamma: Id,
+    cast_back: bool,
+) -> Option<Arg> {
+    if !cast_back {
+        return Some(Arg::Class(x));
+    }
+    let want = dtype(eg, gamma);
+    match casts(eg, x)
+        .into_iter()
+        .find(|&(x0, _)| dtype(eg, x0) == want)
+    {
+        Some((x0, _)) => Some(Arg::Class(x0)),
+        None => want.map(|to| rec.push(Op::Cast { to }, vec![Arg::Class(x)])),
+    }
+}
+
 /// The LayerNorm recipes for root `root` = `d·γ (+ β)`.
 fn fuse_affine(
     eg: &KEGraph,
@@ -137,22 +159,8 @@ fn fuse_affine(
                     }
                     for eps in rstd_eps(eg, r, s, root, diag) {
                         let mut rec = Recipe::default();
-                        let xin = if cast_back {
-                            // The fused op works in γ's dtype: the uncast x when x is a cast
-                            // from it, else x cast down.
-                            let want = dtype(eg, gamma);
-                            match casts(eg, x)
-                                .into_iter()
-                                .find(|&(x0, _)| dtype(eg, x0) == want)
-                            {
-                                Some((x0, _)) => Arg::Class(x0),
-                                None => match want {
-                                    Some(to) => rec.push(Op::Cast { to }, vec![Arg::Class(x)]),
-                                    None => continue,
-                                },
-                            }
-                        } else {
-                            Arg::Class(x)
+                        let Some(xin) = fused_input(eg, &mut rec, x, gamma, cast_back) else {
+                            continue;
                         };
                         let mut args = vec![xin, Arg::Class(gamma)];
                         args.extend(beta.map(Arg::Class));

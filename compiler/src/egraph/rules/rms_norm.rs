@@ -9,8 +9,8 @@
 //! keepdims; the square is `Pow(x, 2)` or `Mul(x, x)`; 0 < ε < 1e-3; γ is 1-D with the
 //! length of x's last dim.
 
-use super::layer_norm::{affine_problem, normalised, rstd_eps, var_eps};
-use super::{bin, casts, comm, dtype, push_unique, un, Arg, Diag, Recipe};
+use super::layer_norm::{affine_problem, fused_input, normalised, rstd_eps, var_eps};
+use super::{bin, comm, push_unique, un, Arg, Diag, Recipe};
 use crate::egraph::analysis::is_scalar;
 use crate::egraph::lang::KEGraph;
 use crate::ir::{BinaryOp, Op, UnaryOp};
@@ -49,20 +49,8 @@ pub fn rms_fuse(eg: &KEGraph, root: Id, diag: &mut Diag) -> Vec<Recipe> {
                     continue;
                 }
                 let mut rec = Recipe::default();
-                let xin = if cast_back {
-                    let want = dtype(eg, gamma);
-                    match casts(eg, x)
-                        .into_iter()
-                        .find(|&(x0, _)| dtype(eg, x0) == want)
-                    {
-                        Some((x0, _)) => Arg::Class(x0),
-                        None => match want {
-                            Some(to) => rec.push(Op::Cast { to }, vec![Arg::Class(x)]),
-                            None => continue,
-                        },
-                    }
-                } else {
-                    Arg::Class(x)
+                let Some(xin) = fused_input(eg, &mut rec, x, gamma, cast_back) else {
+                    continue;
                 };
                 rec.push(Op::RmsNorm { eps }, vec![xin, Arg::Class(gamma)]);
                 push_unique(&mut out, rec);
