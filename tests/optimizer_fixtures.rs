@@ -170,22 +170,9 @@ fn onnx_files(dir: &Path) -> Vec<PathBuf> {
 /// Checks `files` on two worker threads (the interpreter is single-threaded); returns each
 /// file's result in order, after printing the summaries.
 fn check_all(files: &[PathBuf]) -> Vec<(String, Result<Checked, String>)> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(f) = files.get(i) else { break };
-                let r = check(f);
-                results.lock().unwrap().push((i, r));
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap();
-    results.sort_by_key(|(i, _)| *i);
-    results
+    kiln::parallel::parallel_map(files, 2, |f| check(f))
         .into_iter()
+        .enumerate()
         .map(|(i, r)| {
             let stem = files[i].file_stem().unwrap().to_string_lossy().into_owned();
             match &r {
