@@ -4,6 +4,7 @@
 
 pub use crate::parallel::{default_workers, QuietPanics};
 use crate::parallel::{parallel_map, parallel_ordered, take_panic_location};
+use kiln_frontends::onnx::conformance::run_case_with;
 pub use kiln_frontends::onnx::conformance::{case_dirs, compare, run_case, CaseResult, Outcome};
 use std::path::{Path, PathBuf};
 
@@ -39,11 +40,23 @@ pub fn case_name(dir: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Which backend runs the cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference interpreter on the imported graph.
+    Reference,
+    /// The CPU backend: optimize, compile to an artifact in memory, load it and run it.
+    Cpu,
+}
+
 /// Runs one case; a panic is a failure, reported with where it happened when known. Messages
 /// lose the `<case>/model.onnx: ` prefix, which the case name already says.
-pub fn run_one(dir: &Path) -> CaseResult {
+pub fn run_one(dir: &Path, backend: Backend) -> CaseResult {
     take_panic_location();
-    let mut outcome = run_case(dir);
+    let mut outcome = match backend {
+        Backend::Reference => run_case(dir),
+        Backend::Cpu => run_case_with(dir, &crate::backend::run_graph_cpu),
+    };
     let prefix = format!("{}: ", dir.join("model.onnx").display());
     if let Outcome::Fail(m) | Outcome::Skip(m) = &mut outcome {
         if let Some(rest) = m.strip_prefix(&prefix) {
@@ -68,13 +81,14 @@ pub fn run_one(dir: &Path) -> CaseResult {
 pub fn run_cases_with<E>(
     dirs: &[PathBuf],
     workers: usize,
+    backend: Backend,
     mut emit: impl FnMut(&CaseResult) -> Result<(), E>,
 ) -> Result<Vec<CaseResult>, E> {
     let mut results = Vec::with_capacity(dirs.len());
     parallel_ordered(
         dirs,
         workers,
-        |d| run_one(d),
+        |d| run_one(d, backend),
         |_, r| {
             emit(&r)?;
             results.push(r);
@@ -86,8 +100,8 @@ pub fn run_cases_with<E>(
 }
 
 /// Runs the given case folders on `workers` threads; the results are sorted by case name.
-pub fn run_cases(dirs: &[PathBuf], workers: usize) -> Vec<CaseResult> {
-    let mut results = parallel_map(dirs, workers, |d| run_one(d));
+pub fn run_cases(dirs: &[PathBuf], workers: usize, backend: Backend) -> Vec<CaseResult> {
+    let mut results = parallel_map(dirs, workers, |d| run_one(d, backend));
     results.sort_by(|a, b| a.name.cmp(&b.name));
     results
 }

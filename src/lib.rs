@@ -2,6 +2,7 @@
 //! holds what the `kiln` command line shares with applications: model loading by path, running
 //! with the reference interpreter, and `.npz` input/output files.
 
+pub mod backend;
 pub mod conformance;
 pub mod model;
 mod npy;
@@ -48,13 +49,15 @@ pub enum Error {
         /// The frontend's error (boxed: it carries file, node, op, domain and opset).
         source: Box<kiln_frontends::Error>,
     },
-    /// A model kind that Kiln recognises but cannot handle yet.
-    #[error("{}: {what} not available yet", path.display())]
-    NotAvailable {
-        /// The model path.
+    /// A `.kiln` artifact where an IR graph is needed (the reference backend, IR stages).
+    #[error(
+        "{}: a `.kiln` artifact holds a compiled plan, not an IR graph; run it with \
+         `--backend cpu`, or inspect it without `--stage`",
+        path.display()
+    )]
+    ArtifactHasNoGraph {
+        /// The artifact.
         path: PathBuf,
-        /// What is missing, e.g. "ONNX import is".
-        what: &'static str,
     },
     /// A path that is no kind of model Kiln knows.
     #[error("{}: unknown model kind (expected {})", path.display(), model::SUPPORTED_KINDS)]
@@ -97,6 +100,22 @@ pub enum Error {
         /// The interpreter's error (naming the node and op).
         source: kiln_compiler::Error,
     },
+    /// A model that could not be compiled.
+    #[error("{}: {source}", path.display())]
+    Compile {
+        /// The model file.
+        path: PathBuf,
+        /// The compiler's error.
+        source: kiln_compiler::Error,
+    },
+    /// An artifact that could not be loaded, or a compiled model that failed while running.
+    #[error("{}", runtime_message(path, source))]
+    Runtime {
+        /// The model or artifact file.
+        path: PathBuf,
+        /// The runtime's error.
+        source: kiln_runtime::Error,
+    },
     /// An `.npz` file that could not be read or written.
     #[error(transparent)]
     Npz(#[from] NpzError),
@@ -107,6 +126,27 @@ fn import_message(path: &std::path::Path, e: &kiln_frontends::Error) -> String {
     match e.path() {
         Some(_) => e.to_string(),
         None => format!("{}: {e}", path.display()),
+    }
+}
+
+/// The runtime's message, prefixed with the path unless it names the file itself (artifact,
+/// plan and code errors do).
+fn runtime_message(path: &std::path::Path, e: &kiln_runtime::Error) -> String {
+    match e {
+        kiln_runtime::Error::Artifact(_) => e.to_string(),
+        kiln_runtime::Error::Plan { .. } | kiln_runtime::Error::Code { .. } => {
+            let text = e.to_string();
+            if text.starts_with("<memory>") {
+                format!(
+                    "{}: {}",
+                    path.display(),
+                    text.trim_start_matches("<memory>: ")
+                )
+            } else {
+                text
+            }
+        }
+        _ => format!("{}: {e}", path.display()),
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The kinds of model path, for error messages.
-pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file, an `.onnx` file or a Hugging Face \
-    model folder; `.kiln` artifacts are planned";
+pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file, an `.onnx` file, a Hugging Face \
+    model folder or a `.kiln` artifact";
 
 /// What a model path holds, judged from its name and whether it is a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +49,8 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
 }
 
 /// Loads a model into an IR graph (`.kir` and `.onnx` files, the latter with external data
-/// beside it, and Hugging Face folders; `.kiln` artifacts say they are not yet available).
+/// beside it, and Hugging Face folders; a `.kiln` artifact holds a plan, not a graph).
 pub fn load_model(path: &Path) -> Result<Graph, Error> {
-    let not_yet = |what| Error::NotAvailable {
-        path: path.to_path_buf(),
-        what,
-    };
     match model_kind(path)? {
         ModelKind::Kir => {
             let src = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -73,7 +69,9 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
             })
         }
         ModelKind::HfFolder => load_hf_folder(path),
-        ModelKind::Artifact => Err(not_yet("running `.kiln` artifacts is")),
+        ModelKind::Artifact => Err(Error::ArtifactHasNoGraph {
+            path: path.to_path_buf(),
+        }),
     }
 }
 

@@ -128,19 +128,11 @@ fn bad_arguments_exit_1_with_one_line() {
     assert!(err.contains("no ONNX test cases"), "{err}");
 
     synthetic_suite(dir.path());
-    for backend in ["cpu", "cuda"] {
-        let err = user_error(&kiln(&[
-            &"conformance",
-            &dir.path(),
-            &"--backend",
-            &backend,
-        ]));
-        let want = format!("backend `{backend}` is not available yet");
-        assert!(
-            err.contains(&want) && err.contains("--backend reference"),
-            "{err}"
-        );
-    }
+    let err = user_error(&kiln(&[&"conformance", &dir.path(), &"--backend", &"cuda"]));
+    assert!(
+        err.contains("backend `cuda` is not available yet") && err.contains("--backend reference"),
+        "{err}"
+    );
     let err = user_error(&kiln(&[&"conformance", &dir.path(), &"--jobs", &"0"]));
     assert!(err.contains("--jobs"), "{err}");
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use kiln::conformance::{
-    default_workers, parse_pass_list, report_line, run_cases, Outcome, QuietPanics,
+    default_workers, parse_pass_list, report_line, run_cases, Backend, Outcome, QuietPanics,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,6 +24,17 @@ fn pass_list() -> Vec<String> {
 
 #[test]
 fn every_listed_case_still_passes() {
+    listed_cases_pass_on(Backend::Reference);
+}
+
+/// The CPU backend (optimizer, lowering, generated code, library kernels, artifact round trip)
+/// passes every case the reference interpreter passes.
+#[test]
+fn every_listed_case_passes_on_the_cpu_backend() {
+    listed_cases_pass_on(Backend::Cpu);
+}
+
+fn listed_cases_pass_on(backend: Backend) {
     let Some(node) = common::node_tests_dir() else {
         return;
     };
@@ -38,7 +49,7 @@ fn every_listed_case_still_passes() {
     let workers = default_workers();
     // A panicking case is reported with its location on its line, not as a separate note.
     let quiet = QuietPanics::install();
-    let results = run_cases(&dirs, workers);
+    let results = run_cases(&dirs, workers, backend);
     drop(quiet);
     let regressions: Vec<String> = results
         .iter()
@@ -46,14 +57,14 @@ fn every_listed_case_still_passes() {
         .filter_map(report_line)
         .collect();
     println!(
-        "{} listed cases run on {workers} threads in {:.1}s: {} regressions",
+        "{} listed cases run on {backend:?} with {workers} threads in {:.1}s: {} regressions",
         results.len(),
         start.elapsed().as_secs_f64(),
         regressions.len()
     );
     assert!(
         regressions.is_empty(),
-        "{} case(s) of {LIST} no longer pass:\n{}",
+        "{} case(s) of {LIST} no longer pass on {backend:?}:\n{}",
         regressions.len(),
         regressions.join("\n")
     );

@@ -1,14 +1,21 @@
 """Runs every ONNX fixture of ../shared/fixtures through the `kiln` CLI (`kiln run ... --backend
-reference`) and compares the output with PyTorch's (`out` in NAME.npz), rtol 1e-3, atol 1e-4.
+BACKEND`, default cpu) and compares the output with PyTorch's (`out` in NAME.npz), rtol 1e-3,
+atol 1e-4.
 
-    cargo build --release && python3 tools/check_fixtures.py [SHARED_DIR]   # needs numpy
+    cargo build --release && python3 tools/check_fixtures.py [SHARED_DIR] [--backend reference]
 
 The other-shape checks (batch 3, other sequence lengths) are in tests/onnx_fixtures.rs."""
 import os, subprocess, sys, tempfile
 import numpy as np
 
-shared = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "shared")
-kiln = os.path.join(os.path.dirname(__file__), "..", "target", "release", "kiln")
+args = sys.argv[1:]
+backend = "cpu"
+if "--backend" in args:
+    i = args.index("--backend")
+    backend = args[i + 1]
+    del args[i:i + 2]
+shared = args[0] if args else os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+kiln = os.environ.get("KILN", os.path.join(os.path.dirname(__file__), "..", "target", "release", "kiln"))
 fx = os.path.join(shared, "fixtures")
 bad = 0
 with tempfile.TemporaryDirectory() as tmp:
@@ -20,7 +27,7 @@ with tempfile.TemporaryDirectory() as tmp:
         for model in (f"{fam}.onnx", f"{fam}-dynamo.onnx"):
             out = os.path.join(tmp, f"{model}.npz")
             r = subprocess.run([kiln, "run", os.path.join(fx, model), "--inputs", inputs, "--outputs", out,
-                                "--backend", "reference"], capture_output=True, text=True)
+                                "--backend", backend], capture_output=True, text=True)
             if r.returncode != 0:
                 print(f"{model:24s} FAILED: {r.stderr.strip()}")
                 bad += 1

@@ -77,9 +77,29 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A generated kernel that is malformed or that Cranelift could not compile.
+    #[error("generated kernel `{kernel}`: {message}")]
+    Codegen {
+        /// The kernel's name.
+        kernel: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A graph the lowering cannot turn into a plan (an internal inconsistency).
+    #[error("lowering: {message}")]
+    Lower {
+        /// What is wrong.
+        message: String,
+    },
     /// An error from the runtime's tensor layer.
     #[error(transparent)]
-    Tensor(#[from] kiln_runtime::Error),
+    Tensor(Box<kiln_runtime::Error>),
+}
+
+impl From<kiln_runtime::Error> for Error {
+    fn from(e: kiln_runtime::Error) -> Error {
+        Error::Tensor(Box::new(e))
+    }
 }
 
 /// Shorthand for results in this crate.

@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// The element type of a tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DType {
     /// IEEE 754 binary32.
     F32,
@@ -98,7 +100,7 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for d in DType::ALL {
-            assert_eq!(DType::from_name(d.name()), Ok(d));
+            assert_eq!(DType::from_name(d.name()).ok(), Some(d));
         }
         assert!(DType::from_name("f8").is_err());
     }

@@ -1,7 +1,7 @@
 //! The runtime's error type.
 
 /// Everything that can go wrong in `kiln-runtime`.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A tensor's element count does not match its shape.
     #[error("tensor of shape {shape:?} needs {expected} elements of {dtype}, got {found}")]
@@ -41,4 +41,46 @@ pub enum Error {
         /// The name that was given.
         name: String,
     },
+    /// An artifact that cannot be loaded (the message names the file and what is wrong).
+    #[error(transparent)]
+    Artifact(Box<crate::artifact::ArtifactError>),
+    /// An artifact whose plan section is invalid.
+    #[error("{file}: {source}")]
+    Plan {
+        /// The artifact file.
+        file: String,
+        /// What is wrong with the plan.
+        source: crate::plan::PlanError,
+    },
+    /// An artifact whose code section cannot be loaded.
+    #[error("{file}: code section: {source}")]
+    Code {
+        /// The artifact file.
+        file: String,
+        /// What is wrong with the object code.
+        source: Box<crate::code::CodeError>,
+    },
+    /// An input that does not match the plan (name, dtype, rank or dims).
+    #[error(transparent)]
+    Input(#[from] crate::ops::InputError),
+    /// A step that failed while running.
+    #[error("{step}: {message}")]
+    Step {
+        /// The step and the IR node it came from.
+        step: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A run that could not start (shapes that do not evaluate, memory, threads).
+    #[error("{message}")]
+    Run {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl From<crate::artifact::ArtifactError> for Error {
+    fn from(e: crate::artifact::ArtifactError) -> Error {
+        Error::Artifact(Box::new(e))
+    }
 }

@@ -1,13 +1,26 @@
-//! Kiln runtime: host tensors and (later) the `.kiln` artifact loader and executor.
+//! Kiln runtime: host tensors, the `.kiln` artifact format and loader, the execution plan, the
+//! executor with its library kernels, and the reference kernels of every op.
 //!
 //! This crate never depends on the compiler: an application that only runs artifacts compiles
 //! none of the optimizer, code generator or frontends.
 
+pub mod artifact;
+pub mod code;
+pub mod cpu;
 mod dtype;
 mod error;
+mod exec;
+pub mod kernels;
+mod model;
+pub mod ops;
+pub mod plan;
+pub mod reference;
 mod tensor;
 
+pub use cpu::{CpuFeature, CpuFeatures};
 pub use dtype::DType;
 pub use error::Error;
+pub use exec::{Layout, Session};
 pub use half::{bf16, f16};
+pub use model::{LoadOptions, Model};
 pub use tensor::{Tensor, TensorData};

@@ -1,6 +1,7 @@
-//! `kiln conformance DIR`: runs an ONNX backend-test folder on the reference interpreter across
-//! worker threads, prints one line per case that fails or is skipped (sorted by case name) and
-//! the final line `N passed, M failed, K skipped`; optionally writes the pass list.
+//! `kiln conformance DIR`: runs an ONNX backend-test folder on the reference interpreter or the
+//! CPU backend across worker threads, prints one line per case that fails or is skipped (sorted
+//! by case name) and the final line `N passed, M failed, K skipped`; optionally writes the pass
+//! list.
 //!
 //! Failing cases are a report, not an error: the exit status is 0 whenever the cases ran.
 
@@ -16,15 +17,13 @@ use std::path::Path;
 /// Runs `kiln conformance`.
 pub fn conformance(args: &ConformanceArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let shown = args.dir.display().to_string();
-    match args.backend {
-        Backend::Reference => {}
-        Backend::Cpu => bail!(
-            "{shown}: backend `cpu` is not available yet (issue: CPU backend); use --backend reference"
-        ),
+    let backend = match args.backend {
+        Backend::Reference => kiln::conformance::Backend::Reference,
+        Backend::Cpu => kiln::conformance::Backend::Cpu,
         Backend::Cuda => bail!(
-            "{shown}: backend `cuda` is not available yet (issue: CUDA backend); use --backend reference"
+            "{shown}: backend `cuda` is not available yet (issue: CUDA backend); use --backend reference or cpu"
         ),
-    }
+    };
     let filter = args.filter.as_deref().filter(|f| !f.is_empty());
     if let (Some(list), Some(f)) = (&args.write_pass_list, filter) {
         bail!(
@@ -44,7 +43,7 @@ pub fn conformance(args: &ConformanceArgs, out: &mut dyn Write) -> anyhow::Resul
 
     let results = {
         let _quiet = QuietPanics::install();
-        run_cases_with(&dirs, workers, |r| -> std::io::Result<()> {
+        run_cases_with(&dirs, workers, backend, |r| -> std::io::Result<()> {
             match report_line(r) {
                 Some(line) => writeln!(out, "{line}"),
                 None if args.verbose => writeln!(out, "PASS {}", r.name),
@@ -118,10 +117,10 @@ mod tests {
     #[test]
     fn argument_errors_come_before_any_case_runs() {
         let a = ConformanceArgs {
-            backend: Backend::Cpu,
+            backend: Backend::Cuda,
             ..args("/nonexistent")
         };
-        assert!(error_of(&a).contains("backend `cpu` is not available yet"));
+        assert!(error_of(&a).contains("backend `cuda` is not available yet"));
         let a = ConformanceArgs {
             jobs: Some(0),
             ..args("/nonexistent")

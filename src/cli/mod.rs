@@ -1,8 +1,8 @@
-//! The `kiln` command line: argument definitions (clap derive), dispatch, and the subcommands
-//! that work today (`inspect`, `run`, `conformance`). The argument surface follows the contract
-//! in DESIGN.md; subcommands whose machinery does not exist yet parse their arguments and say
-//! when they arrive.
+//! The `kiln` command line: argument definitions (clap derive) and dispatch, following the
+//! contract in DESIGN.md (`compile`, `run`, `inspect`, `bench`, `conformance`).
 
+mod artifact;
+mod bench;
 mod conformance;
 mod report;
 
@@ -26,13 +26,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Compile a model into a `.kiln` artifact (not available yet: arrives with the CPU backend)
+    /// Compile a model into a `.kiln` artifact
     Compile(CompileArgs),
     /// Run a model on the arrays of an .npz file and write its outputs to an .npz file
     Run(RunArgs),
     /// Print a model's IR text or a JSON summary of it
     Inspect(InspectArgs),
-    /// Time a model on given inputs; the final line is `median_ms: X` (not available yet)
+    /// Time a model or artifact on given inputs; the final line is `median_ms: X`
     Bench(BenchArgs),
     /// Run an ONNX backend-test directory; the final line is `N passed, M failed, K skipped`
     Conformance(ConformanceArgs),
@@ -43,7 +43,8 @@ pub enum Command {
 pub enum Backend {
     /// The reference interpreter (slow, exact; the oracle for every other backend).
     Reference,
-    /// Native CPU code (not available yet).
+    /// Native CPU code: the model compiled to an artifact (in memory unless it is one) and run
+    /// by the runtime.
     Cpu,
     /// NVIDIA GPUs (not available yet).
     Cuda,
@@ -63,9 +64,9 @@ pub enum Target {
 pub enum Stage {
     /// The graph as imported.
     Imported,
-    /// The graph after the optimizer (for now the canonicalization passes).
+    /// The graph after the optimizer.
     Optimized,
-    /// The kernel partition (not available yet: arrives with the CPU backend).
+    /// The execution plan: kernels, their operands and the arena slots.
     Kernels,
 }
 
@@ -91,13 +92,21 @@ pub struct CompileArgs {
     /// The code generation target.
     #[arg(long, value_enum, default_value_t = Target::Cpu)]
     pub target: Target,
+    /// CPU features the generated code may use, comma-separated (`avx2,fma,avx512f`); the
+    /// default is this machine's. The artifact is refused on machines that lack one.
+    #[arg(long, value_name = "LIST")]
+    pub cpu_features: Option<String>,
+    /// Optimization level: `-O0` skips the optimizer.
+    #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub opt_level: u8,
 }
 
 /// Arguments of `kiln run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The model: a `.kir` IR text file or an `.onnx` file (Hugging Face folders and `.kiln`
-    /// artifacts are planned).
+    /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face folder or a `.kiln`
+    /// artifact.
     pub model: PathBuf,
     /// The inputs: an .npz file whose keys are the graph's input names.
     #[arg(long, value_name = "IN.npz")]
@@ -105,12 +114,10 @@ pub struct RunArgs {
     /// Where to write the outputs: an .npz file keyed by output name (written atomically).
     #[arg(long, value_name = "OUT.npz")]
     pub outputs: PathBuf,
-    /// The backend. The default is `reference` for now; it becomes `cpu` once the CPU backend
-    /// exists.
-    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    /// The backend.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
-    /// Optimization level: `-O0` skips the optimizer; every other level runs the
-    /// canonicalization passes before interpreting.
+    /// Optimization level: `-O0` skips the optimizer.
     #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
@@ -119,13 +126,13 @@ pub struct RunArgs {
 /// Arguments of `kiln inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The model: a `.kir` IR text file or an `.onnx` file (Hugging Face folders and `.kiln`
-    /// artifacts are planned).
+    /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face folder, or a `.kiln`
+    /// artifact (which shows its header, target, kernels and arena; no `--stage`).
     pub model: PathBuf,
-    /// The pipeline stage to show. `optimized` is the graph after the canonicalization passes
-    /// (the JSON summary then adds a `passes` object: nodes removed or rewritten per pass).
-    #[arg(long, value_enum, default_value_t = Stage::Imported)]
-    pub stage: Stage,
+    /// The pipeline stage to show. `optimized` is the graph after the optimizer (the JSON
+    /// summary then adds `passes` and `optimizer` objects); `kernels` is the execution plan.
+    #[arg(long, value_enum)]
+    pub stage: Option<Stage>,
     /// The output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -139,12 +146,18 @@ pub struct BenchArgs {
     /// The inputs (.npz keyed by input name).
     #[arg(long, value_name = "IN.npz")]
     pub inputs: PathBuf,
-    /// Number of timed iterations.
+    /// Number of timed iterations (after 3 untimed warm-up runs).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub iters: u32,
     /// The backend.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
+    /// Worker threads of the CPU backend (default: `KILN_THREADS`, else every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Also print the median time per kernel kind and the slowest steps (CPU backend).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// Arguments of `kiln conformance`.
@@ -153,7 +166,7 @@ pub struct ConformanceArgs {
     /// A directory in the ONNX backend-test layout (`test_*/model.onnx` + `test_data_set_*`),
     /// or its parent (`onnx-node-tests/` for `onnx-node-tests/node/`).
     pub dir: PathBuf,
-    /// The backend.
+    /// The backend (`cpu` compiles each case to an artifact in memory and runs it).
     #[arg(long, value_enum, default_value_t = Backend::Reference)]
     pub backend: Backend,
     /// Run only the cases whose name contains this text (an empty text runs every case).
@@ -176,12 +189,8 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(a) => run(&a, out),
         Command::Inspect(a) => inspect(&a, out),
-        Command::Compile(CompileArgs { .. }) => {
-            bail!("`kiln compile` is not available yet: it arrives with the CPU backend")
-        }
-        Command::Bench(BenchArgs { .. }) => {
-            bail!("`kiln bench` is not available yet: it arrives with the CPU backend")
-        }
+        Command::Compile(a) => artifact::compile(&a, out),
+        Command::Bench(a) => bench::bench(&a, out),
         Command::Conformance(a) => conformance::conformance(&a, out),
     }
 }
@@ -189,18 +198,19 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 /// Runs `kiln inspect`.
 pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.model.display().to_string();
-    let stage = match args.stage {
-        Stage::Imported => "imported",
-        Stage::Optimized => "optimized",
-        Stage::Kernels => {
-            bail!("{file}: `--stage kernels` is not available yet: it arrives with the CPU backend")
-        }
-    };
     if args.format == Format::Dot {
         bail!("{file}: `--format dot` is not available yet; use --format text or --format json");
     }
+    if args.stage.is_none() && kiln::model_kind(&args.model)? == kiln::ModelKind::Artifact {
+        return artifact::inspect_artifact(&args.model, args.format, out);
+    }
+    let stage = match args.stage.unwrap_or(Stage::Imported) {
+        Stage::Imported => "imported",
+        Stage::Optimized => "optimized",
+        Stage::Kernels => return artifact::inspect_kernels(&args.model, args.format, out),
+    };
     let mut g = kiln::load_model(&args.model)?;
-    let report = if args.stage == Stage::Optimized {
+    let report = if args.stage == Some(Stage::Optimized) {
         Some(
             kiln_compiler::optimize::optimize(&mut g)
                 .with_context(|| format!("{file}: the optimizer failed"))?,
@@ -248,22 +258,29 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.model.display().to_string();
-    match args.backend {
-        Backend::Reference => {}
-        Backend::Cpu => bail!(
-            "{file}: backend `cpu` is not available yet (issue: CPU backend); use --backend reference"
-        ),
+    let outputs = match args.backend {
+        Backend::Reference => {
+            let mut g = kiln::load_model(&args.model)?;
+            if args.opt_level > 0 {
+                kiln_compiler::optimize::optimize(&mut g)
+                    .with_context(|| format!("{file}: the optimizer failed"))?;
+            }
+            let inputs = kiln::read_npz(&args.inputs)?;
+            kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?
+        }
+        Backend::Cpu => {
+            let opts = kiln::backend::CompileOptions {
+                optimize: args.opt_level > 0,
+                ..Default::default()
+            };
+            let model = kiln::backend::load_runnable(&args.model, &opts, &Default::default())?;
+            let inputs = kiln::read_npz(&args.inputs)?;
+            kiln::backend::run_model(&model, &args.model, &inputs, &args.inputs)?
+        }
         Backend::Cuda => bail!(
-            "{file}: backend `cuda` is not available yet (issue: CUDA backend); use --backend reference"
+            "{file}: backend `cuda` is not available yet (issue: CUDA backend); use --backend cpu"
         ),
-    }
-    let mut g = kiln::load_model(&args.model)?;
-    if args.opt_level > 0 {
-        kiln_compiler::optimize::optimize(&mut g)
-            .with_context(|| format!("{file}: the optimizer failed"))?;
-    }
-    let inputs = kiln::read_npz(&args.inputs)?;
-    let outputs = kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?;
+    };
     let mut named = BTreeMap::new();
     for (name, t) in &outputs {
         if named.insert(name.clone(), t.clone()).is_some() {

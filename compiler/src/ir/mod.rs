@@ -1,18 +1,16 @@
-//! The intermediate representation: dims, types, ops, weights, graphs, inference, verifier.
+//! The intermediate representation: graphs, weights, inference, verifier. Dims, types and the op
+//! set are defined in `kiln_runtime::ops` (the execution plan shares them) and re-exported here.
 
-pub mod dim;
-mod dim_parse;
 pub mod graph;
 pub mod infer;
-pub mod op;
-mod op_names;
-pub mod types;
 pub mod verify;
 pub mod weights;
 
+pub use kiln_runtime::ops::{dim, op, types};
+
 pub use dim::{Bindings, Dim};
-pub use dim_parse::is_symbol_name;
 pub use graph::{Graph, Node, NodeId, Value, ValueDef, ValueId};
+pub use kiln_runtime::ops::is_symbol_name;
 pub use op::*;
 pub use types::{DType, Shape, TensorType};
 pub use weights::{Weight, WeightData, WeightId, WeightStore};

@@ -73,7 +73,7 @@ impl BertConfig {
         if c.is_decoder {
             return Err("decoder BERT (`is_decoder: true`) is not supported".to_string());
         }
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 c.hidden_size, c.num_attention_heads

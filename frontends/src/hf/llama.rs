@@ -85,14 +85,14 @@ impl LlamaConfig {
         }
         let heads = self.num_attention_heads;
         let kv_heads = self.num_key_value_heads.unwrap_or(heads);
-        if kv_heads == 0 || heads % kv_heads != 0 {
+        if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
             return Err(format!(
                 "`num_key_value_heads` ({kv_heads}) must be positive and divide \
                  `num_attention_heads` ({heads})"
             ));
         }
         let head_dim = self.head_dim.unwrap_or(self.hidden_size / heads);
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(format!(
                 "`head_dim` must be positive and even, got {head_dim}"
             ));

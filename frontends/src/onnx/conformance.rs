@@ -1,5 +1,5 @@
 //! Runner for the ONNX backend test layout (`model.onnx` + `test_data_set_*/{input,output}_N.pb`):
-//! import, run on the reference interpreter, compare with the expected outputs.
+//! import, run on the reference interpreter or another backend, compare with the expected outputs.
 
 use crate::error::Error;
 use crate::onnx::import::import_file;
@@ -74,9 +74,20 @@ pub fn case_dirs(dir: &Path, filter: Option<&str>) -> Result<Vec<PathBuf>, Error
     Ok(out)
 }
 
-/// Runs one case, catching panics (which count as failures).
+/// Runs a graph on named inputs and returns its named outputs: the backend under test.
+pub type Executor<'a> =
+    &'a (dyn Fn(&Graph, &BTreeMap<String, Tensor>) -> Result<Vec<(String, Tensor)>, String> + Sync);
+
+/// Runs one case on the reference interpreter, catching panics (which count as failures).
 pub fn run_case(dir: &Path) -> Outcome {
-    match catch_unwind(AssertUnwindSafe(|| run_case_inner(dir))) {
+    run_case_with(dir, &|g, inputs| {
+        kiln_compiler::interp::run(g, inputs).map_err(|e| e.to_string())
+    })
+}
+
+/// Runs one case on the given backend, catching panics (which count as failures).
+pub fn run_case_with(dir: &Path, exec: Executor) -> Outcome {
+    match catch_unwind(AssertUnwindSafe(|| run_case_inner(dir, exec))) {
         Ok(o) => o,
         Err(p) => {
             let msg = p
@@ -96,7 +107,7 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn run_case_inner(dir: &Path) -> Outcome {
+fn run_case_inner(dir: &Path, exec: Executor) -> Outcome {
     let graph = match import_file(&dir.join("model.onnx")) {
         Ok(g) => g,
         Err(e) => return classify(e),
@@ -113,14 +124,14 @@ fn run_case_inner(dir: &Path) -> Outcome {
         return Outcome::Fail("no test_data_set_* folder".to_string());
     }
     for set in sets {
-        if let Err(o) = run_set(&graph, &set) {
+        if let Err(o) = run_set(&graph, &set, exec) {
             return o;
         }
     }
     Outcome::Pass
 }
 
-fn run_set(graph: &Graph, set: &Path) -> Result<(), Outcome> {
+fn run_set(graph: &Graph, set: &Path, exec: Executor) -> Result<(), Outcome> {
     let names: Vec<String> = graph
         .inputs()
         .iter()
@@ -138,8 +149,7 @@ fn run_set(graph: &Graph, set: &Path) -> Result<(), Outcome> {
         };
         inputs.insert(key, t);
     }
-    let outs =
-        kiln_compiler::interp::run(graph, &inputs).map_err(|e| Outcome::Fail(e.to_string()))?;
+    let outs = exec(graph, &inputs).map_err(Outcome::Fail)?;
     let expected = numbered(set, "output");
     if expected.len() != outs.len() {
         return Err(Outcome::Fail(format!(

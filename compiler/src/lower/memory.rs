@@ -1,0 +1,129 @@
+//! The static memory plan: values in the arena get slots from their lifetimes (a slot is reused
+//! once its last reader has run; outputs never take a slot one of their own step's inputs holds,
+//! except an elementwise kernel's dying same-size input, which it may overwrite in place). Slot
+//! sizes stay symbolic; the runtime evaluates them once per run.
+
+use crate::ir::Dim;
+use kiln_runtime::plan::{Access, Kernel, Plan, Slot, Storage};
+
+fn byte_size(plan: &Plan, v: u32) -> Dim {
+    let ty = &plan.values[v as usize].ty;
+    ty.shape.numel().mul(&Dim::known(ty.dtype.size() as i64))
+}
+
+struct Slots {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+impl Slots {
+    /// A free slot for a value of `size` bytes: one already holding that size, else the most
+    /// recently freed, else a new one.
+    fn alloc(&mut self, size: Dim) -> u32 {
+        let pick = self
+            .free
+            .iter()
+            .rposition(|&s| self.slots[s as usize].sizes.contains(&size))
+            .or_else(|| self.free.len().checked_sub(1));
+        let s = match pick {
+            Some(i) => self.free.remove(i),
+            None => {
+                self.slots.push(Slot { sizes: Vec::new() });
+                self.slots.len() as u32 - 1
+            }
+        };
+        self.add_size(s, size);
+        s
+    }
+
+    fn add_size(&mut self, s: u32, size: Dim) {
+        let sizes = &mut self.slots[s as usize].sizes;
+        if !sizes.contains(&size) {
+            sizes.push(size);
+        }
+    }
+}
+
+/// Assigns a slot to every input and step output (their storage's slot numbers are rewritten).
+pub(crate) fn assign_slots(plan: &mut Plan) {
+    let n = plan.values.len();
+    let steps = plan.steps.len();
+    let mut last: Vec<Option<usize>> = vec![None; n];
+    for (i, s) in plan.steps.iter().enumerate() {
+        for &v in &s.inputs {
+            last[plan.root(v) as usize] = Some(i);
+        }
+    }
+    for io in &plan.outputs {
+        last[plan.root(io.value) as usize] = Some(steps);
+    }
+    let mut slot_of: Vec<Option<u32>> = vec![None; n];
+    let mut st = Slots {
+        slots: Vec::new(),
+        free: Vec::new(),
+    };
+    let input_ids: Vec<u32> = plan.inputs.iter().map(|io| io.value).collect();
+    for &v in &input_ids {
+        let s = st.alloc(byte_size(plan, v));
+        slot_of[v as usize] = Some(s);
+        plan.values[v as usize].storage = Storage::Input { slot: s };
+    }
+    // Inputs nobody reads free their slots at once.
+    for &v in &input_ids {
+        if last[v as usize].is_none() {
+            st.free.push(slot_of[v as usize].expect("just assigned"));
+        }
+    }
+    for i in 0..steps {
+        let step = plan.steps[i].clone();
+        let mut reused: Vec<u32> = Vec::new();
+        for &out in &step.outputs {
+            let size = byte_size(plan, out);
+            let mut slot = None;
+            if let Kernel::Generated(gk) = &step.kernel {
+                if gk.in_place {
+                    for (&v, a) in step.inputs.iter().zip(&gk.access) {
+                        let r = plan.root(v) as usize;
+                        let Some(s) = slot_of[r] else { continue };
+                        let dying =
+                            last[r] == Some(i)
+                                && !step.inputs.iter().zip(&gk.access).any(|(&w, b)| {
+                                    plan.root(w) as usize == r && *b != Access::Full
+                                });
+                        if *a == Access::Full
+                            && dying
+                            && byte_size(plan, r as u32) == size
+                            && !reused.contains(&s)
+                        {
+                            slot = Some(s);
+                            reused.push(s);
+                            st.add_size(s, size.clone());
+                            break;
+                        }
+                    }
+                }
+            }
+            let s = slot.unwrap_or_else(|| st.alloc(size));
+            slot_of[out as usize] = Some(s);
+            plan.values[out as usize].storage = Storage::Slot(s);
+        }
+        let mut dead: Vec<u32> = Vec::new();
+        for &v in &step.inputs {
+            let r = plan.root(v) as usize;
+            if last[r] == Some(i) {
+                if let Some(s) = slot_of[r] {
+                    if !reused.contains(&s) && !dead.contains(&s) {
+                        dead.push(s);
+                    }
+                }
+            }
+        }
+        for &out in &step.outputs {
+            if last[out as usize].is_none() {
+                dead.push(slot_of[out as usize].expect("just assigned"));
+            }
+        }
+        st.free.extend(dead);
+    }
+    plan.slots = st.slots;
+}

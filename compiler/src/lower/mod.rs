@@ -1,0 +1,315 @@
+//! Lowering: partitions an optimized graph into kernel calls (library GEMM with packed weights
+//! and fused epilogues, attention, row gathers, Cranelift-generated elementwise and row kernels,
+//! reference kernels for everything else), assigns every value its storage (mapped weights,
+//! arena slots, aliases) and produces the execution plan that goes into a `.kiln` artifact.
+
+mod artifact;
+mod elementwise;
+mod memory;
+mod select;
+
+pub use artifact::{compile_artifact, write_artifact, ArtifactOptions};
+
+use crate::codegen::GenKernel;
+use crate::error::{Error, Result};
+use crate::ir::{Graph, NodeId, ValueDef, ValueId};
+use kiln_runtime::plan::{Io, Kernel, Plan, Slot, Step, Storage, ValueInfo, PLAN_VERSION};
+use std::collections::{BTreeMap, HashMap};
+
+/// The result of lowering: the plan, the weights section's bytes and the kernels to generate.
+#[derive(Debug)]
+pub struct Lowered {
+    /// The execution plan.
+    pub plan: Plan,
+    /// The weights section (every weight a step reads, and packed GEMM weights), 64-byte aligned.
+    pub weights: Vec<u8>,
+    /// Kernels for the code generator, referenced by the plan's generated steps.
+    pub kernels: Vec<GenKernel>,
+}
+
+/// What lowering decided for one node.
+#[derive(Debug, Clone)]
+pub(crate) enum Choice {
+    /// A step computing `outputs` (graph value ids) from `inputs`.
+    Step(Box<PendingStep>),
+    /// The node's output is the same bytes as its input (a reshape).
+    Alias { of: ValueId },
+    /// Absorbed into another node's step (a transpose read by attention, a GELU in a GEMM
+    /// epilogue); computes nothing itself.
+    Absorbed,
+}
+
+/// A step before value ids are renumbered.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingStep {
+    pub kernel: PendingKernel,
+    pub inputs: Vec<ValueId>,
+    pub outputs: Vec<ValueId>,
+    pub origin: String,
+}
+
+/// A kernel before weights are placed: packed GEMM weights are still a graph weight value.
+#[derive(Debug, Clone)]
+pub(crate) enum PendingKernel {
+    Ready(Kernel),
+    /// A GEMM whose B is this f32 weight `[k, n]`, packed at compile time.
+    PackedGemm {
+        b: ValueId,
+        step: kiln_runtime::plan::GemmStep,
+    },
+    /// A convolution whose f32 weight is packed at compile time.
+    PackedConv {
+        w: ValueId,
+        step: kiln_runtime::plan::ConvStep,
+    },
+}
+
+/// Uses of every value: consumer nodes and whether it is a graph output.
+pub(crate) struct Uses {
+    pub consumers: HashMap<ValueId, Vec<NodeId>>,
+    pub graph_outputs: std::collections::HashSet<ValueId>,
+}
+
+impl Uses {
+    fn of(g: &Graph) -> Uses {
+        let mut consumers: HashMap<ValueId, Vec<NodeId>> = HashMap::new();
+        for n in g.node_ids() {
+            for &v in &g.node(n).inputs {
+                let list = consumers.entry(v).or_default();
+                if !list.contains(&n) {
+                    list.push(n);
+                }
+            }
+        }
+        let graph_outputs = g.outputs().iter().map(|(_, v)| *v).collect();
+        Uses {
+            consumers,
+            graph_outputs,
+        }
+    }
+
+    /// The single consuming node of `v`, when `v` is not a graph output and has exactly one.
+    pub fn sole_consumer(&self, v: ValueId) -> Option<NodeId> {
+        if self.graph_outputs.contains(&v) {
+            return None;
+        }
+        match self.consumers.get(&v).map(Vec::as_slice) {
+            Some([n]) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+/// Lowers a verified, optimized graph for a CPU target.
+pub fn lower(g: &Graph) -> Result<Lowered> {
+    crate::verify(g)?;
+    let order = g.topo_order()?;
+    let uses = Uses::of(g);
+    let mut choices: BTreeMap<NodeId, Choice> = BTreeMap::new();
+    let mut kernels = Vec::new();
+    select::choose_all(g, &order, &uses, &mut choices, &mut kernels)?;
+    elementwise::fuse(g, &order, &uses, &mut choices, &mut kernels)?;
+    build(g, &order, &choices, kernels)
+}
+
+/// Turns the choices into a plan: value renumbering, weight placement, slots.
+fn build(
+    g: &Graph,
+    order: &[NodeId],
+    choices: &BTreeMap<NodeId, Choice>,
+    kernels: Vec<GenKernel>,
+) -> Result<Lowered> {
+    let mut b = Builder {
+        g,
+        ids: HashMap::new(),
+        values: Vec::new(),
+        weights: Vec::new(),
+        weight_at: HashMap::new(),
+    };
+    // Aliases resolve to their root value (through chains of reshapes).
+    let mut alias: HashMap<ValueId, ValueId> = HashMap::new();
+    for &n in order {
+        if let Some(Choice::Alias { of }) = choices.get(&n) {
+            let root = *alias.get(of).unwrap_or(of);
+            alias.insert(g.node(n).outputs[0], root);
+        }
+    }
+    let mut inputs = Vec::new();
+    for &v in g.inputs() {
+        let id = b.value(v, Storage::Input { slot: 0 })?;
+        inputs.push(Io {
+            name: g.value(v).name.clone().unwrap_or_default(),
+            value: id,
+        });
+    }
+    let mut steps = Vec::new();
+    for &n in order {
+        let Some(Choice::Step(s)) = choices.get(&n) else {
+            continue;
+        };
+        let mut ins = Vec::new();
+        for &v in &s.inputs {
+            ins.push(b.use_value(v, &alias)?);
+        }
+        let mut outs = Vec::new();
+        for &v in &s.outputs {
+            outs.push(b.value(v, Storage::Slot(0))?);
+        }
+        let kernel = match &s.kernel {
+            PendingKernel::Ready(k) => k.clone(),
+            PendingKernel::PackedGemm { b: w, step } => b.packed_gemm(*w, *step)?,
+            PendingKernel::PackedConv { w, step } => b.packed_conv(*w, step.clone())?,
+        };
+        steps.push(Step {
+            kernel,
+            inputs: ins,
+            outputs: outs,
+            origin: s.origin.clone(),
+        });
+    }
+    // Alias values that are read later or are graph outputs get their own ids pointing at roots.
+    let mut outputs = Vec::new();
+    for (name, v) in g.outputs() {
+        outputs.push(Io {
+            name: name.clone(),
+            value: b.use_value(*v, &alias)?,
+        });
+    }
+    let mut plan = Plan {
+        version: PLAN_VERSION,
+        inputs,
+        outputs,
+        values: b.values,
+        steps,
+        slots: Vec::<Slot>::new(),
+    };
+    memory::assign_slots(&mut plan);
+    let weights = b.weights;
+    let has = |s: &str| kernels.iter().any(|k| k.name() == s);
+    plan.validate(weights.len() as u64, &has)
+        .map_err(|e| Error::Lower {
+            message: e.to_string(),
+        })?;
+    Ok(Lowered {
+        plan,
+        weights,
+        kernels,
+    })
+}
+
+struct Builder<'g> {
+    g: &'g Graph,
+    ids: HashMap<ValueId, u32>,
+    values: Vec<ValueInfo>,
+    weights: Vec<u8>,
+    weight_at: HashMap<ValueId, (u64, u64)>,
+}
+
+impl Builder<'_> {
+    /// The plan id of graph value `v`, created with `storage` (or as a weight) on first sight.
+    fn value(&mut self, v: ValueId, storage: Storage) -> Result<u32> {
+        if let Some(&id) = self.ids.get(&v) {
+            return Ok(id);
+        }
+        let val = self.g.value(v);
+        let storage = match val.def {
+            ValueDef::Weight(w) => {
+                let bytes = self.g.weights().get(w).to_tensor()?.to_le_bytes();
+                let (offset, len) = self.place(&bytes);
+                self.weight_at.insert(v, (offset, len));
+                Storage::Weight { offset, len }
+            }
+            _ => storage,
+        };
+        let id = self.values.len() as u32;
+        self.values.push(ValueInfo {
+            ty: val.ty.clone(),
+            storage,
+        });
+        self.ids.insert(v, id);
+        Ok(id)
+    }
+
+    /// The plan id of a value read by a step or returned: aliases get an `Alias` entry.
+    fn use_value(&mut self, v: ValueId, alias: &HashMap<ValueId, ValueId>) -> Result<u32> {
+        match alias.get(&v) {
+            Some(&root) if root != v => {
+                if let Some(&id) = self.ids.get(&v) {
+                    return Ok(id);
+                }
+                let r = self.value(root, Storage::Slot(0))?;
+                let id = self.values.len() as u32;
+                self.values.push(ValueInfo {
+                    ty: self.g.value(v).ty.clone(),
+                    storage: Storage::Alias(r),
+                });
+                self.ids.insert(v, id);
+                Ok(id)
+            }
+            _ => self.value(v, Storage::Slot(0)),
+        }
+    }
+
+    /// Appends bytes to the weights section at a 64-byte boundary.
+    fn place(&mut self, bytes: &[u8]) -> (u64, u64) {
+        let offset = self.weights.len().next_multiple_of(64);
+        self.weights.resize(offset, 0);
+        self.weights.extend_from_slice(bytes);
+        (offset as u64, bytes.len() as u64)
+    }
+
+    fn packed_conv(
+        &mut self,
+        w: ValueId,
+        mut step: kiln_runtime::plan::ConvStep,
+    ) -> Result<Kernel> {
+        let fail = |message: String| Error::Lower { message };
+        let ValueDef::Weight(id) = self.g.value(w).def else {
+            return Err(fail("a packed convolution weight is not a weight".into()));
+        };
+        let t = self.g.weights().get(id).to_tensor()?;
+        let data: Vec<f32> = t.to_f64_vec().into_iter().map(|x| x as f32).collect();
+        let p = step.params(&step.packing_shape()).map_err(fail)?;
+        let packed = kiln_runtime::kernels::conv::pack_weights(&data, &p)
+            .map_err(|e| fail(format!("packing a convolution weight: {e}")))?;
+        let bytes: Vec<u8> = packed.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (offset, len) = self.place(&bytes);
+        step.offset = offset;
+        step.len = len;
+        Ok(Kernel::Conv(step))
+    }
+
+    fn packed_gemm(&mut self, w: ValueId, step: kiln_runtime::plan::GemmStep) -> Result<Kernel> {
+        let ValueDef::Weight(id) = self.g.value(w).def else {
+            return Err(Error::Lower {
+                message: "a packed GEMM operand is not a weight".into(),
+            });
+        };
+        let t = self.g.weights().get(id).to_tensor()?;
+        let (k, n) = match *t.shape() {
+            [k, n] => (k, n),
+            ref s => {
+                return Err(Error::Lower {
+                    message: format!("packed GEMM weight has shape {s:?}"),
+                })
+            }
+        };
+        let data: Vec<f32> = t.to_f64_vec().into_iter().map(|x| x as f32).collect();
+        let mut packed = vec![0f32; kiln_runtime::kernels::gemm::packed_len(k, n)];
+        kiln_runtime::kernels::gemm::pack_b(&data, k, n, &mut packed).map_err(|e| {
+            Error::Lower {
+                message: format!("packing a {k}×{n} GEMM weight: {e}"),
+            }
+        })?;
+        let bytes: Vec<u8> = packed.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (offset, len) = self.place(&bytes);
+        let mut step = step;
+        step.b = kiln_runtime::plan::GemmB::Packed {
+            offset,
+            len,
+            k: k as u64,
+            n: n as u64,
+        };
+        Ok(Kernel::Gemm(step))
+    }
+}

@@ -1,0 +1,105 @@
+//! The run-time side of the memory plan: shapes and slot sizes evaluated once per run, slot
+//! offsets as 64-byte-aligned prefix sums, and one zero-initialised, 64-byte-aligned arena.
+
+use crate::ops::Bindings;
+use crate::plan::{Plan, Storage};
+
+/// Alignment of every slot (and of the arena itself), in bytes.
+pub const ALIGN: usize = 64;
+
+/// One 64-byte block; the arena is a vector of these so that its base is 64-byte aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Block([u8; ALIGN]);
+
+/// A growable, zero-initialised, 64-byte-aligned byte buffer.
+#[derive(Default)]
+pub struct Arena {
+    blocks: Vec<Block>,
+}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Arena({} bytes)", self.len())
+    }
+}
+
+impl Arena {
+    /// Grows (never shrinks) to at least `bytes` bytes; new bytes are zero.
+    pub fn reserve(&mut self, bytes: usize) {
+        let blocks = bytes.div_ceil(ALIGN);
+        if blocks > self.blocks.len() {
+            self.blocks.resize(blocks, Block([0; ALIGN]));
+        }
+    }
+
+    /// Size in bytes.
+    fn len(&self) -> usize {
+        self.blocks.len() * ALIGN
+    }
+
+    /// Base pointer (64-byte aligned, valid for `len()` bytes).
+    pub fn base(&mut self) -> *mut u8 {
+        self.blocks.as_mut_ptr().cast()
+    }
+}
+
+/// Everything about one set of bindings: each value's concrete shape and byte length, and each
+/// slot's offset in the arena.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layout {
+    /// The bindings this layout was computed for.
+    pub bindings: Bindings,
+    /// Concrete shape of every value.
+    pub shapes: Vec<Vec<usize>>,
+    /// Byte length of every value.
+    pub bytes: Vec<usize>,
+    /// Byte offset of every slot.
+    pub slot_offsets: Vec<usize>,
+    /// Total arena bytes.
+    pub arena_bytes: usize,
+}
+
+impl Layout {
+    /// Evaluates every value's shape and every slot's size under `b`.
+    pub fn compute(plan: &Plan, b: &Bindings) -> Result<Layout, String> {
+        let mut shapes = Vec::with_capacity(plan.values.len());
+        let mut bytes = Vec::with_capacity(plan.values.len());
+        for (v, info) in plan.values.iter().enumerate() {
+            let shape = info
+                .ty
+                .shape
+                .eval(b)
+                .map_err(|e| format!("value {v} of type {}: {e}", info.ty))?;
+            let n = shape
+                .iter()
+                .try_fold(info.ty.dtype.size(), |a, &d| a.checked_mul(d))
+                .ok_or_else(|| format!("value {v} of shape {shape:?} overflows memory"))?;
+            shapes.push(shape);
+            bytes.push(n);
+        }
+        let mut slot_size = vec![0usize; plan.slots.len()];
+        for (v, info) in plan.values.iter().enumerate() {
+            if let Storage::Slot(s) | Storage::Input { slot: s } = info.storage {
+                let s = s as usize;
+                slot_size[s] = slot_size[s].max(bytes[v]);
+            }
+        }
+        let mut slot_offsets = Vec::with_capacity(slot_size.len());
+        let mut total = 0usize;
+        for size in slot_size {
+            slot_offsets.push(total);
+            total = size
+                .checked_next_multiple_of(ALIGN)
+                .and_then(|s| total.checked_add(s))
+                .ok_or("the arena overflows memory")?;
+        }
+        Ok(Layout {
+            bindings: b.clone(),
+            shapes,
+            bytes,
+            slot_offsets,
+            arena_bytes: total,
+        })
+    }
+}

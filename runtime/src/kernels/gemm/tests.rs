@@ -1,0 +1,398 @@
+//! Tests of the GEMM kernels: every available ISA against an `f64` reference over edge shapes,
+//! strides and epilogues, packing, the unpacked entry point, threads, and GELU accuracy.
+
+use super::*;
+
+const SIZES: [usize; 11] = [1, 2, 3, 7, 13, 31, 32, 33, 64, 100, 129];
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::GeluErf,
+    Activation::GeluTanh,
+];
+
+fn isas() -> Vec<Isa> {
+    [Isa::Avx512, Isa::Avx2Fma, Isa::Portable]
+        .into_iter()
+        .filter(|isa| isa.available())
+        .collect()
+}
+
+/// Deterministic values in `[-1, 1)`.
+fn data(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `erf` in `f64`: `2/√π · e^{-x²} · Σ 2ⁿ x^{2n+1} / (2n+1)!!`, all terms of one sign.
+fn erf64(x: f64) -> f64 {
+    let (mut term, mut sum) = (x, x);
+    let mut n = 0.0;
+    while term.abs() > 1e-18 * sum.abs() {
+        n += 1.0;
+        term *= 2.0 * x * x / (2.0 * n + 1.0);
+        sum += term;
+    }
+    2.0 / std::f64::consts::PI.sqrt() * (-x * x).exp() * sum
+}
+
+fn act64(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::None => x,
+        Activation::Relu => x.max(0.0),
+        Activation::GeluErf => 0.5 * x * (1.0 + erf64(x / 2f64.sqrt())),
+        Activation::GeluTanh => {
+            let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+            0.5 * x * (1.0 + u.tanh())
+        }
+    }
+}
+
+/// One product: shapes, strides, epilogue choice.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    pad: usize,
+    bias: bool,
+    residual: bool,
+    act: Activation,
+}
+
+/// Runs `case` on `isa` (packed, or through `gemm` with `b_trans` when `unpacked` is set) and
+/// compares with the `f64` reference; padding columns of `C` must stay untouched.
+fn check(isa: Isa, case: Case, unpacked: Option<bool>) {
+    let Case { m, n, k, pad, .. } = case;
+    let (lda, ldb, ldc) = (k + pad, n + pad, n + 2 * pad);
+    let a = data(m * lda, 1 + (m * 31 + k) as u64);
+    let b = data(k * ldb, 2 + (n * 17 + k) as u64);
+    let bias = data(n, 3);
+    let residual = data(m * ldc, 4);
+    let ep = Epilogue {
+        bias: case.bias.then_some(&bias[..]),
+        activation: case.act,
+        residual: case.residual.then_some(&residual[..]),
+    };
+    let sentinel = 12345.0f32;
+    let mut c = vec![sentinel; m * ldc];
+    match unpacked {
+        None => {
+            let mut packed = vec![f32::NAN; packed_len(k, n)];
+            pack::pack_strided(&b, ldb, k, n, &mut packed).unwrap();
+            gemm_packed(isa, m, n, k, &a, lda, &packed, &mut c, ldc, &ep).unwrap();
+        }
+        Some(false) => gemm(isa, m, n, k, &a, lda, &b, ldb, false, &mut c, ldc, &ep).unwrap(),
+        Some(true) => {
+            let ldt = k + pad;
+            let mut bt = vec![0.0f32; n * ldt];
+            for p in 0..k {
+                for j in 0..n {
+                    bt[j * ldt + p] = b[p * ldb + j];
+                }
+            }
+            gemm(isa, m, n, k, &a, lda, &bt, ldt, true, &mut c, ldc, &ep).unwrap();
+        }
+    }
+    for i in 0..m {
+        for j in 0..ldc {
+            let got = c[i * ldc + j];
+            if j >= n {
+                assert_eq!(
+                    got, sentinel,
+                    "{isa:?} {case:?}: padding C[{i}][{j}] written"
+                );
+                continue;
+            }
+            let mut want: f64 = (0..k)
+                .map(|p| f64::from(a[i * lda + p]) * f64::from(b[p * ldb + j]))
+                .sum();
+            if case.bias {
+                want += f64::from(bias[j]);
+            }
+            want = act64(case.act, want);
+            if case.residual {
+                want += f64::from(residual[i * ldc + j]);
+            }
+            let tol = 1e-6 * (k as f64 + 8.0) * (1.0 + want.abs());
+            assert!(
+                (f64::from(got) - want).abs() <= tol,
+                "{isa:?} {case:?} unpacked={unpacked:?}: C[{i}][{j}] = {got}, want {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_isa_matches_the_reference_on_edge_shapes() {
+    for isa in isas() {
+        let mut index = 0;
+        for &m in &SIZES {
+            for &n in &SIZES {
+                for k in [
+                    SIZES[index % SIZES.len()],
+                    SIZES[(index * 7 + 3) % SIZES.len()],
+                ] {
+                    let e = index % 16;
+                    let case = Case {
+                        m,
+                        n,
+                        k,
+                        pad: (index % 3) * 3,
+                        bias: e & 1 != 0,
+                        residual: e & 2 != 0,
+                        act: ACTIVATIONS[e / 4],
+                    };
+                    check(isa, case, None);
+                    index += 1;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_epilogue_combination_on_every_isa() {
+    for isa in isas() {
+        for (m, n, k) in [(13, 33, 31), (129, 100, 64), (12, 32, 3)] {
+            for e in 0..16 {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    pad: 1,
+                    bias: e & 1 != 0,
+                    residual: e & 2 != 0,
+                    act: ACTIVATIONS[e / 4],
+                };
+                check(isa, case, None);
+            }
+        }
+    }
+}
+
+#[test]
+fn k_zero_gives_the_epilogue_of_zero() {
+    for isa in isas() {
+        for (m, n) in [(1, 1), (13, 33), (129, 64)] {
+            for e in 0..16 {
+                let case = Case {
+                    m,
+                    n,
+                    k: 0,
+                    pad: 2,
+                    bias: e & 1 != 0,
+                    residual: e & 2 != 0,
+                    act: ACTIVATIONS[e / 4],
+                };
+                check(isa, case, None);
+                check(isa, case, Some(true));
+            }
+        }
+    }
+}
+
+#[test]
+fn unpacked_b_plain_and_transposed() {
+    for isa in isas() {
+        for (i, &(m, n, k)) in [(7, 33, 13), (31, 64, 100), (2, 129, 32), (100, 3, 1)]
+            .iter()
+            .enumerate()
+        {
+            for trans in [false, true] {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    pad: i,
+                    bias: true,
+                    residual: trans,
+                    act: ACTIVATIONS[i],
+                };
+                check(isa, case, Some(trans));
+            }
+        }
+    }
+}
+
+#[test]
+fn pack_b_transposed_equals_pack_b_of_the_transpose() {
+    for (k, n) in [(1, 1), (3, 33), (100, 64), (129, 31), (70, 65)] {
+        let b = data(k * n, 9);
+        let mut bt = vec![0.0; n * k];
+        for p in 0..k {
+            for j in 0..n {
+                bt[j * k + p] = b[p * n + j];
+            }
+        }
+        let mut x = vec![f32::NAN; packed_len(k, n)];
+        let mut y = vec![f32::NAN; packed_len(k, n)];
+        pack_b(&b, k, n, &mut x).unwrap();
+        pack_b_transposed(&bt, k, n, &mut y).unwrap();
+        assert_eq!(x, y, "k={k} n={n}");
+        // Layout: panel j, row p, column c at j·k·NR + p·NR + c; padding is zero.
+        let panels = n.div_ceil(NR);
+        for j in 0..panels {
+            for p in 0..k {
+                for col in 0..NR {
+                    let want = if j * NR + col < n {
+                        b[p * n + j * NR + col]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(x[j * k * NR + p * NR + col], want);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn two_threads_match_the_reference() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for isa in isas() {
+            for (m, n, k) in [
+                (128, 384, 384),
+                (129, 100, 64),
+                (13, 33, 300),
+                (300, 20, 40),
+            ] {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    pad: 3,
+                    bias: true,
+                    residual: true,
+                    act: Activation::GeluErf,
+                };
+                check(isa, case, None);
+            }
+        }
+    });
+}
+
+#[test]
+fn bad_lengths_and_strides_are_errors() {
+    let isa = Isa::Portable;
+    let ep = Epilogue::default();
+    let (a, b, mut c) = (vec![0.0; 6], vec![0.0; packed_len(3, 2)], vec![0.0; 4]);
+    let short = gemm_packed(isa, 2, 2, 3, &a[..5], 3, &b, &mut c, 2, &ep);
+    assert!(matches!(
+        short,
+        Err(GemmError::TooShort { operand: "a", .. })
+    ));
+    let stride = gemm_packed(isa, 2, 2, 3, &a, 2, &b, &mut c, 2, &ep);
+    assert!(matches!(
+        stride,
+        Err(GemmError::BadStride { operand: "a", .. })
+    ));
+    let packed = gemm_packed(isa, 2, 2, 3, &a, 3, &b[..10], &mut c, 2, &ep);
+    assert!(matches!(
+        packed,
+        Err(GemmError::TooShort {
+            operand: "b_packed",
+            ..
+        })
+    ));
+    let bias = Epilogue {
+        bias: Some(&a[..1]),
+        ..Epilogue::default()
+    };
+    let short_bias = gemm_packed(isa, 2, 2, 3, &a, 3, &b, &mut c, 2, &bias);
+    assert!(matches!(
+        short_bias,
+        Err(GemmError::TooShort {
+            operand: "bias",
+            ..
+        })
+    ));
+    let unpacked = gemm(isa, 2, 2, 3, &a, 3, &a[..5], 2, false, &mut c, 2, &ep);
+    assert!(matches!(
+        unpacked,
+        Err(GemmError::TooShort { operand: "b", .. })
+    ));
+    assert!(pack_b(&a, 3, 2, &mut c).is_err());
+}
+
+#[test]
+fn erf_and_gelu_are_accurate() {
+    let xs: Vec<f32> = (-8000..=8000).map(|i| i as f32 * 1e-3).collect();
+    let mut worst = 0.0f64;
+    for &x in &xs {
+        worst = worst.max((f64::from(epilogue::erf(x)) - erf64(f64::from(x))).abs());
+    }
+    assert!(worst <= 1e-6, "scalar erf max error {worst}");
+    for &x in &xs {
+        let x64 = f64::from(x);
+        let scale = 1.0 + x64.abs();
+        let e = (f64::from(gelu_erf(x)) - act64(Activation::GeluErf, x64)).abs();
+        assert!(e <= 1e-6 * scale, "gelu_erf({x}) off by {e}");
+        let t = (f64::from(gelu_tanh(x)) - act64(Activation::GeluTanh, x64)).abs();
+        assert!(t <= 1e-6 * scale, "gelu_tanh({x}) off by {t}");
+    }
+    // The vector versions, through the epilogue of a k = 1 product with A = 1: C = act(B).
+    let n = xs.len();
+    let ones = vec![1.0f32; 3];
+    for isa in isas() {
+        for act in [Activation::GeluErf, Activation::GeluTanh] {
+            let ep = Epilogue {
+                activation: act,
+                ..Epilogue::default()
+            };
+            let mut c = vec![0.0; 3 * n];
+            gemm(isa, 3, n, 1, &ones, 1, &xs, n, false, &mut c, n, &ep).unwrap();
+            for (j, &x) in xs.iter().enumerate() {
+                let want = act64(act, f64::from(x));
+                let e = (f64::from(c[2 * n + j]) - want).abs();
+                let tol = 1e-6 * (1.0 + f64::from(x).abs());
+                assert!(e <= tol, "{isa:?} {act:?}({x}) off by {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn vector_erf_matches_the_reference() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let xs: Vec<f32> = (-8000..=8000).map(|i| i as f32 * 1e-3).collect();
+        if Isa::Avx512.available() {
+            for chunk in xs.chunks_exact(16) {
+                // SAFETY: AVX-512F is available (checked above); `chunk` has 16 values.
+                let got: [f32; 16] = unsafe {
+                    let v = std::arch::x86_64::_mm512_loadu_ps(chunk.as_ptr());
+                    std::mem::transmute(avx512::erf(v))
+                };
+                for (&x, &g) in chunk.iter().zip(&got) {
+                    let e = (f64::from(g) - erf64(f64::from(x))).abs();
+                    assert!(e <= 1e-6, "avx512 erf({x}) off by {e}");
+                }
+            }
+        }
+        if Isa::Avx2Fma.available() {
+            for chunk in xs.chunks_exact(8) {
+                // SAFETY: AVX2 and FMA are available (checked above); `chunk` has 8 values.
+                let got: [f32; 8] = unsafe {
+                    let v = std::arch::x86_64::_mm256_loadu_ps(chunk.as_ptr());
+                    std::mem::transmute(avx2::erf(v))
+                };
+                for (&x, &g) in chunk.iter().zip(&got) {
+                    let e = (f64::from(g) - erf64(f64::from(x))).abs();
+                    assert!(e <= 1e-6, "avx2 erf({x}) off by {e}");
+                }
+            }
+        }
+    }
+}

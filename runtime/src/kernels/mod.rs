@@ -1,0 +1,6 @@
+//! Library kernels: hand-written hot loops (GEMM with packed weights, attention) with
+//! `std::arch` AVX-512 and AVX2/FMA paths chosen at run time and a portable path elsewhere.
+
+pub mod attention;
+pub mod conv;
+pub mod gemm;

@@ -1,0 +1,151 @@
+//! A loaded model: the validated artifact, its decoded plan, its relocated code and a thread
+//! pool. `Send + Sync`: share one `Model` across threads, and give each thread a [`Session`].
+
+use crate::artifact::{Artifact, SectionKind};
+use crate::code::CodeModule;
+use crate::exec::Session;
+use crate::kernels::gemm::Isa;
+use crate::plan::Plan;
+use crate::{CpuFeatures, Error};
+use std::path::Path;
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Worker threads for the kernels (default: the machine's available parallelism, or the
+    /// `KILN_THREADS` environment variable).
+    pub threads: Option<usize>,
+}
+
+/// A loaded, validated model ready to run.
+#[derive(Debug)]
+pub struct Model {
+    artifact: Artifact,
+    plan: Plan,
+    code: Option<CodeModule>,
+    pool: rayon::ThreadPool,
+    isa: Isa,
+}
+
+impl Model {
+    /// Loads an artifact with default options.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model, Error> {
+        Model::load_with(path, &LoadOptions::default())
+    }
+
+    /// Loads an artifact: maps and validates the file (header, checksum of every byte, target
+    /// CPU features), decodes and validates the plan, and loads the code section (relocated,
+    /// then mapped read+execute).
+    pub fn load_with(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Model, Error> {
+        let path = path.as_ref();
+        let artifact = Artifact::open(path)?;
+        Model::from_artifact(artifact, &path.display().to_string(), options)
+    }
+
+    /// Loads an artifact held in memory (validated against this machine's CPU features).
+    pub fn from_bytes(bytes: Vec<u8>, options: &LoadOptions) -> Result<Model, Error> {
+        let artifact = Artifact::from_bytes(bytes, CpuFeatures::host())?;
+        Model::from_artifact(artifact, "<memory>", options)
+    }
+
+    fn from_artifact(
+        artifact: Artifact,
+        file: &str,
+        options: &LoadOptions,
+    ) -> Result<Model, Error> {
+        let plan_bytes = artifact
+            .section(SectionKind::Plan)
+            .ok_or_else(|| Error::Plan {
+                file: file.to_string(),
+                source: crate::plan::PlanError::Invalid {
+                    at: "artifact".into(),
+                    message: "has no `plan` section".into(),
+                },
+            })?;
+        let plan = Plan::decode(plan_bytes).map_err(|source| Error::Plan {
+            file: file.to_string(),
+            source,
+        })?;
+        let code = match artifact.section(SectionKind::Code) {
+            Some(obj) if !obj.is_empty() => {
+                Some(CodeModule::load(obj).map_err(|source| Error::Code {
+                    file: file.to_string(),
+                    source: Box::new(source),
+                })?)
+            }
+            _ => None,
+        };
+        let weights_len = artifact
+            .section(SectionKind::Weights)
+            .map_or(0, |w| w.len()) as u64;
+        let has = |s: &str| code.as_ref().is_some_and(|c| c.function(s).is_some());
+        plan.validate(weights_len, &has)
+            .map_err(|source| Error::Plan {
+                file: file.to_string(),
+                source,
+            })?;
+        let threads = options
+            .threads
+            .or_else(|| std::env::var("KILN_THREADS").ok()?.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("kiln-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Run {
+                message: format!("cannot start {threads} worker threads: {e}"),
+            })?;
+        Ok(Model {
+            artifact,
+            plan,
+            code,
+            pool,
+            isa: Isa::detect(),
+        })
+    }
+
+    /// A new session (per-thread scratch memory) for running this model.
+    pub fn session(&self) -> Session<'_> {
+        Session::new(self)
+    }
+
+    /// The execution plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The validated artifact (header, sections).
+    pub fn artifact(&self) -> &Artifact {
+        &self.artifact
+    }
+
+    /// The loaded code, when the artifact has a code section.
+    pub fn code(&self) -> Option<&CodeModule> {
+        self.code.as_ref()
+    }
+
+    /// The weights section (empty when there is none).
+    pub fn weights(&self) -> &[u8] {
+        self.artifact.section(SectionKind::Weights).unwrap_or(&[])
+    }
+
+    /// The instruction set the library kernels use on this machine.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The worker pool.
+    pub fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn model_and_sessions_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Model>();
+    }
+}

@@ -1,0 +1,16 @@
+//! The op set and the shape types shared by the compiler's IR and the runtime's execution plan:
+//! symbolic dims, tensor types and every op with its attributes. The compiler re-exports these
+//! as `kiln_compiler::ir`; the runtime's reference kernels and executor interpret them.
+
+mod bind;
+pub mod dim;
+mod dim_parse;
+pub mod op;
+mod op_names;
+pub mod types;
+
+pub use bind::{bind_inputs, InputError};
+pub use dim::{Bindings, Dim};
+pub use dim_parse::is_symbol_name;
+pub use op::*;
+pub use types::{Shape, TensorType};

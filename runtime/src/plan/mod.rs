@@ -1,0 +1,311 @@
+//! The execution plan stored in an artifact's `plan` section: every value with its symbolic type
+//! and where its bytes live, and the steps (kernel calls) that compute them in order.
+//!
+//! The compiler's lowering builds a [`Plan`]; the runtime decodes it, [`Plan::validate`]s every
+//! index and offset against the artifact, and the executor walks the steps. Shapes stay symbolic
+//! (`batch`, `seq`): one plan serves every binding, and the executor evaluates all shapes and the
+//! arena layout once per run.
+
+mod validate;
+
+use crate::ops::{Dim, Op, TensorType};
+use serde::{Deserialize, Serialize};
+
+pub use validate::PlanError;
+
+/// Version of the plan encoding inside the artifact's `plan` section.
+pub const PLAN_VERSION: u32 = 1;
+
+/// A compiled model's execution plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The plan encoding's version ([`PLAN_VERSION`]).
+    pub version: u32,
+    /// Graph inputs in declaration order.
+    pub inputs: Vec<Io>,
+    /// Graph outputs in declaration order.
+    pub outputs: Vec<Io>,
+    /// Every value the steps read or write, indexed by value id.
+    pub values: Vec<ValueInfo>,
+    /// The steps in execution order.
+    pub steps: Vec<Step>,
+    /// Arena slots: values whose lifetimes do not overlap share a slot.
+    pub slots: Vec<Slot>,
+}
+
+/// A named graph input or output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Io {
+    /// The name applications use.
+    pub name: String,
+    /// The value id.
+    pub value: u32,
+}
+
+/// One value: its type (dims may be symbolic) and where its bytes live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueInfo {
+    /// Element type and shape.
+    pub ty: TensorType,
+    /// Where the bytes are.
+    pub storage: Storage,
+}
+
+/// Where a value's bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Storage {
+    /// A graph input (copied into its own arena slot at the start of a run).
+    Input {
+        /// The arena slot it is copied into.
+        slot: u32,
+    },
+    /// Bytes in the artifact's `weights` section (memory-mapped, never copied).
+    Weight {
+        /// Byte offset in the section (a multiple of 64).
+        offset: u64,
+        /// Byte length.
+        len: u64,
+    },
+    /// An arena slot.
+    Slot(u32),
+    /// The same bytes as another value (a reshape of a row-major tensor).
+    Alias(u32),
+}
+
+/// An arena slot: the byte sizes of the values that share it (the slot takes the largest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// Byte size of each value placed in the slot (symbolic).
+    pub sizes: Vec<Dim>,
+}
+
+/// One kernel call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// What runs.
+    pub kernel: Kernel,
+    /// Value ids read, in the kernel's argument order.
+    pub inputs: Vec<u32>,
+    /// Value ids written.
+    pub outputs: Vec<u32>,
+    /// The IR node this step came from (for error messages), e.g. `%12 = matmul_bias`.
+    pub origin: String,
+}
+
+/// The kernels a step can call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Kernel {
+    /// The reference kernel of an op (any dtype, any op; the portable fallback).
+    Reference(Op),
+    /// A GEMM: `inputs = [a, (b when not packed), (bias), (residual)]`; `a` is `[.., m, k]`.
+    Gemm(GemmStep),
+    /// Fused attention: `inputs = [q, k, v, (bias), (mask), (cos, sin)]`.
+    Attention(AttentionStep),
+    /// Row gather from a table (`Gather` on axis 0 with i64 indices): `inputs = [table, idx]`.
+    GatherRows,
+    /// A 1-D or 2-D convolution with weights packed at compile time: `inputs = [x, (bias)]`.
+    Conv(ConvStep),
+    /// A Cranelift-generated kernel from the artifact's `code` section.
+    Generated(GeneratedStep),
+}
+
+impl Kernel {
+    /// A short name for reports: `gemm`, `attention`, `conv`, `gather_rows`,
+    /// `generated:<symbol>`, `reference:<op>`.
+    pub fn name(&self) -> String {
+        match self {
+            Kernel::Reference(op) => format!("reference:{}", op.name()),
+            Kernel::Gemm(_) => "gemm".into(),
+            Kernel::Attention(_) => "attention".into(),
+            Kernel::GatherRows => "gather_rows".into(),
+            Kernel::Conv(_) => "conv".into(),
+            Kernel::Generated(g) => format!("generated:{}", g.symbol),
+        }
+    }
+}
+
+/// A GEMM step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GemmStep {
+    /// The right-hand operand.
+    pub b: GemmB,
+    /// `inputs` holds a bias of length n.
+    pub bias: bool,
+    /// Activation after the bias.
+    pub activation: Activation,
+    /// `inputs` holds a residual with the output's shape, added last.
+    pub residual: bool,
+}
+
+/// The right-hand operand of a GEMM.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum GemmB {
+    /// Packed at compile time (see `kernels::gemm::pack_b`), in the weights section.
+    Packed {
+        /// Byte offset in the weights section.
+        offset: u64,
+        /// Byte length.
+        len: u64,
+        /// Rows of B.
+        k: u64,
+        /// Columns of B.
+        n: u64,
+    },
+    /// A run-time value `[.., k, n]` (`[.., n, k]` when `trans`), batch dims equal to a's.
+    Value {
+        /// B is stored transposed.
+        trans: bool,
+    },
+}
+
+/// An activation fused into a GEMM's epilogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// None.
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// Exact (erf) GELU.
+    GeluErf,
+    /// tanh-approximated GELU.
+    GeluTanh,
+}
+
+/// A convolution step (`Op::Conv` with its weight packed by `kernels::conv::pack_weights`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConvStep {
+    /// Byte offset of the packed weights in the weights section.
+    pub offset: u64,
+    /// Byte length of the packed weights.
+    pub len: u64,
+    /// The weight's shape `[M, C/group, k..]`.
+    pub w_shape: Vec<u64>,
+    /// Strides per spatial axis.
+    pub strides: Vec<i64>,
+    /// Begin pads then end pads.
+    pub pads: Vec<i64>,
+    /// Dilations per spatial axis.
+    pub dilations: Vec<i64>,
+    /// Groups.
+    pub group: i64,
+    /// `inputs` holds a bias of length M.
+    pub bias: bool,
+    /// Activation after the bias.
+    pub activation: Activation,
+}
+
+impl ConvStep {
+    /// Kernel parameters for an input of shape `x_shape`.
+    pub fn params(&self, x_shape: &[usize]) -> Result<crate::kernels::conv::ConvParams, String> {
+        let w: Vec<usize> = self
+            .w_shape
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| format!("weight dim {d} is too large")))
+            .collect::<Result<_, _>>()?;
+        crate::kernels::conv::ConvParams::from_shapes(
+            x_shape,
+            &w,
+            &self.strides,
+            &self.pads,
+            &self.dilations,
+            self.group,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The smallest input the weights fit (one image, channels from the weight, spatial extent
+    /// of one dilated kernel window): packing depends on nothing else.
+    pub fn packing_shape(&self) -> Vec<usize> {
+        let w = &self.w_shape;
+        let mut x = vec![
+            1usize,
+            (w.get(1).copied().unwrap_or(0) as usize).saturating_mul(self.group.max(0) as usize),
+        ];
+        for (i, &k) in w.iter().skip(2).enumerate() {
+            let d = self.dilations.get(i).copied().unwrap_or(1).max(1) as usize;
+            x.push(
+                (k as usize)
+                    .saturating_sub(1)
+                    .saturating_mul(d)
+                    .saturating_add(1),
+            );
+        }
+        x
+    }
+}
+
+/// How an attention operand is laid out in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Layout {
+    /// `[B, H, S, D]`: the op's own layout.
+    Bhsd,
+    /// `[B, S, H, D]`: a transpose `(0, 2, 1, 3)` absorbed into the kernel's strides.
+    Bshd,
+}
+
+/// A fused attention step (`Op::Attention` with its operands' layouts).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AttentionStep {
+    /// Query heads.
+    pub heads: u32,
+    /// Key/value heads.
+    pub kv_heads: u32,
+    /// Score scale.
+    pub scale: f64,
+    /// Causal exclusion.
+    pub causal: bool,
+    /// An additive bias input is present.
+    pub bias: bool,
+    /// A key mask input is present.
+    pub mask: bool,
+    /// Rotary `cos`, `sin` inputs are present.
+    pub rotary: bool,
+    /// Layouts of q, k, v and the output.
+    pub layouts: [Layout; 4],
+}
+
+/// How a generated kernel reads an operand over its `rows × cols` iteration space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Access {
+    /// Element `r * cols + c` (same shape as the output).
+    Full,
+    /// Element `c`: a length-`cols` vector broadcast over rows.
+    Row,
+    /// Element `r`: one value per row.
+    Col,
+    /// Element 0.
+    Scalar,
+}
+
+/// A call of a generated kernel (`extern "C" fn(args, rows, cols)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratedStep {
+    /// Symbol in the code section.
+    pub symbol: String,
+    /// How each input is read (outputs are always [`Access::Full`]).
+    pub access: Vec<Access>,
+    /// An output may share its slot with a `Full` input (the kernel reads each element before
+    /// writing it).
+    pub in_place: bool,
+}
+
+impl Plan {
+    /// Encodes the plan for the artifact's `plan` section.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("encoding a plan into a Vec cannot fail")
+    }
+
+    /// Decodes a `plan` section (structure only; call [`Plan::validate`] before running it).
+    pub fn decode(bytes: &[u8]) -> Result<Plan, PlanError> {
+        let plan: Plan = postcard::from_bytes(bytes).map_err(|e| PlanError::Decode {
+            message: e.to_string(),
+        })?;
+        if plan.version != PLAN_VERSION {
+            return Err(PlanError::Version {
+                found: plan.version,
+                supported: PLAN_VERSION,
+            });
+        }
+        Ok(plan)
+    }
+}

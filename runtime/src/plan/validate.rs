@@ -1,0 +1,285 @@
+//! Structural validation of a decoded plan against its artifact: every id, offset and arity is
+//! checked once at load time, so the executor can index without re-checking.
+
+use super::{GemmB, Kernel, Plan, Storage};
+
+/// Why a plan was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The section does not decode as a plan.
+    #[error("the plan does not decode: {message}")]
+    Decode {
+        /// The decoder's message.
+        message: String,
+    },
+    /// A plan encoding this runtime does not read.
+    #[error("plan version {found}; this runtime reads version {supported}")]
+    Version {
+        /// The version found.
+        found: u32,
+        /// The version this runtime reads.
+        supported: u32,
+    },
+    /// An inconsistency, located by what it concerns.
+    #[error("invalid plan: {at}: {message}")]
+    Invalid {
+        /// The step (`step 3 (%12 = matmul)`), value (`value 7`) or io it concerns.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(at: impl Into<String>, message: impl Into<String>) -> PlanError {
+    PlanError::Invalid {
+        at: at.into(),
+        message: message.into(),
+    }
+}
+
+fn in_bounds(offset: u64, len: u64, total: u64) -> bool {
+    offset.checked_add(len).is_some_and(|end| end <= total)
+}
+
+impl Plan {
+    /// Checks ids, storage, offsets (against a weights section of `weights_len` bytes), arities,
+    /// definition before use, and that every generated symbol satisfies `has_symbol`.
+    pub fn validate(
+        &self,
+        weights_len: u64,
+        has_symbol: &dyn Fn(&str) -> bool,
+    ) -> Result<(), PlanError> {
+        let n = self.values.len();
+        let check_id = |at: &str, v: u32| {
+            if (v as usize) < n {
+                Ok(())
+            } else {
+                Err(invalid(
+                    at,
+                    format!("value id {v} is out of range ({n} values)"),
+                ))
+            }
+        };
+        let mut defined = vec![false; n];
+        for (i, io) in self.inputs.iter().enumerate() {
+            let at = format!("input {i} `{}`", io.name);
+            check_id(&at, io.value)?;
+            if !matches!(
+                self.values[io.value as usize].storage,
+                Storage::Input { .. }
+            ) {
+                return Err(invalid(at, "its value is not stored as an input"));
+            }
+            defined[io.value as usize] = true;
+        }
+        for (v, info) in self.values.iter().enumerate() {
+            let at = format!("value {v}");
+            match info.storage {
+                Storage::Input { slot } | Storage::Slot(slot) => {
+                    if slot as usize >= self.slots.len() {
+                        return Err(invalid(at, format!("slot {slot} is out of range")));
+                    }
+                }
+                Storage::Weight { offset, len } => {
+                    if offset % 64 != 0 || !in_bounds(offset, len, weights_len) {
+                        return Err(invalid(
+                            at,
+                            format!("weight bytes {offset}..+{len} are misaligned or past the weights section ({weights_len} bytes)"),
+                        ));
+                    }
+                    let want = info.ty.shape.eval(&Default::default()).ok().and_then(|s| {
+                        s.iter()
+                            .try_fold(info.ty.dtype.size() as u64, |a, &d| a.checked_mul(d as u64))
+                    });
+                    if want != Some(len) {
+                        return Err(invalid(
+                            at,
+                            format!("weight of type {} does not take {len} bytes", info.ty),
+                        ));
+                    }
+                    defined[v] = true;
+                }
+                Storage::Alias(of) => {
+                    check_id(&at, of)?;
+                    if of as usize >= v
+                        || matches!(self.values[of as usize].storage, Storage::Alias(_))
+                    {
+                        return Err(invalid(
+                            at,
+                            format!("aliases value {of}, which is not an earlier non-alias value"),
+                        ));
+                    }
+                    let a = &self.values[of as usize].ty;
+                    if a.dtype != info.ty.dtype || a.shape.numel() != info.ty.shape.numel() {
+                        return Err(invalid(
+                            at,
+                            format!(
+                                "aliases value {of} of type {a}, which has another size than {}",
+                                info.ty
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            let at = format!("step {i} ({})", step.origin);
+            for &v in step.inputs.iter().chain(&step.outputs) {
+                check_id(&at, v)?;
+            }
+            for &v in &step.inputs {
+                if !defined[v as usize] && !self.alias_defined(v, &defined) {
+                    return Err(invalid(
+                        &at,
+                        format!("reads value {v} before it is computed"),
+                    ));
+                }
+            }
+            for &v in &step.outputs {
+                let root = self.root(v);
+                if !matches!(self.values[root as usize].storage, Storage::Slot(_)) {
+                    return Err(invalid(
+                        &at,
+                        format!("writes value {v}, which is not in the arena"),
+                    ));
+                }
+                if defined[v as usize] {
+                    return Err(invalid(&at, format!("writes value {v} a second time")));
+                }
+            }
+            let (ni, no) = (step.inputs.len(), step.outputs.len());
+            let arity_ok = match &step.kernel {
+                Kernel::Reference(op) => {
+                    let (lo, hi) = op.arity();
+                    ni >= lo && hi.is_none_or(|h| ni <= h) && no == op.num_outputs()
+                }
+                Kernel::Gemm(g) => {
+                    if let GemmB::Packed { offset, len, k, n } = g.b {
+                        let want =
+                            crate::kernels::gemm::packed_len(k as usize, n as usize) as u64 * 4;
+                        if offset % 64 != 0 || !in_bounds(offset, len, weights_len) || len != want {
+                            return Err(invalid(at, format!("packed weights {offset}..+{len} do not fit {k}×{n} in the weights section")));
+                        }
+                    }
+                    let want = 1
+                        + usize::from(matches!(g.b, GemmB::Value { .. }))
+                        + usize::from(g.bias)
+                        + usize::from(g.residual);
+                    ni == want && no == 1
+                }
+                Kernel::Attention(a) => {
+                    let want =
+                        3 + usize::from(a.bias) + usize::from(a.mask) + 2 * usize::from(a.rotary);
+                    ni == want
+                        && no == 1
+                        && a.heads > 0
+                        && a.kv_heads > 0
+                        && a.heads % a.kv_heads == 0
+                }
+                Kernel::GatherRows => ni == 2 && no == 1,
+                Kernel::Conv(c) => {
+                    let want = c
+                        .params(&c.packing_shape())
+                        .map(|p| crate::kernels::conv::packed_weights_len(&p) as u64 * 4);
+                    if c.offset % 64 != 0
+                        || !in_bounds(c.offset, c.len, weights_len)
+                        || want != Ok(c.len)
+                    {
+                        return Err(invalid(at, format!("packed conv weights {}..+{} do not fit the weight shape {:?} in the weights section", c.offset, c.len, c.w_shape)));
+                    }
+                    ni == 1 + usize::from(c.bias) && no == 1
+                }
+                Kernel::Generated(g) => {
+                    if !has_symbol(&g.symbol) {
+                        return Err(invalid(
+                            at,
+                            format!(
+                                "calls `{}`, which the code section does not define",
+                                g.symbol
+                            ),
+                        ));
+                    }
+                    g.access.len() == ni && no >= 1
+                }
+            };
+            if !arity_ok {
+                return Err(invalid(
+                    at,
+                    format!("has {ni} inputs and {no} outputs, which its kernel does not take"),
+                ));
+            }
+            self.check_disjoint(i, step)?;
+            for &v in &step.outputs {
+                defined[v as usize] = true;
+            }
+        }
+        for (i, io) in self.outputs.iter().enumerate() {
+            let at = format!("output {i} `{}`", io.name);
+            check_id(&at, io.value)?;
+            if !defined[io.value as usize] && !self.alias_defined(io.value, &defined) {
+                return Err(invalid(at, "is never computed"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value whose storage holds `v`'s bytes (itself unless it is an alias).
+    pub fn root(&self, v: u32) -> u32 {
+        match self.values[v as usize].storage {
+            Storage::Alias(of) => of,
+            _ => v,
+        }
+    }
+
+    /// The arena slot holding `v`'s bytes, if it lives in the arena.
+    pub fn slot_of(&self, v: u32) -> Option<u32> {
+        match self.values[self.root(v) as usize].storage {
+            Storage::Slot(s) | Storage::Input { slot: s } => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A step's outputs occupy slots none of its inputs occupy (the executor hands kernels
+    /// mutable slices over outputs next to shared slices over inputs), except where an in-place
+    /// generated kernel overwrites a `Full` input element by element. Outputs are pairwise
+    /// disjoint too.
+    fn check_disjoint(&self, i: usize, step: &super::Step) -> Result<(), PlanError> {
+        let at = || format!("step {i} ({})", step.origin);
+        for (j, &o) in step.outputs.iter().enumerate() {
+            let Some(so) = self.slot_of(o) else { continue };
+            if step.outputs[..j]
+                .iter()
+                .any(|&p| self.slot_of(p) == Some(so))
+            {
+                return Err(invalid(at(), format!("two outputs share slot {so}")));
+            }
+            for (k, &v) in step.inputs.iter().enumerate() {
+                if self.slot_of(v) != Some(so) {
+                    continue;
+                }
+                let in_place_ok = match &step.kernel {
+                    Kernel::Generated(g) => {
+                        g.in_place
+                            && g.access.get(k) == Some(&super::Access::Full)
+                            && self.values[self.root(v) as usize].ty.dtype
+                                == self.values[o as usize].ty.dtype
+                            && self.values[self.root(v) as usize].ty.shape.numel()
+                                == self.values[o as usize].ty.shape.numel()
+                    }
+                    _ => false,
+                };
+                if !in_place_ok {
+                    return Err(invalid(
+                        at(),
+                        format!("output value {o} shares slot {so} with input value {v}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn alias_defined(&self, v: u32, defined: &[bool]) -> bool {
+        defined[self.root(v) as usize]
+    }
+}

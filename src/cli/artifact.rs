@@ -1,0 +1,275 @@
+//! `kiln compile`, `kiln inspect ARTIFACT` (header, target, sections, kernels, arena) and
+//! `kiln inspect MODEL --stage kernels` (the execution plan the model lowers to).
+
+use super::{CompileArgs, Format, Target};
+use anyhow::{bail, Context};
+use kiln::backend::{compile_model_to, prepared_graph, CompileOptions};
+use kiln_runtime::artifact::Artifact;
+use kiln_runtime::ops::Dim;
+use kiln_runtime::plan::{Kernel, Plan, Storage};
+use kiln_runtime::CpuFeatures;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+/// Runs `kiln compile`.
+pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let file = args.model.display().to_string();
+    if args.target == Target::Cuda {
+        bail!("{file}: target `cuda` is not available yet (issue: CUDA backend); use --target cpu");
+    }
+    let features = match &args.cpu_features {
+        Some(list) => {
+            CpuFeatures::parse(list).map_err(|e| anyhow::anyhow!("--cpu-features: {e}"))?
+        }
+        None => CpuFeatures::host(),
+    };
+    let opts = CompileOptions {
+        optimize: args.opt_level > 0,
+        features,
+    };
+    compile_model_to(&args.model, &args.output, &opts)?;
+    let size = std::fs::metadata(&args.output)
+        .with_context(|| {
+            format!(
+                "{}: cannot read the written artifact",
+                args.output.display()
+            )
+        })?
+        .len();
+    writeln!(
+        out,
+        "wrote {} ({size} bytes; target {} {features})",
+        args.output.display(),
+        std::env::consts::ARCH
+    )?;
+    Ok(())
+}
+
+/// The kernel a step calls, as one word (generated kernels without their symbol).
+fn kernel_name(k: &Kernel) -> String {
+    match k {
+        Kernel::Generated(_) => "generated".into(),
+        k => k.name(),
+    }
+}
+
+/// One line per step: `step 3: gemm [a=%4, packed 384×1536, bias, gelu] -> %7  (%7 = matmul_bias)`.
+fn step_lines(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let detail = match &s.kernel {
+                Kernel::Gemm(g) => format!(
+                    " {:?} bias={} activation={:?} residual={}",
+                    g.b, g.bias, g.activation, g.residual
+                ),
+                Kernel::Attention(a) => format!(
+                    " heads={} kv_heads={} causal={} layouts={:?}",
+                    a.heads, a.kv_heads, a.causal, a.layouts
+                ),
+                Kernel::Generated(g) => format!(
+                    " {} access={:?}{}",
+                    g.symbol,
+                    g.access,
+                    if g.in_place { " in-place" } else { "" }
+                ),
+                _ => String::new(),
+            };
+            let ids = |v: &[u32]| {
+                v.iter()
+                    .map(|x| format!("v{x}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "step {i}: {}{detail} ({}) -> {}    # {}",
+                kernel_name(&s.kernel),
+                ids(&s.inputs),
+                ids(&s.outputs),
+                s.origin
+            )
+        })
+        .collect()
+}
+
+/// Steps counted by kernel.
+fn kernel_counts(plan: &Plan) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for s in &plan.steps {
+        *m.entry(kernel_name(&s.kernel)).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The arena size as a symbolic expression: the sum over slots of the largest value each holds.
+fn arena_size(plan: &Plan) -> Dim {
+    plan.slots.iter().fold(Dim::known(0), |acc, slot| {
+        let max = slot.sizes.iter().skip(1).fold(
+            slot.sizes.first().cloned().unwrap_or(Dim::known(0)),
+            |m, d| m.maximum(d),
+        );
+        acc.add(&max)
+    })
+}
+
+fn io_json(plan: &Plan, list: &[kiln_runtime::plan::Io]) -> serde_json::Value {
+    list.iter()
+        .map(|io| {
+            let ty = &plan.values[io.value as usize].ty;
+            let shape: Vec<String> = ty.shape.dims().iter().map(|d| d.to_string()).collect();
+            json!({"name": io.name, "dtype": ty.dtype.name(), "shape": shape})
+        })
+        .collect()
+}
+
+fn plan_json(plan: &Plan) -> serde_json::Value {
+    let weights: u64 = plan
+        .values
+        .iter()
+        .map(|v| {
+            if let Storage::Weight { len, .. } = v.storage {
+                len
+            } else {
+                0
+            }
+        })
+        .sum();
+    json!({
+        "inputs": io_json(plan, &plan.inputs),
+        "outputs": io_json(plan, &plan.outputs),
+        "steps": plan.steps.len(),
+        "kernels": kernel_counts(plan),
+        "generated": plan.steps.iter().filter_map(|s| match &s.kernel { Kernel::Generated(g) => Some(g.symbol.clone()), _ => None }).collect::<Vec<_>>(),
+        "arena_slots": plan.slots.len(),
+        "arena_bytes": arena_size(plan).to_string(),
+        "value_weight_bytes": weights,
+    })
+}
+
+fn plan_text(plan: &Plan, with_steps: bool) -> String {
+    let mut s = String::new();
+    let io = |list: &[kiln_runtime::plan::Io]| {
+        list.iter()
+            .map(|io| format!("{}: {}", io.name, plan.values[io.value as usize].ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    s.push_str(&format!(
+        "inputs: {}\noutputs: {}\n",
+        io(&plan.inputs),
+        io(&plan.outputs)
+    ));
+    let counts: Vec<String> = kernel_counts(plan)
+        .into_iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    s.push_str(&format!(
+        "kernels: {} steps ({})\n",
+        plan.steps.len(),
+        counts.join(", ")
+    ));
+    s.push_str(&format!(
+        "arena: {} slots, {} bytes (+ 64-byte alignment per slot)\n",
+        plan.slots.len(),
+        arena_size(plan)
+    ));
+    if with_steps {
+        for line in step_lines(plan) {
+            s.push_str(&line);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// Runs `kiln inspect ARTIFACT`.
+pub fn inspect_artifact(path: &Path, format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
+    // Validated against an empty feature set's complement: inspecting an artifact built for
+    // another CPU still shows its header, so only the format is checked here.
+    let art = Artifact::open_for(path, all_features()).map_err(kiln_runtime::Error::from)?;
+    let plan = kiln_runtime::plan::Plan::decode(
+        art.section(kiln_runtime::artifact::SectionKind::Plan)
+            .unwrap_or(&[]),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let h = art.header();
+    let sections: Vec<serde_json::Value> = h
+        .sections
+        .iter()
+        .map(|e| json!({"name": e.kind.name(), "offset": e.offset, "len": e.len, "align": e.align}))
+        .collect();
+    let missing = h.target.features.missing_from(CpuFeatures::host());
+    let text = match format {
+        Format::Json => {
+            let mut v = json!({
+                "artifact": path.display().to_string(),
+                "bytes": art.file_len(),
+                "format_version": h.format_version,
+                "compiler_version": h.compiler_version,
+                "target": {"arch": h.target.arch, "features": h.target.features.to_string(), "runs_here": missing.is_empty()},
+                "checksum": format!("{:016x}", h.checksum),
+                "sections": sections,
+            });
+            if let (Some(o), serde_json::Value::Object(p)) = (v.as_object_mut(), plan_json(&plan)) {
+                o.extend(p);
+            }
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        _ => {
+            let mut s = format!(
+                "artifact: {} ({} bytes)\nformat version: {}, compiler: kiln {}\ntarget: {} {}{}\nchecksum: {:016x}\n",
+                path.display(),
+                art.file_len(),
+                h.format_version,
+                h.compiler_version,
+                h.target.arch,
+                h.target.features,
+                if missing.is_empty() { String::new() } else { format!(" (this CPU lacks {})", missing.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")) },
+                h.checksum
+            );
+            for e in &h.sections {
+                s.push_str(&format!(
+                    "section {}: {} bytes at {} (align {})\n",
+                    e.kind.name(),
+                    e.len,
+                    e.offset,
+                    e.align
+                ));
+            }
+            s.push_str(&plan_text(&plan, false));
+            s
+        }
+    };
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    Ok(())
+}
+
+fn all_features() -> CpuFeatures {
+    kiln_runtime::CpuFeature::ALL.into_iter().collect()
+}
+
+/// Runs `kiln inspect MODEL --stage kernels`: the plan the model lowers to.
+pub fn inspect_kernels(path: &Path, format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
+    let g = prepared_graph(path, &CompileOptions::default())?;
+    let lowered = kiln_compiler::lower::lower(&g).map_err(|source| kiln::Error::Compile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = match format {
+        Format::Json => {
+            let mut v = plan_json(&lowered.plan);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("step_list".into(), step_lines(&lowered.plan).into());
+            }
+            format!("{}\n", serde_json::to_string_pretty(&v)?)
+        }
+        _ => plan_text(&lowered.plan, true),
+    };
+    out.write_all(text.as_bytes())
+        .context("cannot write to standard output")?;
+    Ok(())
+}
