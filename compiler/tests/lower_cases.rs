@@ -5,6 +5,9 @@
 //! and run at two bindings against the interpreter (rtol 1e-4, atol 1e-5); and the memory plan:
 //! slot reuse along a chain, in-place elementwise steps over a dying `Full` input only, and
 //! `Plan::validate` refusing hand-corrupted plans with a message naming the step or value.
+//!
+//! `attention_rotary_tables_broadcast_from_any_shape` guards a bug this suite found (rotary
+//! tables the op accepts but the attention kernel refused at run time).
 
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, Shape, TensorType};
 use kiln_compiler::ir::{UnaryOp, ValueId, Weight};
@@ -749,35 +752,43 @@ fn validate_refuses_corrupted_plans() {
     refuse(&p, &format!("step {gi} ("), "calls `kiln_missing`");
 }
 
-/// Bug: lowering picks the attention kernel for rotary `cos`/`sin` of any shape that broadcasts
-/// to `[B, 1, S, D]` (the op's contract, which the interpreter follows), but the kernel only
-/// takes `[S, D]`, `[B', S, D]` and `[B', 1, S, D]`: tables of shape `[D]`, `[1, D]`, `[S, 1]`,
-/// `[1, 1, 1, D]` or `[B, 1, 1, D]` fail at run time ("rotary cos/sin are [2]/[2], which do
-/// not broadcast to [1, 1, 2, 2]").
+/// Regression (found by this suite): lowering picks the attention kernel for rotary `cos`/`sin`
+/// of any shape broadcasting to `[B, 1, S, D]` (the op's contract, which the interpreter
+/// follows); the kernel once took only `[S, D]`, `[B', S, D]` and `[B', 1, S, D]`, so tables of
+/// shape `[D]`, `[1, D]`, `[S, 1]`, `[1, 1, 1, D]` or `[B, 1, 1, D]` failed at run time ("rotary
+/// cos/sin are [2]/[2], which do not broadcast to [1, 1, 2, 2]").
 #[test]
-fn attention_rotary_tables_of_shape_d_broadcast_over_positions() {
-    let src = "kir 1
-graph {
-  input %q: f32[1, 1, 2, 2]
-  input %k: f32[1, 1, 2, 2]
-  input %v: f32[1, 1, 2, 2]
-  input %cos: f32[2]
-  input %sin: f32[2]
-  %0 = attention(%q, %k, %v, %cos, %sin) {heads = 1, kv_heads = 1, scale = 1, causal = false, bias = false, mask = false, rotary = true} : f32[1, 1, 2, 2]
+fn attention_rotary_tables_broadcast_from_any_shape() {
+    let shapes = [
+        "4",
+        "1, 4",
+        "seq, 1",
+        "1, 1, 1, 4",
+        "batch, 1, 1, 4",
+        "1, seq, 4",
+        "1, 1, seq, 1",
+    ];
+    for cs in shapes {
+        let src = format!(
+            "kir 1
+graph {{
+  input %q: f32[batch, 2, seq, 4]
+  input %k: f32[batch, 2, seq, 4]
+  input %v: f32[batch, 2, seq, 4]
+  input %cos: f32[{cs}]
+  input %sin: f32[{cs}]
+  %0 = attention(%q, %k, %v, %cos, %sin) {{heads = 2, kv_heads = 2, scale = 0.5, causal = true, bias = false, mask = false, rotary = true}} : f32[batch, 2, seq, 4]
   output \"y\" = %0
-}
-";
-    let g = kiln_compiler::text::parse(src).unwrap();
-    let t = |v: &[f32]| Tensor::from_f32(vec![1, 1, 2, 2], v.to_vec()).unwrap();
-    let f: Feeds = [
-        ("q", t(&[1.0, 0.0, 0.0, 1.0])),
-        ("k", t(&[1.0, 2.0, -1.0, 0.5])),
-        ("v", t(&[1.0, 2.0, 3.0, 4.0])),
-        ("cos", Tensor::from_f32(vec![2], vec![0.5, 0.5]).unwrap()),
-        ("sin", Tensor::from_f32(vec![2], vec![0.5, -0.5]).unwrap()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    compile_and_compare(&g, &[f], "rotary [D]");
+}}
+"
+        );
+        let g = kiln_compiler::text::parse(&src).unwrap();
+        let runs =
+            [(1, 3), (3, 5)].map(|(b, s)| feeds(&g, &[("batch", b), ("seq", s)], &Feeds::new(), 7));
+        let plan = compile_and_compare(&g, &runs, &format!("rotary [{cs}]"));
+        assert!(
+            matches!(plan.steps[0].kernel, Kernel::Attention(_)),
+            "[{cs}]"
+        );
+    }
 }
