@@ -66,24 +66,30 @@ impl Model {
             file: file.to_string(),
             source,
         })?;
-        let code = match artifact.section(SectionKind::Code) {
-            Some(obj) if !obj.is_empty() => {
-                Some(CodeModule::load(obj).map_err(|source| Error::Code {
-                    file: file.to_string(),
-                    source: Box::new(source),
-                })?)
-            }
-            _ => None,
+        // Everything is validated before anything is mapped executable: the artifact (checksum
+        // included) by `Artifact::open`, then the object (sections, symbols, relocations) and
+        // the plan against its exported functions and the weights section.
+        let code_err = |source| Error::Code {
+            file: file.to_string(),
+            source: Box::new(source),
+        };
+        let object = artifact
+            .section(SectionKind::Code)
+            .filter(|obj| !obj.is_empty());
+        let exported = match object {
+            Some(obj) => CodeModule::exported_functions(obj).map_err(code_err)?,
+            None => Vec::new(),
         };
         let weights_len = artifact
             .section(SectionKind::Weights)
             .map_or(0, |w| w.len()) as u64;
-        let has = |s: &str| code.as_ref().is_some_and(|c| c.function(s).is_some());
+        let has = |s: &str| exported.iter().any(|f| f == s);
         plan.validate(weights_len, &has)
             .map_err(|source| Error::Plan {
                 file: file.to_string(),
                 source,
             })?;
+        let code = object.map(CodeModule::load).transpose().map_err(code_err)?;
         let threads = options
             .threads
             .or_else(|| std::env::var("KILN_THREADS").ok()?.parse().ok())

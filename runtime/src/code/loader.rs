@@ -25,6 +25,16 @@ pub struct CodeModule {
 }
 
 impl CodeModule {
+    /// The functions a relocatable object exports, after validating it completely (sections,
+    /// symbols, every relocation) without mapping anything: what the executor may call.
+    pub fn exported_functions(object: &[u8]) -> Result<Vec<String>, CodeError> {
+        Ok(Plan::build(object)?
+            .functions
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
     /// Loads a relocatable x86-64 ELF object: validates it, copies its allocatable sections into
     /// a fresh anonymous mapping, applies every relocation (symbols defined in the object, and the
     /// runtime table in [`symbols`](super::symbols)), then makes the mapping read+execute.

@@ -6,56 +6,7 @@ use super::*;
 use crate::ops::{Bindings, Op};
 use crate::{reference, Tensor};
 
-const ACTIVATIONS: [Activation; 4] = [
-    Activation::None,
-    Activation::Relu,
-    Activation::GeluErf,
-    Activation::GeluTanh,
-];
-
-pub(super) fn isas() -> Vec<Isa> {
-    [Isa::Avx512, Isa::Avx2Fma, Isa::Portable]
-        .into_iter()
-        .filter(|isa| isa.available())
-        .collect()
-}
-
-/// Deterministic values in `[-1, 1)` (xorshift).
-pub(super) fn data(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-/// `erf` in `f64` by its Taylor series (all terms of one sign after the factor).
-fn erf64(x: f64) -> f64 {
-    let (mut term, mut sum) = (x, x);
-    let mut n = 0.0;
-    while term.abs() > 1e-18 * sum.abs() {
-        n += 1.0;
-        term *= 2.0 * x * x / (2.0 * n + 1.0);
-        sum += term;
-    }
-    2.0 / std::f64::consts::PI.sqrt() * (-x * x).exp() * sum
-}
-
-fn act64(act: Activation, x: f64) -> f64 {
-    match act {
-        Activation::None => x,
-        Activation::Relu => x.max(0.0),
-        Activation::GeluErf => 0.5 * x * (1.0 + erf64(x / 2f64.sqrt())),
-        Activation::GeluTanh => {
-            let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
-            0.5 * x * (1.0 + u.tanh())
-        }
-    }
-}
+pub(super) use crate::kernels::gemm::tests::{act64, data, isas, ACTIVATIONS};
 
 /// Shapes and attributes of `Op::Conv` for `p`: 1-D (`[N, C, L]`) when `one_d`.
 fn op_of(p: &ConvParams, one_d: bool) -> (Vec<usize>, Vec<usize>, Op) {

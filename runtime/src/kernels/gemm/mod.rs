@@ -31,7 +31,7 @@ mod epilogue;
 mod pack;
 mod portable;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use epilogue::{gelu_erf, gelu_tanh};
 pub use pack::{pack_b, pack_b_transposed, packed_len};

@@ -4,22 +4,24 @@
 use super::*;
 
 const SIZES: [usize; 11] = [1, 2, 3, 7, 13, 31, 32, 33, 64, 100, 129];
-const ACTIVATIONS: [Activation; 4] = [
+/// Every activation (shared with the convolution tests).
+pub(crate) const ACTIVATIONS: [Activation; 4] = [
     Activation::None,
     Activation::Relu,
     Activation::GeluErf,
     Activation::GeluTanh,
 ];
 
-fn isas() -> Vec<Isa> {
+/// The instruction sets this machine can run (shared with the convolution tests).
+pub(crate) fn isas() -> Vec<Isa> {
     [Isa::Avx512, Isa::Avx2Fma, Isa::Portable]
         .into_iter()
         .filter(|isa| isa.available())
         .collect()
 }
 
-/// Deterministic values in `[-1, 1)`.
-fn data(len: usize, seed: u64) -> Vec<f32> {
+/// Deterministic values in `[-1, 1)` (xorshift; shared with the convolution tests).
+pub(crate) fn data(len: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..len)
         .map(|_| {
@@ -43,7 +45,8 @@ fn erf64(x: f64) -> f64 {
     2.0 / std::f64::consts::PI.sqrt() * (-x * x).exp() * sum
 }
 
-fn act64(act: Activation, x: f64) -> f64 {
+/// An activation in `f64` (shared with the convolution tests).
+pub(crate) fn act64(act: Activation, x: f64) -> f64 {
     match act {
         Activation::None => x,
         Activation::Relu => x.max(0.0),
