@@ -103,7 +103,7 @@ fn input_errors_name_the_input_and_the_expectation() {
                 ("m", ok()),
             ]),
             "x",
-            "expected 4 = 4",
+            "dim 1 is 5, expected 4",
         ),
     ];
     for (inp, name, fragment) in cases {
