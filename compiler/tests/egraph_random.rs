@@ -13,6 +13,8 @@
 //! of the unfused chains — the cancellation in `x - mean(x)` and in `1 + erf(x/√2)` for very
 //! negative x — stays far below the tolerance.
 
+mod common;
+
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Graph, Op, ReduceOp, Shape, TensorType, UnaryOp};
 use kiln_compiler::ir::{ValueDef, ValueId, Weight};
 use kiln_compiler::optimize::optimize;
@@ -23,35 +25,7 @@ use std::collections::BTreeMap;
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
 
-/// splitmix64: the choices a step's bytes do not make.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())].clone()
-    }
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    /// True with probability 1/n.
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-    /// Uniform in [lo, hi).
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
-    }
-}
+use common::Rng;
 
 /// A graph under construction: every pooled value is `f32[batch, 3, 4]`.
 struct Builder {

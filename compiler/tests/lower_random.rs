@@ -18,6 +18,8 @@
 //! only values the runtime computes bit-identically to the interpreter (inputs, weights and
 //! correctly rounded arithmetic on them), so no rounding difference can move a step edge.
 
+mod common;
+
 use kiln_compiler::codegen::{GenKernel, RowOp};
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, ReduceOp, Shape};
 use kiln_compiler::ir::{TensorType, UnaryOp, ValueId, Weight};
@@ -33,33 +35,7 @@ const ATOL: f64 = 1e-5;
 /// A value whose magnitude estimate passes this is squashed by a tanh before further use.
 const MAX_MAG: f64 = 8.0;
 
-/// splitmix64: the choices a step's bytes do not make.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())].clone()
-    }
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
-    }
-}
+use common::Rng;
 
 /// A value of the pool (`f32[batch, r, c]` unless stated), with a rough bound on its magnitude
 /// and whether the runtime computes it bit-identically to the interpreter.

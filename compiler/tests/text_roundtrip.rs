@@ -2,32 +2,14 @@
 //! symbolic and known dims, weights of every dtype with NaN/inf) print, parse back to a
 //! verified graph, and print to identical text — with and without elided weights.
 
+mod common;
+
 use kiln_compiler::ir::*;
 use kiln_compiler::text::{parse, print, print_with, PrintOptions};
 use kiln_runtime::Tensor;
 use proptest::prelude::*;
 
-/// splitmix64: the choices a step's bytes do not make.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())].clone()
-    }
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-}
+use common::Rng;
 
 const NAMES: &[&str] = &[
     "x",
