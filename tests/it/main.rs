@@ -1,0 +1,24 @@
+//! The integration tests of `kiln`, linked as one binary: each module was a separate test
+//! binary before, and one link instead of dozens is most of the build time of `cargo test`.
+
+mod cli_artifact;
+mod cli_conformance;
+mod cli_errors;
+mod cli_inspect;
+mod cli_onnx;
+mod cli_run;
+mod common;
+mod cpu_backend;
+mod hf_bert;
+mod hf_families;
+mod hf_gpt2;
+mod hf_llama;
+mod hf_sentence_embeddings;
+mod hf_vit;
+mod npz_malformed;
+mod npz_roundtrip;
+mod onnx_conformance;
+mod onnx_families;
+mod onnx_fixtures;
+mod optimizer_fixtures;
+mod passes_fixtures;
