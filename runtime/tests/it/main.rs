@@ -1,0 +1,3 @@
+//! The integration tests of `kiln-runtime`, linked as one binary.
+
+mod artifact_corruption;
