@@ -5,11 +5,9 @@ use super::{CompileArgs, Format, Target};
 use anyhow::{bail, Context};
 use kiln::backend::{compile_model_to, prepared_graph, CompileOptions};
 use kiln_runtime::artifact::Artifact;
-use kiln_runtime::ops::Dim;
 use kiln_runtime::plan::{Kernel, Plan, Storage};
 use kiln_runtime::CpuFeatures;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -47,74 +45,6 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The kernel a step calls, as one word (generated kernels without their symbol).
-fn kernel_name(k: &Kernel) -> String {
-    match k {
-        Kernel::Generated(_) => "generated".into(),
-        k => k.name(),
-    }
-}
-
-/// One line per step: `step 3: gemm [a=%4, packed 384×1536, bias, gelu] -> %7  (%7 = matmul_bias)`.
-fn step_lines(plan: &Plan) -> Vec<String> {
-    plan.steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let detail = match &s.kernel {
-                Kernel::Gemm(g) => format!(
-                    " {:?} bias={} activation={:?} residual={}",
-                    g.b, g.bias, g.activation, g.residual
-                ),
-                Kernel::Attention(a) => format!(
-                    " heads={} kv_heads={} causal={} layouts={:?}",
-                    a.heads, a.kv_heads, a.causal, a.layouts
-                ),
-                Kernel::Generated(g) => format!(
-                    " {} access={:?}{}",
-                    g.symbol,
-                    g.access,
-                    if g.in_place { " in-place" } else { "" }
-                ),
-                _ => String::new(),
-            };
-            let ids = |v: &[u32]| {
-                v.iter()
-                    .map(|x| format!("v{x}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            format!(
-                "step {i}: {}{detail} ({}) -> {}    # {}",
-                kernel_name(&s.kernel),
-                ids(&s.inputs),
-                ids(&s.outputs),
-                s.origin
-            )
-        })
-        .collect()
-}
-
-/// Steps counted by kernel.
-fn kernel_counts(plan: &Plan) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for s in &plan.steps {
-        *m.entry(kernel_name(&s.kernel)).or_insert(0) += 1;
-    }
-    m
-}
-
-/// The arena size as a symbolic expression: the sum over slots of the largest value each holds.
-fn arena_size(plan: &Plan) -> Dim {
-    plan.slots.iter().fold(Dim::known(0), |acc, slot| {
-        let max = slot.sizes.iter().skip(1).fold(
-            slot.sizes.first().cloned().unwrap_or(Dim::known(0)),
-            |m, d| m.maximum(d),
-        );
-        acc.add(&max)
-    })
-}
-
 fn io_json(plan: &Plan, list: &[kiln_runtime::plan::Io]) -> serde_json::Value {
     list.iter()
         .map(|io| {
@@ -141,48 +71,12 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
         "inputs": io_json(plan, &plan.inputs),
         "outputs": io_json(plan, &plan.outputs),
         "steps": plan.steps.len(),
-        "kernels": kernel_counts(plan),
+        "kernels": plan.kernel_counts(),
         "generated": plan.steps.iter().filter_map(|s| match &s.kernel { Kernel::Generated(g) => Some(g.symbol.clone()), _ => None }).collect::<Vec<_>>(),
         "arena_slots": plan.slots.len(),
-        "arena_bytes": arena_size(plan).to_string(),
+        "arena_bytes": plan.arena_size().to_string(),
         "value_weight_bytes": weights,
     })
-}
-
-fn plan_text(plan: &Plan, with_steps: bool) -> String {
-    let mut s = String::new();
-    let io = |list: &[kiln_runtime::plan::Io]| {
-        list.iter()
-            .map(|io| format!("{}: {}", io.name, plan.values[io.value as usize].ty))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    s.push_str(&format!(
-        "inputs: {}\noutputs: {}\n",
-        io(&plan.inputs),
-        io(&plan.outputs)
-    ));
-    let counts: Vec<String> = kernel_counts(plan)
-        .into_iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-    s.push_str(&format!(
-        "kernels: {} steps ({})\n",
-        plan.steps.len(),
-        counts.join(", ")
-    ));
-    s.push_str(&format!(
-        "arena: {} slots, {} bytes (+ 64-byte alignment per slot)\n",
-        plan.slots.len(),
-        arena_size(plan)
-    ));
-    if with_steps {
-        for line in step_lines(plan) {
-            s.push_str(&line);
-            s.push('\n');
-        }
-    }
-    s
 }
 
 /// Runs `kiln inspect ARTIFACT`.
@@ -239,7 +133,7 @@ pub fn inspect_artifact(path: &Path, format: Format, out: &mut dyn Write) -> any
                     e.align
                 ));
             }
-            s.push_str(&plan_text(&plan, false));
+            s.push_str(&plan.summary_text(false));
             s
         }
     };
@@ -263,11 +157,11 @@ pub fn inspect_kernels(path: &Path, format: Format, out: &mut dyn Write) -> anyh
         Format::Json => {
             let mut v = plan_json(&lowered.plan);
             if let Some(o) = v.as_object_mut() {
-                o.insert("step_list".into(), step_lines(&lowered.plan).into());
+                o.insert("step_list".into(), lowered.plan.step_lines().into());
             }
             format!("{}\n", serde_json::to_string_pretty(&v)?)
         }
-        _ => plan_text(&lowered.plan, true),
+        _ => lowered.plan.summary_text(true),
     };
     out.write_all(text.as_bytes())
         .context("cannot write to standard output")?;

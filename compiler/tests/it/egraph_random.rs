@@ -16,21 +16,18 @@
 use crate::common;
 
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Graph, Op, ReduceOp, Shape, TensorType, UnaryOp};
-use kiln_compiler::ir::{ValueDef, ValueId, Weight};
+use kiln_compiler::ir::{ValueDef, ValueId};
 use kiln_compiler::optimize::optimize;
-use kiln_runtime::Tensor;
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
 
-use common::Rng;
+use common::GraphBuilder;
 
 /// A graph under construction: every pooled value is `f32[batch, 3, 4]`.
 struct Builder {
-    g: Graph,
-    rng: Rng,
+    base: GraphBuilder,
     pool: Vec<ValueId>,
     /// The embedded chains (each result becomes a graph output, so none is dead code).
     chains: Vec<Chain>,
@@ -46,50 +43,12 @@ struct Chain {
 }
 
 impl Builder {
-    fn weight(&mut self, shape: Vec<usize>, values: Vec<f64>) -> ValueId {
-        let t = Tensor::from_f64_values(DType::F32, shape, &values).unwrap();
-        let name = format!("w{}", self.g.weights().len());
-        self.g.add_weight(Weight::from_tensor(name, &t))
-    }
-
     fn scalar(&mut self, v: f64) -> ValueId {
-        self.weight(vec![], vec![v])
-    }
-
-    /// A weight of `shape` with values in [lo, hi).
-    fn random_weight(&mut self, shape: Vec<usize>, lo: f64, hi: f64) -> ValueId {
-        let n = shape.iter().product();
-        let v = (0..n).map(|_| self.rng.uniform(lo, hi)).collect();
-        self.weight(shape, v)
-    }
-
-    fn node(&mut self, op: Op, ins: &[ValueId]) -> ValueId {
-        let outs = self
-            .g
-            .add_node(op.clone(), ins)
-            .unwrap_or_else(|e| panic!("building {op:?}: {e}"));
-        outs[0]
-    }
-
-    fn un(&mut self, op: UnaryOp, x: ValueId) -> ValueId {
-        self.node(Op::Unary(op), &[x])
-    }
-
-    /// `op(a, b)`, or `op(b, a)` at random when `swap` and the op commutes.
-    fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> ValueId {
-        let commutes = matches!(
-            op,
-            BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max | BinaryOp::Min
-        );
-        if commutes && self.rng.coin() {
-            self.node(Op::Binary(op), &[b, a])
-        } else {
-            self.node(Op::Binary(op), &[a, b])
-        }
+        self.base.weight(vec![], vec![v])
     }
 
     fn mean(&mut self, x: ValueId, axis: i64) -> ValueId {
-        self.node(
+        self.base.node(
             Op::Reduce {
                 op: ReduceOp::Mean,
                 axes: vec![axis],
@@ -105,54 +64,54 @@ impl Builder {
 
     /// A random ε: valid (in (0, 1e-3)) or not, and whether it is.
     fn eps(&mut self) -> (f64, bool) {
-        if self.rng.one_in(5) {
-            (self.rng.pick(&[0.01, 0.5, 2e-3]), false)
+        if self.base.rng.one_in(5) {
+            (self.base.rng.pick(&[0.01, 0.5, 2e-3]), false)
         } else {
-            (self.rng.pick(&[1e-5, 1e-6, 1e-4]), true)
+            (self.base.rng.pick(&[1e-5, 1e-6, 1e-4]), true)
         }
     }
 
     /// The last axis (as -1 or 2), or now and then axis 1; and whether it is the last.
     fn axis(&mut self) -> (i64, bool) {
-        if self.rng.one_in(6) {
+        if self.base.rng.one_in(6) {
             (1, false)
         } else {
-            (self.rng.pick(&[-1, 2]), true)
+            (self.base.rng.pick(&[-1, 2]), true)
         }
     }
 
     /// An affine parameter: `[4]` (valid) or now and then `[3, 4]` / `[1, 4]` (invalid).
     fn affine(&mut self) -> (ValueId, bool) {
-        if self.rng.one_in(6) {
-            let shape = self.rng.pick(&[vec![3, 4], vec![1, 4]]);
-            (self.random_weight(shape, 0.5, 1.5), false)
+        if self.base.rng.one_in(6) {
+            let shape = self.base.rng.pick(&[vec![3, 4], vec![1, 4]]);
+            (self.base.random_weight(shape, 0.5, 1.5), false)
         } else {
-            (self.random_weight(vec![4], 0.5, 1.5), true)
+            (self.base.random_weight(vec![4], 0.5, 1.5), true)
         }
     }
 
     /// `s²` as `Pow(s, 2)` or `Mul(s, s)`; now and then `Pow(s, 4)` (invalid).
     fn square(&mut self, s: ValueId) -> (ValueId, bool) {
-        match self.rng.below(6) {
+        match self.base.rng.below(6) {
             0 => {
                 let four = self.scalar(4.0);
-                (self.bin(BinaryOp::Pow, s, four), false)
+                (self.base.bin(BinaryOp::Pow, s, four), false)
             }
-            1 | 2 => (self.node(Op::Binary(BinaryOp::Mul), &[s, s]), true),
+            1 | 2 => (self.base.node(Op::Binary(BinaryOp::Mul), &[s, s]), true),
             _ => {
                 let two = self.scalar(2.0);
-                (self.node(Op::Binary(BinaryOp::Pow), &[s, two]), true)
+                (self.base.node(Op::Binary(BinaryOp::Pow), &[s, two]), true)
             }
         }
     }
 
     /// `n / r` as Div or Mul by Reciprocal.
     fn divide(&mut self, n: ValueId, r: ValueId) -> ValueId {
-        if self.rng.coin() {
-            self.node(Op::Binary(BinaryOp::Div), &[n, r])
+        if self.base.rng.coin() {
+            self.base.node(Op::Binary(BinaryOp::Div), &[n, r])
         } else {
-            let inv = self.un(UnaryOp::Reciprocal, r);
-            self.bin(BinaryOp::Mul, n, inv)
+            let inv = self.base.un(UnaryOp::Reciprocal, r);
+            self.base.bin(BinaryOp::Mul, n, inv)
         }
     }
 
@@ -160,29 +119,29 @@ impl Builder {
     /// spelling. (The added weight spreads every row, so the unfused chain's f32 cancellation
     /// in `x - mean(x)` stays well below the tolerance even when `x` is nearly constant.)
     fn layer_norm(&mut self, x: ValueId) -> ValueId {
-        let r = self.random_weight(vec![1, 3, 4], -1.0, 1.0);
-        let x = self.bin(BinaryOp::Add, x, r);
+        let r = self.base.random_weight(vec![1, 3, 4], -1.0, 1.0);
+        let x = self.base.bin(BinaryOp::Add, x, r);
         let (a1, ok1) = self.axis();
         let (a2, ok2) = self.axis();
         let (eps, ok_eps) = self.eps();
         let (gamma, ok_g) = self.affine();
-        let beta = if self.rng.one_in(3) {
+        let beta = if self.base.rng.one_in(3) {
             None
         } else {
             Some(self.affine())
         };
         let m = self.mean(x, a1);
-        let d = self.node(Op::Binary(BinaryOp::Sub), &[x, m]);
+        let d = self.base.node(Op::Binary(BinaryOp::Sub), &[x, m]);
         let (sq, ok_sq) = self.square(d);
         let var = self.mean(sq, a2);
         let e = self.scalar(eps);
-        let ve = self.bin(BinaryOp::Add, var, e);
-        let std = self.un(UnaryOp::Sqrt, ve);
+        let ve = self.base.bin(BinaryOp::Add, var, e);
+        let std = self.base.un(UnaryOp::Sqrt, ve);
         let n = self.divide(d, std);
-        let mut y = self.bin(BinaryOp::Mul, n, gamma);
+        let mut y = self.base.bin(BinaryOp::Mul, n, gamma);
         let mut ok_b = true;
         if let Some((b, ok)) = beta {
-            y = self.bin(BinaryOp::Add, y, b);
+            y = self.base.bin(BinaryOp::Add, y, b);
             ok_b = ok;
         }
         self.chains.push(Chain {
@@ -201,31 +160,31 @@ impl Builder {
         let (sq, ok_sq) = self.square(x);
         let ms = self.mean(sq, axis);
         let e = self.scalar(eps);
-        let ve = self.bin(BinaryOp::Add, ms, e);
+        let ve = self.base.bin(BinaryOp::Add, ms, e);
         let mut ok_one = true;
-        let n = match self.rng.below(4) {
+        let n = match self.base.rng.below(4) {
             0 => {
-                let inv = self.un(UnaryOp::Rsqrt, ve);
-                self.bin(BinaryOp::Mul, x, inv)
+                let inv = self.base.un(UnaryOp::Rsqrt, ve);
+                self.base.bin(BinaryOp::Mul, x, inv)
             }
             1 => {
-                let r = self.un(UnaryOp::Sqrt, ve);
+                let r = self.base.un(UnaryOp::Sqrt, ve);
                 self.divide(x, r)
             }
             _ => {
-                let r = self.un(UnaryOp::Sqrt, ve);
-                let v = if self.rng.one_in(5) {
+                let r = self.base.un(UnaryOp::Sqrt, ve);
+                let v = if self.base.rng.one_in(5) {
                     ok_one = false;
                     2.0
                 } else {
                     1.0
                 };
                 let one = self.scalar(v);
-                let inv = self.node(Op::Binary(BinaryOp::Div), &[one, r]);
-                self.bin(BinaryOp::Mul, x, inv)
+                let inv = self.base.node(Op::Binary(BinaryOp::Div), &[one, r]);
+                self.base.bin(BinaryOp::Mul, x, inv)
             }
         };
-        let y = self.bin(BinaryOp::Mul, n, gamma);
+        let y = self.base.bin(BinaryOp::Mul, n, gamma);
         self.chains.push(Chain {
             root: y,
             op: "rms_norm",
@@ -236,7 +195,7 @@ impl Builder {
 
     /// `(constant, valid)`: `good` most of the time, else `bad`.
     fn constant(&mut self, good: f64, bad: f64) -> (ValueId, bool) {
-        if self.rng.one_in(8) {
+        if self.base.rng.one_in(8) {
             (self.scalar(bad), false)
         } else {
             (self.scalar(good), true)
@@ -247,70 +206,70 @@ impl Builder {
     /// unfused `1 + erf(x/√2)` cancels in f32 for very negative x, where the fused op is exact;
     /// a later normalisation by a small column could magnify that past the tolerance.)
     fn gelu(&mut self, x: ValueId) -> ValueId {
-        let t = self.un(UnaryOp::Tanh, x);
+        let t = self.base.un(UnaryOp::Tanh, x);
         let s = self.scalar(2.5);
-        let x = self.bin(BinaryOp::Mul, t, s);
+        let x = self.base.bin(BinaryOp::Mul, t, s);
         let mut ok = true;
         let (half, ok_half) = self.constant(0.5, 0.6);
         let (one, ok_one) = self.constant(1.0, 1.1);
         ok &= ok_half && ok_one;
-        let f = if self.rng.coin() {
-            let u = if self.rng.coin() {
+        let f = if self.base.rng.coin() {
+            let u = if self.base.rng.coin() {
                 let (c, ok_c) = self.constant(f64::from(std::f32::consts::SQRT_2), 1.5);
                 ok &= ok_c;
-                self.node(Op::Binary(BinaryOp::Div), &[x, c])
+                self.base.node(Op::Binary(BinaryOp::Div), &[x, c])
             } else {
                 let (c, ok_c) = self.constant(f64::from(std::f32::consts::FRAC_1_SQRT_2), 0.6);
                 ok &= ok_c;
-                self.bin(BinaryOp::Mul, x, c)
+                self.base.bin(BinaryOp::Mul, x, c)
             };
-            self.un(UnaryOp::Erf, u)
+            self.base.un(UnaryOp::Erf, u)
         } else {
             let (k, ok_k) = self.constant(0.79788456, 0.9);
             let (c, ok_c) = self.constant(0.044715, 0.05);
             ok &= ok_k && ok_c;
-            let arg = match self.rng.below(3) {
+            let arg = match self.base.rng.below(3) {
                 // k·(x + c·x³), the cube as Pow.
                 0 => {
                     let three = self.scalar(3.0);
-                    let x3 = self.node(Op::Binary(BinaryOp::Pow), &[x, three]);
-                    let cx3 = self.bin(BinaryOp::Mul, x3, c);
-                    let p = self.bin(BinaryOp::Add, x, cx3);
-                    self.bin(BinaryOp::Mul, p, k)
+                    let x3 = self.base.node(Op::Binary(BinaryOp::Pow), &[x, three]);
+                    let cx3 = self.base.bin(BinaryOp::Mul, x3, c);
+                    let p = self.base.bin(BinaryOp::Add, x, cx3);
+                    self.base.bin(BinaryOp::Mul, p, k)
                 }
                 // k·(c·(x·x·x) + x).
                 1 => {
-                    let xx = self.node(Op::Binary(BinaryOp::Mul), &[x, x]);
-                    let x3 = self.bin(BinaryOp::Mul, xx, x);
-                    let cx3 = self.bin(BinaryOp::Mul, c, x3);
-                    let p = self.bin(BinaryOp::Add, cx3, x);
-                    self.bin(BinaryOp::Mul, k, p)
+                    let xx = self.base.node(Op::Binary(BinaryOp::Mul), &[x, x]);
+                    let x3 = self.base.bin(BinaryOp::Mul, xx, x);
+                    let cx3 = self.base.bin(BinaryOp::Mul, c, x3);
+                    let p = self.base.bin(BinaryOp::Add, cx3, x);
+                    self.base.bin(BinaryOp::Mul, k, p)
                 }
                 // BLOOM: (k·x)·(1 + c·x·x).
                 _ => {
-                    let kx = self.bin(BinaryOp::Mul, k, x);
-                    let cx = self.bin(BinaryOp::Mul, c, x);
-                    let cxx = self.bin(BinaryOp::Mul, cx, x);
+                    let kx = self.base.bin(BinaryOp::Mul, k, x);
+                    let cx = self.base.bin(BinaryOp::Mul, c, x);
+                    let cxx = self.base.bin(BinaryOp::Mul, cx, x);
                     let one_b = self.scalar(1.0);
-                    let p = self.bin(BinaryOp::Add, one_b, cxx);
-                    self.bin(BinaryOp::Mul, kx, p)
+                    let p = self.base.bin(BinaryOp::Add, one_b, cxx);
+                    self.base.bin(BinaryOp::Mul, kx, p)
                 }
             };
-            self.un(UnaryOp::Tanh, arg)
+            self.base.un(UnaryOp::Tanh, arg)
         };
-        let f1 = self.bin(BinaryOp::Add, f, one);
-        let y = match self.rng.below(3) {
+        let f1 = self.base.bin(BinaryOp::Add, f, one);
+        let y = match self.base.rng.below(3) {
             0 => {
-                let xh = self.bin(BinaryOp::Mul, x, half);
-                self.bin(BinaryOp::Mul, xh, f1)
+                let xh = self.base.bin(BinaryOp::Mul, x, half);
+                self.base.bin(BinaryOp::Mul, xh, f1)
             }
             1 => {
-                let xf = self.bin(BinaryOp::Mul, x, f1);
-                self.bin(BinaryOp::Mul, xf, half)
+                let xf = self.base.bin(BinaryOp::Mul, x, f1);
+                self.base.bin(BinaryOp::Mul, xf, half)
             }
             _ => {
-                let hf = self.bin(BinaryOp::Mul, half, f1);
-                self.bin(BinaryOp::Mul, hf, x)
+                let hf = self.base.bin(BinaryOp::Mul, half, f1);
+                self.base.bin(BinaryOp::Mul, hf, x)
             }
         };
         self.chains.push(Chain {
@@ -327,7 +286,7 @@ impl Builder {
         let w = self.pooled(b[2]);
         let y = match b[0] % 12 {
             0 | 1 => {
-                let op = self.rng.pick(&[
+                let op = self.base.rng.pick(&[
                     UnaryOp::Neg,
                     UnaryOp::Abs,
                     UnaryOp::Tanh,
@@ -337,22 +296,29 @@ impl Builder {
                     UnaryOp::Sin,
                     UnaryOp::Cos,
                 ]);
-                self.un(op, v)
+                self.base.un(op, v)
             }
             2 => {
-                let op =
-                    self.rng
-                        .pick(&[BinaryOp::Add, BinaryOp::Sub, BinaryOp::Max, BinaryOp::Min]);
-                self.bin(op, v, w)
+                let op = self.base.rng.pick(&[
+                    BinaryOp::Add,
+                    BinaryOp::Sub,
+                    BinaryOp::Max,
+                    BinaryOp::Min,
+                ]);
+                self.base.bin(op, v, w)
             }
             3 => {
                 // A product kept bounded: v · sigmoid(w).
-                let s = self.un(UnaryOp::Sigmoid, w);
-                self.bin(BinaryOp::Mul, v, s)
+                let s = self.base.un(UnaryOp::Sigmoid, w);
+                self.base.bin(BinaryOp::Mul, v, s)
             }
             4 => {
-                let shape = self.rng.pick(&[vec![], vec![4], vec![3, 1], vec![1, 3, 4]]);
+                let shape = self
+                    .base
+                    .rng
+                    .pick(&[vec![], vec![4], vec![3, 1], vec![1, 3, 4]]);
                 let op = self
+                    .base
                     .rng
                     .pick(&[BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul]);
                 // Factors away from 0, so no value shrinks to noise around an offset.
@@ -361,15 +327,18 @@ impl Builder {
                 } else {
                     (-0.5, 0.5)
                 };
-                let c = self.random_weight(shape, lo, hi);
-                self.bin(op, v, c)
+                let c = self.base.random_weight(shape, lo, hi);
+                self.base.bin(op, v, c)
             }
             5 => {
-                let op =
-                    self.rng
-                        .pick(&[ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min]);
-                let axis = self.rng.pick(&[-1, 1]);
-                let r = self.node(
+                let op = self.base.rng.pick(&[
+                    ReduceOp::Sum,
+                    ReduceOp::Mean,
+                    ReduceOp::Max,
+                    ReduceOp::Min,
+                ]);
+                let axis = self.base.rng.pick(&[-1, 1]);
+                let r = self.base.node(
                     Op::Reduce {
                         op,
                         axes: vec![axis],
@@ -377,16 +346,16 @@ impl Builder {
                     },
                     &[v],
                 );
-                let op = self.rng.pick(&[BinaryOp::Add, BinaryOp::Sub]);
-                self.node(Op::Binary(op), &[w, r])
+                let op = self.base.rng.pick(&[BinaryOp::Add, BinaryOp::Sub]);
+                self.base.node(Op::Binary(op), &[w, r])
             }
             6 => {
-                let m = self.random_weight(vec![4, 4], -0.5, 0.5);
-                self.node(Op::MatMul, &[v, m])
+                let m = self.base.random_weight(vec![4, 4], -0.5, 0.5);
+                self.base.node(Op::MatMul, &[v, m])
             }
             7 => {
-                let axis = self.rng.pick(&[-1, 1, 2]);
-                self.node(Op::Softmax { axis }, &[v])
+                let axis = self.base.rng.pick(&[-1, 1, 2]);
+                self.base.node(Op::Softmax { axis }, &[v])
             }
             8 => self.layer_norm(v),
             9 => self.rms_norm(v),
@@ -400,8 +369,7 @@ impl Builder {
 /// every chain's result (`chain<i>`), and sometimes another value.
 fn build(steps: &[[u8; 4]], seed: u64) -> (Graph, Vec<Chain>) {
     let mut b = Builder {
-        g: Graph::new(),
-        rng: Rng(seed),
+        base: GraphBuilder::new(seed),
         pool: Vec::new(),
         chains: Vec::new(),
     };
@@ -413,41 +381,27 @@ fn build(steps: &[[u8; 4]], seed: u64) -> (Graph, Vec<Chain>) {
             Dim::known(4),
         ]),
     );
-    let x = b.g.add_input("x", ty.clone());
+    let x = b.base.g.add_input("x", ty.clone());
     b.pool.push(x);
-    if b.rng.coin() {
-        let y = b.g.add_input("y", ty);
+    if b.base.rng.coin() {
+        let y = b.base.g.add_input("y", ty);
         b.pool.push(y);
     }
     for &s in steps {
         b.step(s);
     }
     let last = *b.pool.last().unwrap();
-    b.g.add_output("out", last);
+    b.base.g.add_output("out", last);
     for (i, c) in b.chains.iter().enumerate() {
-        b.g.add_output(format!("chain{i}"), c.root);
+        b.base.g.add_output(format!("chain{i}"), c.root);
     }
-    if b.rng.coin() {
+    if b.base.rng.coin() {
         // A shared intermediate: a fusion must keep it.
-        let i = b.rng.below(b.pool.len());
+        let i = b.base.rng.below(b.pool.len());
         let v = b.pool[i];
-        b.g.add_output("side", v);
+        b.base.g.add_output("side", v);
     }
-    (b.g, b.chains)
-}
-
-/// Deterministic inputs in [-2, 2) for every graph input (`batch` = 2).
-fn inputs(g: &Graph, seed: u64) -> BTreeMap<String, Tensor> {
-    let mut rng = Rng(seed ^ 0x5eed);
-    g.inputs()
-        .iter()
-        .map(|&v| {
-            let val = g.value(v);
-            let vals: Vec<f64> = (0..24).map(|_| rng.uniform(-2.0, 2.0)).collect();
-            let t = Tensor::from_f64_values(DType::F32, vec![2, 3, 4], &vals).unwrap();
-            (val.name.clone().unwrap(), t)
-        })
-        .collect()
+    (b.base.g, b.chains)
 }
 
 /// The op name of the node producing output `name` as its first result (None for an input,
@@ -512,7 +466,7 @@ fn check(steps: &[[u8; 4]], seed: u64) -> Result<(), String> {
             opt_text()
         ));
     }
-    let ins = inputs(&g, seed);
+    let ins = common::random_inputs(&g, &[("batch", 2)], seed);
     let before = kiln_compiler::interp::run(&g, &ins).map_err(|e| format!("run: {e}"))?;
     let after =
         kiln_compiler::interp::run(&opt, &ins).map_err(|e| format!("run optimized: {e}"))?;

@@ -12,11 +12,11 @@
 //!   deterministic pseudo-random inputs (rtol 1e-4, atol 1e-5; a few f16 ulps for the f16 case; bool masks keep key 0 of every
 //!   row so no attention row is fully masked).
 
-use kiln_compiler::ir::{Bindings, Graph, Op};
+use crate::common;
+use kiln_compiler::ir::{Graph, Op};
 use kiln_compiler::optimize::{optimize, Optimized};
 use kiln_compiler::text::{parse, print};
-use kiln_runtime::{DType, Tensor};
-use std::collections::BTreeMap;
+use kiln_runtime::DType;
 use std::path::Path;
 
 const RTOL: f64 = 1e-4;
@@ -141,46 +141,6 @@ fn counts_eq(a: Counts, b: Counts) -> bool {
         == (b.layer_norm, b.rms_norm, b.gelu, b.attention)
 }
 
-/// Deterministic pseudo-random values in [-2, 2).
-fn random(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect()
-}
-
-/// Inputs for every graph input of `g` with the symbols bound by `b`: floats in [-2, 2); bools
-/// mostly true and always true at index 0 of the last axis (key 0 stays attended).
-fn inputs(g: &Graph, b: &Bindings, seed: u64) -> BTreeMap<String, Tensor> {
-    let mut out = BTreeMap::new();
-    for (i, &v) in g.inputs().iter().enumerate() {
-        let val = g.value(v);
-        let shape = val.ty.shape.eval(b).expect("the case's symbols are bound");
-        let n: usize = shape.iter().product();
-        let r = random(n, seed * 131 + i as u64);
-        let t = if val.ty.dtype == DType::Bool {
-            let last = shape.last().copied().unwrap_or(1).max(1);
-            let bits: Vec<f64> = r
-                .iter()
-                .enumerate()
-                .map(|(j, &x)| f64::from(u8::from(j % last == 0 || x > -1.0)))
-                .collect();
-            Tensor::from_f64_values(DType::Bool, shape, &bits)
-        } else {
-            Tensor::from_f64_values(val.ty.dtype, shape, &r)
-        };
-        out.insert(val.name.clone().unwrap(), t.unwrap());
-    }
-    out
-}
-
 /// Runs `case`: parse, optimize, check counts, flags and misses, compare under the
 /// interpreter, snapshot.
 fn check(case: &str, want: Expect) {
@@ -272,9 +232,8 @@ fn check(case: &str, want: Expect) {
     }
 
     // Same outputs under the reference interpreter.
-    let b = Bindings::from([("batch".to_string(), 2), ("seq".to_string(), 5)]);
     for seed in 0..3 {
-        let ins = inputs(&g, &b, seed);
+        let ins = common::random_inputs(&g, &[("batch", 2), ("seq", 5)], seed);
         let before = kiln_compiler::interp::run(&g, &ins).unwrap_or_else(|e| panic!("{case}: {e}"));
         let after =
             kiln_compiler::interp::run(&opt, &ins).unwrap_or_else(|e| panic!("{case}: {e}"));

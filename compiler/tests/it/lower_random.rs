@@ -22,10 +22,10 @@ use crate::common;
 
 use kiln_compiler::codegen::{GenKernel, RowOp};
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, ReduceOp, Shape};
-use kiln_compiler::ir::{TensorType, UnaryOp, ValueId, Weight};
+use kiln_compiler::ir::{TensorType, UnaryOp, ValueId};
 use kiln_compiler::lower::{compile_artifact, lower, ArtifactOptions};
 use kiln_runtime::plan::{Access, Activation, GemmB, Kernel, Plan, Storage};
-use kiln_runtime::{LoadOptions, Model, Tensor};
+use kiln_runtime::{LoadOptions, Model};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use std::collections::BTreeMap;
@@ -35,7 +35,7 @@ const ATOL: f64 = 1e-5;
 /// A value whose magnitude estimate passes this is squashed by a tanh before further use.
 const MAX_MAG: f64 = 8.0;
 
-use common::Rng;
+use common::{GraphBuilder, Rng};
 
 /// A value of the pool (`f32[batch, r, c]` unless stated), with a rough bound on its magnitude
 /// and whether the runtime computes it bit-identically to the interpreter.
@@ -47,11 +47,10 @@ struct Pv {
 }
 
 struct Builder {
-    g: Graph,
+    base: GraphBuilder,
     /// Rows and columns of the pool's values `[batch, r, c]`.
     r: usize,
     c: usize,
-    rng: Rng,
     pool: Vec<Pv>,
     outputs: Vec<(String, ValueId)>,
     /// The `ids` input of the gathers, once one exists.
@@ -87,56 +86,17 @@ impl Builder {
         1.0 / (k as f64).sqrt()
     }
 
-    fn weight_of(&mut self, dtype: DType, shape: Vec<usize>, lo: f64, hi: f64) -> ValueId {
-        let n = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| self.rng.uniform(lo, hi)).collect();
-        let t = Tensor::from_f64_values(dtype, shape, &v).unwrap();
-        let name = format!("w{}", self.g.weights().len());
-        self.g.add_weight(Weight::from_tensor(name, &t))
-    }
-
-    fn weight(&mut self, shape: Vec<usize>, lo: f64, hi: f64) -> ValueId {
-        self.weight_of(DType::F32, shape, lo, hi)
-    }
-
     /// A constant as `[]`, `[1]` or `[1, 1, 1]` (all read as a Scalar).
     fn scalar(&mut self, v: f64) -> ValueId {
-        let shape = self.rng.pick(&[vec![], vec![1], vec![1, 1, 1]]);
-        self.weight(shape, v, v)
+        let shape = self.base.rng.pick(&[vec![], vec![1], vec![1, 1, 1]]);
+        self.base.random_weight(shape, v, v)
     }
 
     /// A vector over the last axis as `[c]`, `[1, c]` or `[1, 1, c]` (read as a Row).
     fn row(&mut self, lo: f64, hi: f64) -> ValueId {
         let c = self.c;
-        let shape = self.rng.pick(&[vec![c], vec![1, c], vec![1, 1, c]]);
-        self.weight(shape, lo, hi)
-    }
-
-    fn nodes(&mut self, op: Op, ins: &[ValueId]) -> Vec<ValueId> {
-        self.g
-            .add_node(op.clone(), ins)
-            .unwrap_or_else(|e| panic!("building {op:?}: {e}"))
-    }
-
-    fn node(&mut self, op: Op, ins: &[ValueId]) -> ValueId {
-        self.nodes(op, ins)[0]
-    }
-
-    fn un(&mut self, op: UnaryOp, x: ValueId) -> ValueId {
-        self.node(Op::Unary(op), &[x])
-    }
-
-    /// `op(a, b)`, or `op(b, a)` at random for an op that commutes.
-    fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> ValueId {
-        let commutes = matches!(
-            op,
-            BinaryOp::Add | BinaryOp::Mul | BinaryOp::Max | BinaryOp::Min
-        );
-        if commutes && self.rng.coin() {
-            self.node(Op::Binary(op), &[b, a])
-        } else {
-            self.node(Op::Binary(op), &[a, b])
-        }
+        let shape = self.base.rng.pick(&[vec![c], vec![1, c], vec![1, 1, c]]);
+        self.base.random_weight(shape, lo, hi)
     }
 
     /// A pool value (the latest one half of the time, so chains form), squashed when large.
@@ -150,7 +110,7 @@ impl Builder {
         if p.mag <= MAX_MAG {
             return p;
         }
-        let v = self.un(UnaryOp::Tanh, p.v);
+        let v = self.base.un(UnaryOp::Tanh, p.v);
         Pv {
             v,
             mag: 1.0,
@@ -166,25 +126,26 @@ impl Builder {
 
     /// `sigmoid(x)·(hi - lo) + lo`, a value in [lo, hi] of x's shape.
     fn ranged(&mut self, x: ValueId, lo: f64, hi: f64) -> ValueId {
-        let s = self.un(UnaryOp::Sigmoid, x);
+        let s = self.base.un(UnaryOp::Sigmoid, x);
         let k = self.scalar(hi - lo);
-        let s = self.bin(BinaryOp::Mul, s, k);
+        let s = self.base.bin(BinaryOp::Mul, s, k);
         let c = self.scalar(lo);
-        self.bin(BinaryOp::Add, s, c)
+        self.base.bin(BinaryOp::Add, s, c)
     }
 
     /// A Col operand `[batch, r, 1]`: a reduction of a pool value over the last axis.
     fn col(&mut self, b: u8) -> Pv {
         let p = self.pooled(b);
         let op = self
+            .base
             .rng
             .pick(&[ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min]);
         let op = Op::Reduce {
             op,
-            axes: vec![self.rng.pick(&[-1, 2])],
+            axes: vec![self.base.rng.pick(&[-1, 2])],
             keepdims: true,
         };
-        let v = self.node(op, &[p.v]);
+        let v = self.base.node(op, &[p.v]);
         Pv { v, ..p }
     }
 
@@ -203,7 +164,7 @@ impl Builder {
                 weight(v, lo.abs().max(hi.abs()))
             }
             1 => {
-                let c = self.rng.uniform(lo, hi);
+                let c = self.base.rng.uniform(lo, hi);
                 let v = self.scalar(c);
                 weight(v, c.abs())
             }
@@ -221,14 +182,17 @@ impl Builder {
     }
 
     fn producer(&self, v: ValueId) -> kiln_compiler::ir::NodeId {
-        match self.g.value(v).def {
+        match self.base.g.value(v).def {
             kiln_compiler::ir::ValueDef::Node { node, .. } => node,
             _ => unreachable!("a node result"),
         }
     }
 
     fn is_weight(&self, v: ValueId) -> bool {
-        matches!(self.g.value(v).def, kiln_compiler::ir::ValueDef::Weight(_))
+        matches!(
+            self.base.g.value(v).def,
+            kiln_compiler::ir::ValueDef::Weight(_)
+        )
     }
 
     /// One unary elementwise op (or a short chain keeping its domain valid).
@@ -247,7 +211,7 @@ impl Builder {
         let k = b[2] as usize % 17;
         if k < plain.len() {
             let op = plain[k];
-            let v = self.un(op, p.v);
+            let v = self.base.un(op, p.v);
             let bounded = k >= 3;
             let exact = p.exact && !bounded;
             let mag = if bounded { 1.0 } else { p.mag };
@@ -261,33 +225,33 @@ impl Builder {
         match k {
             8 => {
                 // exp(min(x, c)) ≤ e^1.5.
-                let c = self.rng.uniform(0.5, 1.5);
+                let c = self.base.rng.uniform(0.5, 1.5);
                 let c = self.scalar(c);
-                let m = self.bin(BinaryOp::Min, p.v, c);
-                let v = self.un(UnaryOp::Exp, m);
+                let m = self.base.bin(BinaryOp::Min, p.v, c);
+                let v = self.base.un(UnaryOp::Exp, m);
                 inexact(v, 4.5)
             }
             9..=12 => {
                 // log, sqrt, rsqrt, 1/x of sigmoid(x) + c, c ∈ {0.1, 0.5}.
-                let s = self.un(UnaryOp::Sigmoid, p.v);
-                let c = self.rng.pick(&[0.1, 0.5]);
+                let s = self.base.un(UnaryOp::Sigmoid, p.v);
+                let c = self.base.rng.pick(&[0.1, 0.5]);
                 let cv = self.scalar(c);
-                let pos = self.bin(BinaryOp::Add, s, cv);
+                let pos = self.base.bin(BinaryOp::Add, s, cv);
                 let (op, mag) = match k {
                     9 => (UnaryOp::Log, 2.4),
                     10 => (UnaryOp::Sqrt, 1.3),
                     11 => (UnaryOp::Rsqrt, 3.2),
                     _ => (UnaryOp::Reciprocal, 10.0),
                 };
-                let v = self.un(op, pos);
+                let v = self.base.un(op, pos);
                 inexact(v, mag)
             }
             13 | 14 => {
                 // floor/ceil of an exact value (times 2, exactly).
                 let e = self.exact(b[3]);
-                let x = if self.rng.coin() {
+                let x = if self.base.rng.coin() {
                     let two = self.scalar(2.0);
-                    self.bin(BinaryOp::Mul, e.v, two)
+                    self.base.bin(BinaryOp::Mul, e.v, two)
                 } else {
                     e.v
                 };
@@ -296,7 +260,7 @@ impl Builder {
                 } else {
                     UnaryOp::Ceil
                 };
-                let v = self.un(op, x);
+                let v = self.base.un(op, x);
                 Pv {
                     v,
                     mag: 2.0 * e.mag + 1.0,
@@ -309,7 +273,7 @@ impl Builder {
                 } else {
                     GeluApprox::Tanh
                 };
-                let v = self.node(Op::Gelu { approx }, &[p.v]);
+                let v = self.base.node(Op::Gelu { approx }, &[p.v]);
                 inexact(v, p.mag)
             }
         }
@@ -333,9 +297,9 @@ impl Builder {
             BinaryOp::Div => (p, self.operand(b[3], Some((0.5, 1.5)))),
             BinaryOp::Pow if b[3].is_multiple_of(4) && p.mag <= 4.0 => {
                 // An integer exponent: negative bases are fine.
-                let e = self.rng.pick(&[2.0, 3.0]);
+                let e = self.base.rng.pick(&[2.0, 3.0]);
                 let e = self.scalar(e);
-                let v = self.node(Op::Binary(op), &[p.v, e]);
+                let v = self.base.node(Op::Binary(op), &[p.v, e]);
                 return Pv {
                     v,
                     mag: p.mag.powi(3),
@@ -353,12 +317,12 @@ impl Builder {
             }
             _ => (p, self.operand(b[3], None)),
         };
-        let v = if op == BinaryOp::Sub && self.rng.coin() {
-            self.node(Op::Binary(op), &[q.v, x.v])
+        let v = if op == BinaryOp::Sub && self.base.rng.coin() {
+            self.base.node(Op::Binary(op), &[q.v, x.v])
         } else if matches!(op, BinaryOp::Div | BinaryOp::Pow) {
-            self.node(Op::Binary(op), &[x.v, q.v])
+            self.base.node(Op::Binary(op), &[x.v, q.v])
         } else {
-            self.bin(op, x.v, q.v)
+            self.base.bin(op, x.v, q.v)
         };
         let mag = match op {
             BinaryOp::Add | BinaryOp::Sub => x.mag + q.mag,
@@ -376,7 +340,7 @@ impl Builder {
     fn matmul(&mut self, b: [u8; 4]) -> Pv {
         let p = self.pooled(b[1]);
         let (c, wr) = (self.c, Self::gemm_range(self.c));
-        let w = self.weight(vec![c, c], -wr, wr);
+        let w = self.base.random_weight(vec![c, c], -wr, wr);
         self.gemm_with_epilogue(p, w, b)
     }
 
@@ -385,12 +349,12 @@ impl Builder {
     fn gemm_with_epilogue(&mut self, p: Pv, w: ValueId, b: [u8; 4]) -> Pv {
         let mut y = if b[2] & 1 == 0 {
             let bias = self.row(-0.5, 0.5);
-            self.node(Op::MatMulBias, &[p.v, w, bias])
+            self.base.node(Op::MatMulBias, &[p.v, w, bias])
         } else {
-            self.node(Op::MatMul, &[p.v, w])
+            self.base.node(Op::MatMul, &[p.v, w])
         };
         let mut mag = 1.2 * p.mag + 0.5;
-        if self.rng.one_in(4) {
+        if self.base.rng.one_in(4) {
             self.pool.push(Pv {
                 v: y,
                 mag,
@@ -398,24 +362,24 @@ impl Builder {
             });
         }
         y = match (b[2] >> 1) % 6 {
-            0 | 1 => self.node(
+            0 | 1 => self.base.node(
                 Op::Gelu {
                     approx: GeluApprox::None,
                 },
                 &[y],
             ),
-            2 => self.node(
+            2 => self.base.node(
                 Op::Gelu {
                     approx: GeluApprox::Tanh,
                 },
                 &[y],
             ),
-            3 => self.un(UnaryOp::Relu, y),
+            3 => self.base.un(UnaryOp::Relu, y),
             _ => y,
         };
         if b[2] & 0x40 != 0 {
             let q = self.pooled(b[3]);
-            y = self.bin(BinaryOp::Add, y, q.v);
+            y = self.base.bin(BinaryOp::Add, y, q.v);
             mag += q.mag;
         }
         Pv {
@@ -429,21 +393,23 @@ impl Builder {
     /// [`HIDDEN`].
     fn ffn(&mut self, b: [u8; 4]) -> Pv {
         let p = self.pooled(b[1]);
-        let (c, hw) = (self.c, self.rng.pick(&HIDDEN));
-        let w1 = self.weight(vec![c, hw], -Self::gemm_range(c), Self::gemm_range(c));
-        let b1 = self.weight(vec![hw], -0.5, 0.5);
-        let h = self.node(Op::MatMulBias, &[p.v, w1, b1]);
-        let approx = self.rng.pick(&[GeluApprox::None, GeluApprox::Tanh]);
-        let h = self.node(Op::Gelu { approx }, &[h]);
+        let (c, hw) = (self.c, self.base.rng.pick(&HIDDEN));
+        let w1 = self
+            .base
+            .random_weight(vec![c, hw], -Self::gemm_range(c), Self::gemm_range(c));
+        let b1 = self.base.random_weight(vec![hw], -0.5, 0.5);
+        let h = self.base.node(Op::MatMulBias, &[p.v, w1, b1]);
+        let approx = self.base.rng.pick(&[GeluApprox::None, GeluApprox::Tanh]);
+        let h = self.base.node(Op::Gelu { approx }, &[h]);
         let w2r = 0.7 * Self::gemm_range(hw);
-        let w2 = self.weight(vec![hw, c], -w2r, w2r);
-        let o = if self.rng.coin() {
+        let w2 = self.base.random_weight(vec![hw, c], -w2r, w2r);
+        let o = if self.base.rng.coin() {
             let b2 = self.row(-0.5, 0.5);
-            self.node(Op::MatMulBias, &[h, w2, b2])
+            self.base.node(Op::MatMulBias, &[h, w2, b2])
         } else {
-            self.node(Op::MatMul, &[h, w2])
+            self.base.node(Op::MatMul, &[h, w2])
         };
-        let v = self.bin(BinaryOp::Add, p.v, o);
+        let v = self.base.bin(BinaryOp::Add, p.v, o);
         Pv {
             v,
             mag: 2.5 * p.mag + 1.0,
@@ -461,32 +427,35 @@ impl Builder {
             0 | 1 => {
                 let q = self.pooled(b[3]);
                 let (a, k) = if p.mag * q.mag > 4.0 {
-                    (self.un(UnaryOp::Tanh, p.v), self.un(UnaryOp::Tanh, q.v))
+                    (
+                        self.base.un(UnaryOp::Tanh, p.v),
+                        self.base.un(UnaryOp::Tanh, q.v),
+                    )
                 } else {
                     (p.v, q.v)
                 };
-                let kt = self.node(
+                let kt = self.base.node(
                     Op::Transpose {
                         perm: vec![0, 2, 1],
                     },
                     &[k],
                 );
-                if self.rng.one_in(4) {
+                if self.base.rng.one_in(4) {
                     // A second consumer: the transpose runs on its own.
                     self.outputs.push(("kt".into(), kt));
                 }
-                let s = self.node(Op::MatMul, &[a, kt]);
+                let s = self.base.node(Op::MatMul, &[a, kt]);
                 let c = self.scalar(Self::gemm_range(self.c));
-                let s = self.bin(BinaryOp::Mul, s, c);
-                let axis = self.rng.pick(&[-1, -1, 2, 1]);
-                let sm = if self.rng.one_in(4) {
-                    self.node(Op::LogSoftmax { axis }, &[s])
+                let s = self.base.bin(BinaryOp::Mul, s, c);
+                let axis = self.base.rng.pick(&[-1, -1, 2, 1]);
+                let sm = if self.base.rng.one_in(4) {
+                    self.base.node(Op::LogSoftmax { axis }, &[s])
                 } else {
-                    self.node(Op::Softmax { axis }, &[s])
+                    self.base.node(Op::Softmax { axis }, &[s])
                 };
                 let c = self.pooled(b[3] >> 4);
-                let log = self.g.node(self.producer(sm)).op.name() == "log_softmax";
-                let v = self.node(Op::MatMul, &[sm, c.v]);
+                let log = self.base.g.node(self.producer(sm)).op.name() == "log_softmax";
+                let v = self.base.node(Op::MatMul, &[sm, c.v]);
                 Pv {
                     v,
                     mag: if log { 40.0 } else { 1.0 } * c.mag,
@@ -495,20 +464,20 @@ impl Builder {
             }
             2 => {
                 let (c, wr) = (self.c, Self::gemm_range(self.c));
-                let w = self.weight(vec![c, c], -wr, wr);
-                let m = self.un(UnaryOp::Tanh, w);
-                let m = if self.rng.coin() {
-                    self.node(Op::Transpose { perm: vec![1, 0] }, &[m])
+                let w = self.base.random_weight(vec![c, c], -wr, wr);
+                let m = self.base.un(UnaryOp::Tanh, w);
+                let m = if self.base.rng.coin() {
+                    self.base.node(Op::Transpose { perm: vec![1, 0] }, &[m])
                 } else {
                     m
                 };
-                let sel = [b[0], b[1], self.rng.next() as u8, b[3]];
+                let sel = [b[0], b[1], self.base.rng.next() as u8, b[3]];
                 self.gemm_with_epilogue(p, m, sel)
             }
             _ => {
                 let (c, wr) = (self.c, Self::gemm_range(self.c));
-                let w = self.weight(vec![1, c, c], -wr, wr);
-                let v = self.node(Op::MatMul, &[p.v, w]);
+                let w = self.base.random_weight(vec![1, c, c], -wr, wr);
+                let v = self.base.node(Op::MatMul, &[p.v, w]);
                 Pv {
                     v,
                     mag: 1.2 * p.mag,
@@ -532,18 +501,18 @@ impl Builder {
                 vec![1],
             ]
         };
-        let shape = self.rng.pick(&shapes);
-        self.weight(shape, lo, hi)
+        let shape = self.base.rng.pick(&shapes);
+        self.base.random_weight(shape, lo, hi)
     }
 
     /// `x + spread`: a Row (fused) or `[r, c]` (reference) weight, so no row is nearly constant.
     fn spread(&mut self, x: ValueId) -> ValueId {
-        let s = if self.rng.one_in(3) {
-            self.weight(vec![self.r, self.c], -1.0, 1.0)
+        let s = if self.base.rng.one_in(3) {
+            self.base.random_weight(vec![self.r, self.c], -1.0, 1.0)
         } else {
             self.row(-1.0, 1.0)
         };
-        self.bin(BinaryOp::Add, x, s)
+        self.base.bin(BinaryOp::Add, x, s)
     }
 
     /// LayerNorm, SkipLayerNorm or RmsNorm over a spread pool value, on the last axis (as -1
@@ -551,11 +520,11 @@ impl Builder {
     fn norm(&mut self, b: [u8; 4]) -> Pv {
         let p = self.pooled(b[1]);
         let x = self.spread(p.v);
-        let eps = self.rng.pick(&[1e-5, 1e-6, 1e-3]);
-        let axis = self.rng.pick(&[-1, -1, 2, 1]);
+        let eps = self.base.rng.pick(&[1e-5, 1e-6, 1e-3]);
+        let axis = self.base.rng.pick(&[-1, -1, 2, 1]);
         let axis = if b[2] % 3 == 2 { -1 } else { axis };
         let gamma = self.norm_param(axis, 0.5, 1.5);
-        let beta = (!self.rng.one_in(3)).then(|| self.norm_param(axis, -0.5, 0.5));
+        let beta = (!self.base.rng.one_in(3)).then(|| self.norm_param(axis, -0.5, 0.5));
         let out = |v| Pv {
             v,
             mag: 5.0,
@@ -565,12 +534,15 @@ impl Builder {
             0 => {
                 let mut ins = vec![x, gamma];
                 ins.extend(beta);
-                out(self.node(Op::LayerNorm { axis, eps }, &ins))
+                out(self.base.node(Op::LayerNorm { axis, eps }, &ins))
             }
             1 => {
                 let (skip, skip_mag) = match b[3] % 5 {
                     0 => (self.row(-1.0, 1.0), 1.0),
-                    1 => (self.weight(vec![self.r, self.c], -1.0, 1.0), 1.0),
+                    1 => (
+                        self.base.random_weight(vec![self.r, self.c], -1.0, 1.0),
+                        1.0,
+                    ),
                     _ => {
                         let q = self.pooled(b[3] >> 3);
                         (q.v, q.mag)
@@ -578,7 +550,7 @@ impl Builder {
                 };
                 let mut ins = vec![x, skip, gamma];
                 ins.extend(beta);
-                let ys = self.nodes(Op::SkipLayerNorm { axis, eps }, &ins);
+                let ys = self.base.nodes(Op::SkipLayerNorm { axis, eps }, &ins);
                 match b[3] >> 6 {
                     0 => self.pool.push(Pv {
                         v: ys[1],
@@ -590,23 +562,23 @@ impl Builder {
                 }
                 out(ys[0])
             }
-            _ => out(self.node(Op::RmsNorm { eps }, &[x, gamma])),
+            _ => out(self.base.node(Op::RmsNorm { eps }, &[x, gamma])),
         }
     }
 
     /// Softmax or LogSoftmax on the last axis (-1 or 2) or on axis 1 (the reference kernel).
     fn softmax(&mut self, b: [u8; 4]) -> Pv {
         let p = self.pooled(b[1]);
-        let axis = self.rng.pick(&[-1, -1, 2, 1]);
+        let axis = self.base.rng.pick(&[-1, -1, 2, 1]);
         if b[2] & 1 == 0 {
-            let v = self.node(Op::Softmax { axis }, &[p.v]);
+            let v = self.base.node(Op::Softmax { axis }, &[p.v]);
             Pv {
                 v,
                 mag: 1.0,
                 exact: false,
             }
         } else {
-            let v = self.node(Op::LogSoftmax { axis }, &[p.v]);
+            let v = self.base.node(Op::LogSoftmax { axis }, &[p.v]);
             Pv {
                 v,
                 mag: 2.0 * p.mag + 2.1,
@@ -628,22 +600,22 @@ impl Builder {
         ];
         let view = views[b[2] as usize % 3].clone();
         let last = view.last().and_then(Dim::as_known).unwrap() as usize;
-        let r = self.node(Op::Reshape { shape: view }, &[p.v]);
+        let r = self.base.node(Op::Reshape { shape: view }, &[p.v]);
         if b[2] & 0x10 != 0 {
             self.outputs.push(("view".into(), r));
         }
         let (r, mag, exact) = match b[3] % 7 {
             0 => {
-                let w = self.weight(vec![last], -1.0, 1.0);
-                (self.bin(BinaryOp::Add, r, w), p.mag + 1.0, p.exact)
+                let w = self.base.random_weight(vec![last], -1.0, 1.0);
+                (self.base.bin(BinaryOp::Add, r, w), p.mag + 1.0, p.exact)
             }
-            1 => (self.node(Op::Softmax { axis: -1 }, &[r]), 1.0, false),
+            1 => (self.base.node(Op::Softmax { axis: -1 }, &[r]), 1.0, false),
             // (Not over a single column, where an RmsNorm is a sign function of its input.)
             2 if last >= 4 => {
-                let spread = self.weight(vec![last], -1.0, 1.0);
-                let x = self.bin(BinaryOp::Add, r, spread);
-                let gamma = self.weight(vec![last], 0.5, 1.5);
-                let op = if self.rng.coin() {
+                let spread = self.base.random_weight(vec![last], -1.0, 1.0);
+                let x = self.base.bin(BinaryOp::Add, r, spread);
+                let gamma = self.base.random_weight(vec![last], 0.5, 1.5);
+                let op = if self.base.rng.coin() {
                     Op::RmsNorm { eps: 1e-5 }
                 } else {
                     Op::LayerNorm {
@@ -652,7 +624,7 @@ impl Builder {
                     }
                 };
                 (
-                    self.node(op, &[x, gamma]),
+                    self.base.node(op, &[x, gamma]),
                     1.5 * (last as f64).sqrt(),
                     false,
                 )
@@ -660,36 +632,40 @@ impl Builder {
             3 => {
                 // A reshape of a reshape: one alias of the root.
                 let flat = vec![batch(), Dim::known(rows * c)];
-                (self.node(Op::Reshape { shape: flat }, &[r]), p.mag, p.exact)
+                (
+                    self.base.node(Op::Reshape { shape: flat }, &[r]),
+                    p.mag,
+                    p.exact,
+                )
             }
             4 if b[2] % 3 == 1 => {
                 // A GEMM on the view (a rank-2 `a` for `[batch·r, c]`).
                 let wr = Self::gemm_range(self.c);
-                let w = self.weight(vec![self.c, self.c], -wr, wr);
-                let w = if self.rng.coin() {
-                    self.un(UnaryOp::Tanh, w)
+                let w = self.base.random_weight(vec![self.c, self.c], -wr, wr);
+                let w = if self.base.rng.coin() {
+                    self.base.un(UnaryOp::Tanh, w)
                 } else {
                     w
                 };
-                (self.node(Op::MatMul, &[r, w]), 1.2 * p.mag, false)
+                (self.base.node(Op::MatMul, &[r, w]), 1.2 * p.mag, false)
             }
             5 if c1 == 2 && b[2] % 3 == 2 => {
                 // Attention-like batched GEMMs over two batch dims: `[batch, r, 2, c/2]`.
-                let t = self.un(UnaryOp::Tanh, r);
-                let tt = self.node(
+                let t = self.base.un(UnaryOp::Tanh, r);
+                let tt = self.base.node(
                     Op::Transpose {
                         perm: vec![0, 1, 3, 2],
                     },
                     &[t],
                 );
-                let s = self.node(Op::MatMul, &[t, tt]);
-                let sm = self.node(Op::Softmax { axis: -1 }, &[s]);
-                (self.node(Op::MatMul, &[sm, r]), p.mag, false)
+                let s = self.base.node(Op::MatMul, &[t, tt]);
+                let sm = self.base.node(Op::Softmax { axis: -1 }, &[s]);
+                (self.base.node(Op::MatMul, &[sm, r]), p.mag, false)
             }
             _ => (r, p.mag, p.exact),
         };
         let shape = self.main_dims();
-        let v = self.node(Op::Reshape { shape }, &[r]);
+        let v = self.base.node(Op::Reshape { shape }, &[r]);
         Pv { v, mag, exact }
     }
 
@@ -701,11 +677,13 @@ impl Builder {
             return self.gather(b);
         }
         if b[2].is_multiple_of(4) {
-            let d = self.node(Op::Cast { to: DType::F64 }, &[p.v]);
-            let t = self.un(UnaryOp::Tanh, d);
-            let w = self.weight_of(DType::F64, vec![self.c], -1.5, 1.5);
-            let m = self.bin(BinaryOp::Mul, t, w);
-            let v = self.node(Op::Cast { to: DType::F32 }, &[m]);
+            let d = self.base.node(Op::Cast { to: DType::F64 }, &[p.v]);
+            let t = self.base.un(UnaryOp::Tanh, d);
+            let w = self
+                .base
+                .random_weight_of(DType::F64, vec![self.c], -1.5, 1.5);
+            let m = self.base.bin(BinaryOp::Mul, t, w);
+            let v = self.base.node(Op::Cast { to: DType::F32 }, &[m]);
             return Pv {
                 v,
                 mag: 1.5,
@@ -714,19 +692,22 @@ impl Builder {
         }
         let e = self.exact(b[3]);
         let w = self.row(-1.0, 1.0);
-        let cmp = self.rng.pick(&[BinaryOp::Gt, BinaryOp::Lt, BinaryOp::Ge]);
-        let cond = self.node(Op::Binary(cmp), &[e.v, w]);
+        let cmp = self
+            .base
+            .rng
+            .pick(&[BinaryOp::Gt, BinaryOp::Lt, BinaryOp::Ge]);
+        let cond = self.base.node(Op::Binary(cmp), &[e.v, w]);
         if b[2] % 4 == 1 {
             let q = self.pooled(b[3] >> 2);
-            let v = self.node(Op::Where, &[cond, p.v, q.v]);
+            let v = self.base.node(Op::Where, &[cond, p.v, q.v]);
             Pv {
                 v,
                 mag: p.mag.max(q.mag),
                 exact: p.exact && q.exact,
             }
         } else {
-            let c = self.node(Op::Cast { to: DType::F32 }, &[cond]);
-            let v = self.bin(BinaryOp::Mul, p.v, c);
+            let c = self.base.node(Op::Cast { to: DType::F32 }, &[cond]);
+            let v = self.base.bin(BinaryOp::Mul, p.v, c);
             Pv { v, ..p }
         }
     }
@@ -738,20 +719,20 @@ impl Builder {
         let ids = match self.ids {
             Some(ids) => ids,
             None => {
-                let dt = self.rng.pick(&[DType::I64, DType::I32]);
+                let dt = self.base.rng.pick(&[DType::I64, DType::I32]);
                 let shape = vec![batch(), Dim::known(self.r as i64)];
-                let ids = self.g.add_input("ids", ty(dt, shape));
+                let ids = self.base.g.add_input("ids", ty(dt, shape));
                 self.ids = Some(ids);
                 ids
             }
         };
-        let table = self.weight(vec![6, self.c], -2.0, 2.0);
+        let table = self.base.random_weight(vec![6, self.c], -2.0, 2.0);
         let (table, exact) = if b[3] & 1 == 0 {
             (table, true)
         } else {
-            (self.un(UnaryOp::Tanh, table), false)
+            (self.base.un(UnaryOp::Tanh, table), false)
         };
-        let v = self.node(Op::Gather { axis: 0 }, &[table, ids]);
+        let v = self.base.node(Op::Gather { axis: 0 }, &[table, ids]);
         Pv { v, mag: 2.0, exact }
     }
 
@@ -779,106 +760,59 @@ fn build(steps: &[[u8; 4]], seed: u64) -> Graph {
     let mut rng = Rng(seed);
     let (r, c) = SHAPES[rng.below(SHAPES.len())];
     let mut b = Builder {
-        g: Graph::new(),
+        base: GraphBuilder {
+            g: Graph::new(),
+            rng,
+        },
         r,
         c,
-        rng,
         pool: Vec::new(),
         outputs: Vec::new(),
         ids: None,
     };
-    let x = b.g.add_input("x", ty(DType::F32, b.main_dims()));
+    let x = b.base.g.add_input("x", ty(DType::F32, b.main_dims()));
     let input = |v| Pv {
         v,
         mag: 2.0,
         exact: true,
     };
     b.pool.push(input(x));
-    if b.rng.coin() {
-        let y = b.g.add_input("y", ty(DType::F32, b.main_dims()));
+    if b.base.rng.coin() {
+        let y = b.base.g.add_input("y", ty(DType::F32, b.main_dims()));
         b.pool.push(input(y));
     }
-    if b.rng.one_in(4) {
-        b.g.add_input("z", ty(DType::F32, vec![batch(), Dim::known(3)]));
+    if b.base.rng.one_in(4) {
+        b.base
+            .g
+            .add_input("z", ty(DType::F32, vec![batch(), Dim::known(3)]));
     }
     for &s in steps {
         b.step(s);
     }
     let last = b.pool.last().unwrap().v;
-    b.g.add_output("out", last);
+    b.base.g.add_output("out", last);
     let extra = std::mem::take(&mut b.outputs);
     for (i, (name, v)) in extra.into_iter().enumerate() {
-        b.g.add_output(format!("{name}{i}"), v);
+        b.base.g.add_output(format!("{name}{i}"), v);
     }
-    if b.rng.coin() {
-        let v = b.pool[b.rng.below(b.pool.len())].v;
-        b.g.add_output("side", v);
+    if b.base.rng.coin() {
+        let v = b.pool[b.base.rng.below(b.pool.len())].v;
+        b.base.g.add_output("side", v);
     }
-    if b.rng.one_in(4) {
-        b.g.add_output("x_echo", x);
+    if b.base.rng.one_in(4) {
+        b.base.g.add_output("x_echo", x);
     }
-    if b.rng.one_in(5) {
+    if b.base.rng.one_in(5) {
         let w = b.row(-1.0, 1.0);
-        b.g.add_output("w_echo", w);
+        b.base.g.add_output("w_echo", w);
     }
-    if b.rng.one_in(4) {
-        let v = b.pool[b.rng.below(b.pool.len())].v;
+    if b.base.rng.one_in(4) {
+        let v = b.pool[b.base.rng.below(b.pool.len())].v;
         let flat = vec![batch(), Dim::known((b.r * b.c) as i64)];
-        let r = b.node(Op::Reshape { shape: flat }, &[v]);
-        b.g.add_output("flat", r);
+        let r = b.base.node(Op::Reshape { shape: flat }, &[v]);
+        b.base.g.add_output("flat", r);
     }
-    b.g
-}
-
-/// Deterministic inputs in [-2, 2) for every graph input at this `batch`.
-fn inputs(g: &Graph, batch: usize, seed: u64) -> BTreeMap<String, Tensor> {
-    let mut rng = Rng(seed ^ 0x5eed ^ batch as u64);
-    let b = [("batch".to_string(), batch as i64)].into_iter().collect();
-    g.inputs()
-        .iter()
-        .map(|&v| {
-            let val = g.value(v);
-            let shape = val.ty.shape.eval(&b).unwrap();
-            let n = shape.iter().product();
-            let t = if val.ty.dtype.is_float() {
-                let vals: Vec<f64> = (0..n).map(|_| rng.uniform(-2.0, 2.0)).collect();
-                Tensor::from_f64_values(val.ty.dtype, shape, &vals)
-            } else {
-                let vals: Vec<i64> = (0..n).map(|_| rng.below(12) as i64 - 6).collect();
-                Tensor::from_i64_values(val.ty.dtype, shape, &vals)
-            };
-            let t = t.unwrap();
-            (val.name.clone().unwrap(), t)
-        })
-        .collect()
-}
-
-/// `Err` names the first output element of `got` outside the tolerance around `want`.
-fn compare(want: &[(String, Tensor)], got: &[(String, Tensor)]) -> Result<(), String> {
-    if want.len() != got.len() {
-        return Err(format!("{} outputs, expected {}", got.len(), want.len()));
-    }
-    for ((wn, w), (gn, o)) in want.iter().zip(got) {
-        if wn != gn || w.shape() != o.shape() || w.dtype() != o.dtype() {
-            return Err(format!(
-                "output `{gn}` is {}{:?}, expected `{wn}` {}{:?}",
-                o.dtype(),
-                o.shape(),
-                w.dtype(),
-                w.shape()
-            ));
-        }
-        for (i, (a, b)) in w.to_f64_vec().iter().zip(o.to_f64_vec()).enumerate() {
-            let ok =
-                (a.is_nan() && b.is_nan()) || *a == b || (a - b).abs() <= ATOL + RTOL * a.abs();
-            if !ok {
-                return Err(format!(
-                    "output `{wn}` element {i}: runtime {b}, interpreter {a}"
-                ));
-            }
-        }
-    }
-    Ok(())
+    b.base.g
 }
 
 /// The memory plan's invariants: a step's outputs share no slot with its inputs, except an
@@ -1156,12 +1090,16 @@ fn check(steps: &[[u8; 4]], seed: u64) -> Result<Coverage, String> {
     // Batch 1, then 3, then 1 again with other inputs: the last run's arena holds the batch-3
     // run's bytes, so a kernel relying on zeroed or stale memory shows.
     for (run, batch) in [1, 3, 1].into_iter().enumerate() {
-        let ins = inputs(&g, batch, seed.wrapping_add(run as u64));
+        let ins = common::random_inputs(
+            &g,
+            &[("batch", batch as i64)],
+            seed.wrapping_add(run as u64) ^ batch as u64,
+        );
         let want = kiln_compiler::interp::run(&g, &ins).map_err(|e| format!("interpreter: {e}"))?;
         let got = session
             .run(&ins)
             .map_err(|e| format!("run at batch {batch}: {e}\nplan:\n{plan_text}{}", text()))?;
-        compare(&want, &got)
+        common::compare_outputs(&want, &got, RTOL, ATOL)
             .map_err(|e| format!("batch {batch}: {e}\nplan:\n{plan_text}{}", text()))?;
     }
     Ok(cov)
@@ -1208,7 +1146,7 @@ fn generated_graphs_reach_every_kernel() {
 fn a_perturbed_result_is_reported() {
     let steps = [[0u8, 0, 0, 0], [1, 1, 2, 3]];
     let g = build(&steps, 7);
-    let inputs = inputs(&g, 1, 7);
+    let inputs = common::random_inputs(&g, &[("batch", 1)], 7 ^ 1);
     let mut want = kiln_compiler::interp::run(&g, &inputs).unwrap();
     let got = want.clone();
     let (name, t) = want[0].clone();
@@ -1218,9 +1156,9 @@ fn a_perturbed_result_is_reported() {
         name,
         kiln_runtime::Tensor::from_f64_values(t.dtype(), t.shape().to_vec(), &v).unwrap(),
     );
-    let err = compare(&want, &got).unwrap_err();
+    let err = common::compare_outputs(&want, &got, RTOL, ATOL).unwrap_err();
     assert!(err.contains("element 0"), "{err}");
-    assert!(compare(&got, &got).is_ok());
+    assert!(common::compare_outputs(&got, &got, RTOL, ATOL).is_ok());
 }
 
 /// The plan check is not vacuous: moving a live value into another live value's slot, or a

@@ -17,6 +17,7 @@ mod interp_scatter_topk;
 mod lower_cases;
 mod lower_random;
 mod passes;
+mod plan_validate;
 mod text_errors;
 mod text_roundtrip;
 mod text_snapshots;

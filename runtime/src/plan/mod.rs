@@ -6,6 +6,7 @@
 //! (`batch`, `seq`): one plan serves every binding, and the executor evaluates all shapes and the
 //! arena layout once per run.
 
+mod text;
 mod validate;
 
 use crate::ops::{Dim, Op, TensorType};
