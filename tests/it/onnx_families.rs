@@ -23,7 +23,7 @@
 
 use crate::common;
 
-use common::{resize_axis1, take_rows};
+use common::{resize_axis1, take_rows, unmasked};
 
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
@@ -51,24 +51,6 @@ fn kind_of(name: &str) -> Option<Kind> {
         "gpt2" | "opt" | "bloom" | "llama" | "gptneo" => Some(Kind::Causal),
         _ => None,
     }
-}
-
-/// The `[batch, seq, ...]` entries of `t` at the rows `rows` and the positions where `mask`
-/// (`[batch, seq']`, `seq' <= seq`) is 1, as a flat f32 tensor.
-fn unmasked(t: &Tensor, mask: &Tensor, rows: &[usize]) -> Tensor {
-    let s = mask.shape()[1];
-    let inner: usize = t.shape()[2..].iter().product();
-    let st = t.shape()[1];
-    let (v, m) = (t.to_f64_vec(), mask.to_i64_vec());
-    let mut out = vec![];
-    for &r in rows {
-        for p in (0..s).filter(|&p| m[r * s + p] != 0) {
-            let at = (r * st + p) * inner;
-            out.extend_from_slice(&v[at..at + inner]);
-        }
-    }
-    let n = out.len();
-    Tensor::from_f64_values(kiln_runtime::DType::F32, vec![n], &out).unwrap()
 }
 
 /// The inputs at another shape, the expected value (from the run at the original shape), a

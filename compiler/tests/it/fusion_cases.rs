@@ -272,13 +272,7 @@ macro_rules! cases {
         fn every_case_file_has_a_test() {
             let names = [$(stringify!($name)),*];
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fusion_cases");
-            let mut files: Vec<String> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == "kir"))
-                .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-                .collect();
-            files.sort();
+            let files = common::kir_case_names(&dir);
             let mut tested: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             tested.sort();
             assert_eq!(files, tested);

@@ -2,13 +2,10 @@
 //! attention against a separate loop-based implementation written here from the
 //! `Op::Attention` doc comment. (layer_norm and rms_norm are tested in `interp/fused.rs`.)
 
+use crate::common::t;
 use kiln_compiler::interp::eval_op;
 use kiln_compiler::ir::{Bindings, GeluApprox, Op};
 use kiln_runtime::{DType, Tensor};
-
-fn t(dt: DType, shape: &[usize], v: &[f64]) -> Tensor {
-    Tensor::from_f64_values(dt, shape.to_vec(), v).unwrap()
-}
 
 fn eval(op: &Op, xs: &[&Tensor]) -> Result<Tensor, String> {
     eval_op(op, xs, &Bindings::new()).map(|mut v| v.remove(0))

@@ -2,21 +2,9 @@
 //! tests sit in `interp/linalg.rs`). Expected values are hand-computed or derived with numpy 2.4
 //! as noted.
 
-use kiln_compiler::interp::eval_op;
-use kiln_compiler::ir::{ArgOp, Bindings, Op, ReduceOp as R};
+use crate::common::{eval, t, ti};
+use kiln_compiler::ir::{ArgOp, Op, ReduceOp as R};
 use kiln_runtime::{DType, Tensor};
-
-fn t(dt: DType, shape: &[usize], v: &[f64]) -> Tensor {
-    Tensor::from_f64_values(dt, shape.to_vec(), v).unwrap()
-}
-
-fn ti(dt: DType, shape: &[usize], v: &[i64]) -> Tensor {
-    Tensor::from_i64_values(dt, shape.to_vec(), v).unwrap()
-}
-
-fn eval(op: Op, xs: &[&Tensor]) -> Result<Tensor, String> {
-    eval_op(&op, xs, &Bindings::new()).map(|mut v| v.remove(0))
-}
 
 fn reduce(op: R, axes: &[i64], keepdims: bool, x: &Tensor) -> Tensor {
     let axes = axes.to_vec();

@@ -2,17 +2,10 @@
 //! hand-computed expected values (ONNX semantics: ties lower index first, last write wins,
 //! reductions applied in index order, out-of-range indices are errors).
 
+use crate::common::{t, ti};
 use kiln_compiler::interp::eval_op;
 use kiln_compiler::ir::{Bindings, Op, ScatterReduction as R};
 use kiln_runtime::{DType, Tensor};
-
-fn t(dt: DType, shape: &[usize], v: &[f64]) -> Tensor {
-    Tensor::from_f64_values(dt, shape.to_vec(), v).unwrap()
-}
-
-fn ti(dt: DType, shape: &[usize], v: &[i64]) -> Tensor {
-    Tensor::from_i64_values(dt, shape.to_vec(), v).unwrap()
-}
 
 fn eval(op: Op, xs: &[&Tensor]) -> Result<Vec<Tensor>, String> {
     eval_op(&op, xs, &Bindings::new())

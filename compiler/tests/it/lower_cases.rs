@@ -250,13 +250,7 @@ macro_rules! cases {
         /// Every `.kir` in the folder has a test, and every test its `.kir`.
         #[test]
         fn every_case_file_has_a_test() {
-            let mut files: Vec<String> = std::fs::read_dir(case_dir())
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|x| x == "kir"))
-                .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-                .collect();
-            files.sort();
+            let files = common::kir_case_names(&case_dir());
             let mut tested: Vec<String> = [$(stringify!($name)),*].map(String::from).to_vec();
             tested.sort();
             assert_eq!(files, tested);

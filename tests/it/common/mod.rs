@@ -324,3 +324,21 @@ pub fn resize_axis1(t: &Tensor, len: usize, fill: f64) -> Tensor {
     shape[1] = len;
     Tensor::from_f64_values(t.dtype(), shape, &out).expect("a valid tensor")
 }
+
+/// The `[batch, seq, ...]` entries of `t` at the rows `rows` and the positions where `mask`
+/// (`[batch, seq']`, `seq' <= seq`) is 1, as a flat f32 tensor.
+pub fn unmasked(t: &Tensor, mask: &Tensor, rows: &[usize]) -> Tensor {
+    let s = mask.shape()[1];
+    let inner: usize = t.shape()[2..].iter().product();
+    let st = t.shape()[1];
+    let (v, m) = (t.to_f64_vec(), mask.to_i64_vec());
+    let mut out = vec![];
+    for &r in rows {
+        for p in (0..s).filter(|&p| m[r * s + p] != 0) {
+            let at = (r * st + p) * inner;
+            out.extend_from_slice(&v[at..at + inner]);
+        }
+    }
+    let n = out.len();
+    Tensor::from_f64_values(kiln_runtime::DType::F32, vec![n], &out).unwrap()
+}
