@@ -1,6 +1,7 @@
 //! E-graph fusion tests: decomposed LayerNorm and GELU spellings fuse (and are counted), near
 //! misses stay unfused, and every optimized graph computes what its input graph computes.
 
+use crate::common;
 use kiln_compiler::egraph::{optimize, Limits, StopReason};
 use kiln_compiler::interp::run;
 use kiln_compiler::text::{parse, print};
@@ -79,21 +80,6 @@ graph {
 }
 "#;
 
-/// Deterministic pseudo-random values in [-2, 2).
-fn random(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect()
-}
-
 /// Optimizes `src`, checks the outputs agree on random inputs, returns (printed, report).
 fn check(src: &str) -> (String, kiln_compiler::egraph::Report) {
     let g = parse(src).unwrap();
@@ -116,7 +102,9 @@ fn check(src: &str) -> (String, kiln_compiler::egraph::Report) {
                 .map(|&d| d as usize)
                 .collect();
             let n = shape.iter().product();
-            let t = Tensor::from_f64_values(DType::F32, shape, &random(n, seed)).unwrap();
+            let t =
+                Tensor::from_f64_values(DType::F32, shape, &common::Rng(seed).values(n, -2.0, 2.0))
+                    .unwrap();
             ins.insert(val.name.clone().unwrap(), t);
         }
         let want = run(&g, &ins).unwrap();

@@ -131,7 +131,7 @@ fn run_elementwise(features: CpuFeatures) {
                 Access::Col => rows,
                 Access::Scalar => 1,
             });
-            let mut args: Vec<Vec<f32>> = sizes.map(|n| rng.vec(n, -4.0, 4.0)).collect();
+            let mut args: Vec<Vec<f32>> = sizes.map(|n| rng.values_f32(n, -4.0, 4.0)).collect();
             args.extend(k.outputs.iter().map(|_| vec![f32::NAN; rows * cols]));
             call(&module, &k.name, &mut args, rows, cols);
             let (inputs, outputs) = args.split_at(k.inputs.len());

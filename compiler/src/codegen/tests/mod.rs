@@ -6,6 +6,7 @@ mod elementwise;
 mod objects;
 mod rows;
 
+use crate::test_rng::Rng;
 use kiln_runtime::code::CodeModule;
 use kiln_runtime::CpuFeatures;
 
@@ -22,20 +23,6 @@ const SHAPES: [(usize, usize); 9] = [
     (3, 64),
     (2, 771),
 ];
-
-/// A deterministic xorshift generator of f32s in `[lo, hi)`.
-struct Rng(u64);
-impl Rng {
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        let mut one = || {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            lo + (hi - lo) * ((self.0 >> 40) as f32 / (1u64 << 24) as f32)
-        };
-        (0..n).map(|_| one()).collect()
-    }
-}
 
 /// Calls kernel `name` with `args` (inputs, then outputs).
 fn call(module: &CodeModule, name: &str, args: &mut [Vec<f32>], rows: usize, cols: usize) {

@@ -92,7 +92,7 @@ fn check_row_kernel(
     let (rows, cols) = shape;
     let mut rng = Rng(0x1234_5678 + (rows * 1000 + cols) as u64);
     let x: Vec<f32> = rng
-        .vec(rows * cols, -6.0, 6.0)
+        .values_f32(rows * cols, -6.0, 6.0)
         .iter()
         .map(|v| v + offset)
         .collect();
@@ -107,18 +107,18 @@ fn check_row_kernel(
         } => {
             (skip, beta, outputs) = (s, b, 1 + usize::from(sum_out));
             if let Some(a) = s {
-                args.push(rng.vec(
+                args.push(rng.values_f32(
                     if a == Access::Full { rows * cols } else { cols },
                     -2.0,
                     2.0,
                 ));
             }
-            args.push(rng.vec(cols, 0.5, 1.5));
+            args.push(rng.values_f32(cols, 0.5, 1.5));
             if b {
-                args.push(rng.vec(cols, -1.0, 1.0));
+                args.push(rng.values_f32(cols, -1.0, 1.0));
             }
         }
-        RowOp::RmsNorm { .. } => args.push(rng.vec(cols, 0.5, 1.5)),
+        RowOp::RmsNorm { .. } => args.push(rng.values_f32(cols, 0.5, 1.5)),
         RowOp::Softmax { .. } => {}
     }
     let n_in = args.len();

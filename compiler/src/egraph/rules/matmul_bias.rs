@@ -63,22 +63,10 @@ pub(super) mod testing {
     use crate::egraph::{optimize, Limits, Report, StopReason};
     use crate::interp::run;
     use crate::ir::Graph;
+    use crate::test_rng::Rng;
     use crate::text::{parse, print};
     use kiln_runtime::Tensor;
     use std::collections::BTreeMap;
-
-    /// Deterministic, irregular values in [-2, 2).
-    fn values(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-            })
-            .collect()
-    }
 
     /// Optimizes `src` (which must saturate), checks the result verifies, prints and parses
     /// back to the same text, and computes the input graph's outputs (within `tol`) on a few
@@ -122,8 +110,12 @@ pub(super) mod testing {
                 .map(|d| d.as_known().unwrap() as usize)
                 .collect();
             let n = shape.iter().product();
-            let t = Tensor::from_f64_values(val.ty.dtype, shape, &values(n, seed * 31 + i as u64))
-                .unwrap();
+            let t = Tensor::from_f64_values(
+                val.ty.dtype,
+                shape,
+                &Rng(seed * 31 + i as u64).values(n, -2.0, 2.0),
+            )
+            .unwrap();
             ins.insert(val.name.clone().unwrap(), t);
         }
         ins

@@ -7,26 +7,25 @@ use super::super::op::*;
 use super::super::types::{DType, Shape, TensorType};
 use super::infer_types;
 use crate::error::Error;
+use crate::test_rng::Rng;
 
-/// A small deterministic xorshift generator (no dependency, reproducible failures).
-struct Rng(u64);
+/// The shared test random source with the generators of this test's ops and types.
+struct Gen(Rng);
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+impl std::ops::Deref for Gen {
+    type Target = Rng;
+    fn deref(&self) -> &Rng {
+        &self.0
     }
+}
 
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+impl std::ops::DerefMut for Gen {
+    fn deref_mut(&mut self) -> &mut Rng {
+        &mut self.0
     }
+}
 
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())].clone()
-    }
-
+impl Gen {
     fn int(&mut self) -> i64 {
         const EXTREMES: [i64; 12] = [
             i64::MIN,
@@ -84,7 +83,7 @@ impl Rng {
     }
 
     fn op(&mut self) -> Op {
-        let b = |r: &mut Rng| r.below(2) == 0;
+        let b = |r: &mut Gen| r.below(2) == 0;
         match self.below(33) {
             0 => Op::Unary(self.pick(UnaryOp::ALL)),
             1 => Op::Binary(self.pick(BinaryOp::ALL)),
@@ -215,7 +214,7 @@ impl Rng {
 
 #[test]
 fn random_ops_never_panic() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Gen(Rng(0x9E37_79B9_7F4A_7C15));
     let (mut oks, mut errs) = (0, 0);
     for _ in 0..60_000 {
         let op = rng.op();

@@ -5,6 +5,7 @@
 mod feeds;
 mod graph;
 mod interp;
+#[path = "../../../src/test_rng.rs"]
 mod rng;
 
 pub use feeds::{compare_outputs, random_inputs};

@@ -1,5 +1,8 @@
-//! splitmix64: the deterministic random source of the compiler's tests, for the choices a
-//! proptest-generated seed does not make.
+//! splitmix64: the one deterministic random source of the compiler's tests, unit tests (as
+//! `crate::test_rng`) and integration tests (`tests/it/common`, which includes this file) alike.
+
+// Each test uses its own subset of the helpers.
+#![allow(dead_code)]
 
 /// splitmix64: the choices a step's bytes do not make.
 pub struct Rng(pub u64);
@@ -32,5 +35,19 @@ impl Rng {
     /// Uniform in [lo, hi).
     pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
+    }
+
+    /// `n` values uniform in [lo, hi).
+    pub fn values(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+
+    /// `n` f32 values uniform in [lo, hi) on a grid of `(hi - lo)/2²⁴`, so that sums and
+    /// differences of a few of them are exact in f32 and a kernel's f32 arithmetic can be held
+    /// to a tight relative tolerance against an f64 reference.
+    pub fn values_f32(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32))
+            .collect()
     }
 }
