@@ -8,8 +8,6 @@ pub mod ir;
 pub mod lower;
 pub mod optimize;
 pub mod passes;
-#[cfg(test)]
-mod test_rng;
 pub mod text;
 
 pub use error::{Error, Result};

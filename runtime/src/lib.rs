@@ -16,6 +16,8 @@ pub mod ops;
 pub mod plan;
 pub mod reference;
 mod tensor;
+#[cfg(any(test, feature = "test-util"))]
+pub mod test_util;
 
 pub use cpu::{CpuFeature, CpuFeatures};
 pub use dtype::DType;

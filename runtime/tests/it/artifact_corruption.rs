@@ -9,23 +9,8 @@ use kiln_runtime::artifact::{
     payload_checksum, Artifact, ArtifactError, ArtifactWriter, Header, SectionEntry, SectionKind,
     Target, CHECKSUM_OFFSET,
 };
+use kiln_runtime::test_util::Rng;
 use kiln_runtime::{CpuFeature, CpuFeatures};
-
-/// A seeded xorshift64 generator (no extra crates).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// The features the test artifact is built for, and the host it is opened on.
 fn built_for() -> CpuFeatures {

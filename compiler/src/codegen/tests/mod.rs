@@ -6,8 +6,8 @@ mod elementwise;
 mod objects;
 mod rows;
 
-use crate::test_rng::Rng;
 use kiln_runtime::code::CodeModule;
+use kiln_runtime::test_util::Rng;
 use kiln_runtime::CpuFeatures;
 
 use super::{compile_object, Access, ElementwiseKernel, EwBinary, EwNode, EwUnary, GenKernel};

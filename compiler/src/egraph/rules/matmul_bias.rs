@@ -63,8 +63,8 @@ pub(super) mod testing {
     use crate::egraph::{optimize, Limits, Report, StopReason};
     use crate::interp::run;
     use crate::ir::Graph;
-    use crate::test_rng::Rng;
     use crate::text::{parse, print};
+    use kiln_runtime::test_util::Rng;
     use kiln_runtime::Tensor;
     use std::collections::BTreeMap;
 

@@ -7,7 +7,7 @@ use super::super::op::*;
 use super::super::types::{DType, Shape, TensorType};
 use super::infer_types;
 use crate::error::Error;
-use crate::test_rng::Rng;
+use kiln_runtime::test_util::Rng;
 
 /// The shared test random source with the generators of this test's ops and types.
 struct Gen(Rng);

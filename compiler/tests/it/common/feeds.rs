@@ -1,8 +1,8 @@
 //! Random feeds for a graph's inputs and the comparison of two runs' outputs: what every test
 //! that checks a transformed graph against the reference interpreter needs.
 
-use super::Rng;
 use kiln_compiler::ir::{Bindings, DType, Graph};
+use kiln_runtime::test_util::Rng;
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
 

@@ -2,8 +2,8 @@
 //! that panic with the op on a building error, and binary ops with commuting operands swapped at
 //! random. The random-graph property tests wrap it with their own value pools.
 
-use super::Rng;
 use kiln_compiler::ir::{BinaryOp, DType, Graph, Op, UnaryOp, ValueId, Weight};
+use kiln_runtime::test_util::Rng;
 use kiln_runtime::Tensor;
 
 /// A graph and the random source that chooses its weights and operand orders.

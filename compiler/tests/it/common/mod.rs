@@ -5,13 +5,11 @@
 mod feeds;
 mod graph;
 mod interp;
-#[path = "../../../src/test_rng.rs"]
-mod rng;
 
 pub use feeds::{compare_outputs, random_inputs};
 pub use graph::GraphBuilder;
 pub use interp::{eval, t, ti};
-pub use rng::Rng;
+pub use kiln_runtime::test_util::Rng;
 
 /// The stems of the `.kir` files in `dir`, sorted: the cases a filetest folder holds.
 pub fn kir_case_names(dir: &std::path::Path) -> Vec<String> {

@@ -1,10 +1,9 @@
-//! splitmix64: the one deterministic random source of the compiler's tests, unit tests (as
-//! `crate::test_rng`) and integration tests (`tests/it/common`, which includes this file) alike.
-
-// Each test uses its own subset of the helpers.
-#![allow(dead_code)]
+//! Helpers for the tests of every Kiln crate (feature `test-util`, which only dev-dependencies
+//! enable): the one deterministic random source, splitmix64, so that no test carries a private
+//! generator and a failure reproduces from its seed.
 
 /// splitmix64: the choices a step's bytes do not make.
+#[derive(Debug, Clone)]
 pub struct Rng(pub u64);
 
 impl Rng {
