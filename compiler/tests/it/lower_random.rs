@@ -471,7 +471,7 @@ impl Builder {
                 } else {
                     m
                 };
-                let sel = [b[0], b[1], self.base.rng.next() as u8, b[3]];
+                let sel = [b[0], b[1], self.base.rng.next_u64() as u8, b[3]];
                 self.gemm_with_epilogue(p, m, sel)
             }
             _ => {
@@ -1130,7 +1130,7 @@ fn generated_graphs_reach_every_kernel() {
     for seed in 0..40u64 {
         let mut rng = Rng(!seed);
         let steps: Vec<[u8; 4]> = (0..12)
-            .map(|_| rng.next().to_le_bytes()[..4].try_into().unwrap())
+            .map(|_| rng.next_u64().to_le_bytes()[..4].try_into().unwrap())
             .collect();
         let cov = check(&steps, seed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         total.add(&cov);

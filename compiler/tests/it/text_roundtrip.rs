@@ -48,8 +48,8 @@ fn float_value(rng: &mut Rng) -> f64 {
     ];
     match rng.below(3) {
         0 => rng.pick(&special),
-        1 => f64::from(f32::from_bits(rng.next() as u32)),
-        _ => f64::from_bits(rng.next()),
+        1 => f64::from(f32::from_bits(rng.next_u64() as u32)),
+        _ => f64::from_bits(rng.next_u64()),
     }
 }
 
@@ -59,7 +59,7 @@ fn weight(g: &mut Graph, rng: &mut Rng, dtype: DType, shape: Vec<usize>) -> Valu
         let v: Vec<f64> = (0..n).map(|_| float_value(rng)).collect();
         Tensor::from_f64_values(dtype, shape, &v)
     } else {
-        let v: Vec<i64> = (0..n).map(|_| rng.next() as i64).collect();
+        let v: Vec<i64> = (0..n).map(|_| rng.next_u64() as i64).collect();
         Tensor::from_i64_values(dtype, shape, &v)
     };
     let name = format!("w{}.{}", g.weights().len(), rng.pick(NAMES));

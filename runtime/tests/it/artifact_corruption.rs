@@ -22,7 +22,7 @@ fn host() -> CpuFeatures {
 }
 
 fn random_bytes(rng: &mut Rng, len: usize) -> Vec<u8> {
-    (0..len).map(|_| rng.next() as u8).collect()
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 /// An artifact with plan, weights and code sections of random content.
@@ -317,7 +317,7 @@ fn resealed_random_header_damage_never_panics() {
     for _ in 0..3000 {
         let mut bytes = good.clone();
         for _ in 0..1 + rng.below(4) {
-            bytes[rng.below(lay.header_len as usize)] = rng.next() as u8;
+            bytes[rng.below(lay.header_len as usize)] = rng.next_u64() as u8;
         }
         if let Ok(a) = Artifact::from_bytes(reseal(bytes), host()) {
             accepted += 1;
