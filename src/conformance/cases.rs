@@ -197,6 +197,8 @@ mod tests {
         assert!(compare(&f(&[1.0, f32::NAN]), &f(&[1.0005, f32::NAN])).is_ok());
         let e = compare(&f(&[1.0, 2.0]), &f(&[1.0, 2.1])).unwrap_err();
         assert_eq!(e, "element 1 is 2, expected 2.0999999046325684");
-        assert!(compare(&f(&[1.0]), &f(&[1.0, 2.0])).unwrap_err().starts_with("shape"));
+        assert!(compare(&f(&[1.0]), &f(&[1.0, 2.0]))
+            .unwrap_err()
+            .starts_with("shape"));
     }
 }

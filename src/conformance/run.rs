@@ -175,14 +175,14 @@ pub fn run_cases_with<E>(
         let stop = &stop;
         s.spawn(move |_| {
             // One case per job, so that a slow case does not hold up a batch of others.
-            dirs.par_iter().enumerate().with_max_len(1).for_each_with(
-                tx,
-                |tx, (i, d)| {
+            dirs.par_iter()
+                .enumerate()
+                .with_max_len(1)
+                .for_each_with(tx, |tx, (i, d)| {
                     if !stop.load(Ordering::Relaxed) {
                         tx.send((i, run_one(d, backend))).ok();
                     }
-                },
-            );
+                });
         });
         let mut pending: Vec<Option<CaseResult>> = (0..dirs.len()).map(|_| None).collect();
         let mut done = 0;
@@ -211,7 +211,9 @@ pub fn run_cases_with<E>(
 
 /// Runs the given case folders on `workers` threads; the results are sorted by case name.
 pub fn run_cases(dirs: &[PathBuf], workers: usize, backend: Backend) -> Vec<CaseResult> {
-    match run_cases_with(dirs, workers, backend, |_| Ok::<(), std::convert::Infallible>(())) {
+    match run_cases_with(dirs, workers, backend, |_| {
+        Ok::<(), std::convert::Infallible>(())
+    }) {
         Ok(results) => results,
         Err(never) => match never {},
     }
@@ -309,7 +311,9 @@ mod tests {
             .unwrap();
             let names: Vec<String> = dirs.iter().map(|d| super::super::case_name(d)).collect();
             assert_eq!(seen, names);
-            assert!(results.iter().all(|r| matches!(r.outcome, Outcome::Fail(_))));
+            assert!(results
+                .iter()
+                .all(|r| matches!(r.outcome, Outcome::Fail(_))));
         }
         assert!(run_cases(&[], 4, Backend::Reference).is_empty());
     }

@@ -19,7 +19,7 @@ mod npz_malformed;
 mod npz_roundtrip;
 mod onnx_conformance;
 mod onnx_families;
-mod onnx_pinned;
 mod onnx_fixtures;
+mod onnx_pinned;
 mod optimizer_fixtures;
 mod passes_fixtures;

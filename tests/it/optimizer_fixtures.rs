@@ -15,9 +15,9 @@
 
 use crate::common;
 
-use rayon::prelude::*;
 use kiln_compiler::ir::Graph;
 use kiln_compiler::text::{print_with, PrintOptions};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
