@@ -327,7 +327,15 @@ fn attention_step(f: &Frame, step: &Step, a: &AttentionStep, isa: gemm::Isa) -> 
         scale: a.scale as f32,
         causal: a.causal,
     };
-    attn::attention(isa, &dims, &p, q, k, v, bias, mask, rotary, out).map_err(|e| e.to_string())
+    let inputs = attn::Inputs {
+        q,
+        k,
+        v,
+        bias,
+        key_mask: mask,
+        rotary,
+    };
+    attn::attention(isa, &dims, &p, inputs, out).map_err(|e| e.to_string())
 }
 
 /// A key mask of any integer or bool dtype as bytes (non-zero = attend).
