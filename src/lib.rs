@@ -8,7 +8,6 @@ pub mod model;
 mod npy;
 mod npy_header;
 pub mod npz;
-pub mod parallel;
 pub mod summary;
 
 pub use kiln_compiler;

@@ -4,7 +4,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kiln_runtime::kernels::gemm::{gemm_packed, pack_b, packed_len, Activation, Epilogue, Isa};
+use kiln_runtime::kernels::gemm::{
+    gemm_packed, pack_b, packed_len, Activation, Epilogue, Isa, Matrix, MatrixMut, Shape,
+};
 
 /// `(name, m, k, n, activation, residual)`.
 const SHAPES: [(&str, usize, usize, usize, Activation, bool); 4] = [
@@ -71,8 +73,15 @@ fn bench(c: &mut Criterion) {
                 group.bench_function(id, |bencher| {
                     pool.install(|| {
                         bencher.iter(|| {
-                            gemm_packed(isa, m, n, k, &a, k, &packed, &mut out, n, &ep)
-                                .expect("gemm");
+                            let a = Matrix {
+                                data: &a,
+                                stride: k,
+                            };
+                            let c = MatrixMut {
+                                data: &mut out,
+                                stride: n,
+                            };
+                            gemm_packed(isa, Shape { m, n, k }, a, &packed, c, &ep).expect("gemm");
                             black_box(&out);
                         })
                     })

@@ -20,5 +20,6 @@ mod npz_roundtrip;
 mod onnx_conformance;
 mod onnx_families;
 mod onnx_fixtures;
+mod onnx_pinned;
 mod optimizer_fixtures;
 mod passes_fixtures;

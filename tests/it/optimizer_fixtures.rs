@@ -17,6 +17,7 @@ use crate::common;
 
 use kiln_compiler::ir::Graph;
 use kiln_compiler::text::{print_with, PrintOptions};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -170,7 +171,12 @@ fn onnx_files(dir: &Path) -> Vec<PathBuf> {
 /// Checks `files` on two worker threads (the interpreter is single-threaded); returns each
 /// file's result in order, after printing the summaries.
 fn check_all(files: &[PathBuf]) -> Vec<(String, Result<Checked, String>)> {
-    kiln::parallel::parallel_map(files, 2, |f| check(f))
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let results: Vec<_> = pool.install(|| files.par_iter().map(|f| check(f)).collect());
+    results
         .into_iter()
         .enumerate()
         .map(|(i, r)| {

@@ -11,6 +11,9 @@ use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64};
 use cranelift_codegen::ir::{Endianness, FuncRef, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
+use kiln_runtime::kernels::numerics::{
+    EXP_POLY, LN2_HI, LN2_LO, LOG2E, ROUND_MAGIC, ROUND_MAGIC_BITS,
+};
 
 /// Vector lanes in the main loops (Cranelift vectors are 128-bit).
 pub(crate) const LANES: i64 = 4;
@@ -244,22 +247,16 @@ impl Emit<'_, '_> {
         let hi = self.fconst(ty, 89.0);
         let x = self.clamp(ty, x, lo, hi);
         // n = round(x·log2 e) via the 1.5·2²³ trick: t's low mantissa bits hold n.
-        let magic = self.fconst(ty, 12_582_912.0);
-        let log2e = self.fconst(ty, std::f32::consts::LOG2_E);
+        let magic = self.fconst(ty, ROUND_MAGIC);
+        let log2e = self.fconst(ty, LOG2E);
         let t = self.mul_add(x, log2e, magic);
         let n = self.b.ins().fsub(t, magic);
-        let c1 = self.fconst(ty, -0.693_359_4); // -355/512 exactly: n·c1 is exact
-        let c2 = self.fconst(ty, 2.121_944_4e-4);
+        let c1 = self.fconst(ty, -LN2_HI); // -355/512 exactly: n·c1 is exact
+        let c2 = self.fconst(ty, -LN2_LO);
         let r = self.mul_add(n, c1, x);
         let r = self.mul_add(n, c2, r);
-        let mut p = self.fconst(ty, 1.987_569_1e-4);
-        for c in [
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            1.666_666_5e-1,
-            0.5, // 5.0000001201e-1 rounds to 0.5 in f32
-        ] {
+        let mut p = self.fconst(ty, EXP_POLY[0]);
+        for c in EXP_POLY[1..].iter().copied() {
             let c = self.fconst(ty, c);
             p = self.mul_add(p, r, c);
         }
@@ -269,7 +266,7 @@ impl Emit<'_, '_> {
         let y = self.mul_add(p, r2, r1);
         // 2^n = 2^h · 2^(n-h) with h = n >> 1, each half a normal power of two.
         let tbits = self.bitcast(ity, t);
-        let magic_bits = self.iconst32(ty, 0x4b40_0000);
+        let magic_bits = self.iconst32(ty, ROUND_MAGIC_BITS);
         let ni = self.b.ins().isub(tbits, magic_bits);
         let one_bit = self.b.ins().iconst(I32, 1);
         let h = self.b.ins().sshr(ni, one_bit);

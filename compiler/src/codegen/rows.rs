@@ -33,18 +33,34 @@ pub(crate) fn build(e: &mut Emit, k: &RowKernel, args: Value, rows: Value, cols:
     e.counted_loop(zero, rows, 1, |e, r| {
         let first = e.b.ins().imul(r, cols);
         let row = e.f32_offset(first);
+        let r = Row {
+            offset: row,
+            cols,
+            n,
+        };
         match k.op {
             RowOp::LayerNorm {
                 eps,
                 skip,
                 beta,
                 sum_out,
-            } => layer_norm(e, &ptrs, row, cols, n, eps, skip, beta, sum_out),
-            RowOp::RmsNorm { eps } => rms_norm(e, &ptrs, row, cols, n, eps),
+            } => layer_norm(e, &ptrs, &r, eps, skip, beta, sum_out),
+            RowOp::RmsNorm { eps } => rms_norm(e, &ptrs, &r, eps),
             RowOp::Softmax { log } => softmax(e, &ptrs, row, cols, log),
         }
     });
     e.b.ins().return_(&[]);
+}
+
+/// The row a normalisation works on.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    /// Byte offset of the row's first element.
+    offset: Value,
+    /// Elements in the row.
+    cols: Value,
+    /// `cols` as an f32.
+    n: Value,
 }
 
 /// A pass over one row accumulating `f(ty, c)` into an f32x4 and an f32 accumulator with `op`,
@@ -96,18 +112,20 @@ fn inv_std(e: &mut Emit, total: Value, n: Value, eps: f32) -> Value {
     e.b.ins().fdiv(one, s)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn layer_norm(
     e: &mut Emit,
     ptrs: &[Value],
-    row: Value,
-    cols: Value,
-    n: Value,
+    r: &Row,
     eps: f32,
     skip: Option<Access>,
     beta: bool,
     sum_out: bool,
 ) {
+    let Row {
+        offset: row,
+        cols,
+        n,
+    } = *r;
     let mut next = ptrs.iter().copied();
     let mut arg = || {
         next.next()
@@ -190,7 +208,12 @@ fn layer_norm(
     });
 }
 
-fn rms_norm(e: &mut Emit, ptrs: &[Value], row: Value, cols: Value, n: Value, eps: f32) {
+fn rms_norm(e: &mut Emit, ptrs: &[Value], r: &Row, eps: f32) {
+    let Row {
+        offset: row,
+        cols,
+        n,
+    } = *r;
     let x = e.b.ins().iadd(ptrs[0], row);
     let gamma = ptrs[1];
     let y = e.b.ins().iadd(ptrs[2], row);

@@ -1,7 +1,8 @@
 //! The GELUs, inline and evaluated in f64: an `f32x4` is widened to two `f64x2` halves (an `f32`
 //! to one `f64`), computed, and narrowed back, so the f32 results are correctly rounded up to the
 //! error of the approximations below (about 1.2e-7 relative for the exact GELU, ~1e-12 for the
-//! tanh GELU) with no cancellation anywhere, including the negative tails.
+//! tanh GELU) with no cancellation anywhere, including the negative tails. Their constants live
+//! in `kiln_runtime::kernels::numerics`, shared with the runtime's scalar versions.
 //!
 //! - `exp` in f64: `x = n·ln2 + r` (Cody–Waite with fdlibm's split of ln2), `e^r` by its Taylor
 //!   series to degree 9 (relative error below 1e-11 for `|r| ≤ ln2/2`), `2^n` from exponent bits.
@@ -14,21 +15,12 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I64, I64X2};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value};
 
-use super::emit::Emit;
+use kiln_runtime::kernels::numerics::{
+    ERFC_P, GELU_TANH_CUBIC_F64, GELU_TANH_SCALE_F64, LN2_HI_F64, LN2_LO_F64, ROUND_MAGIC_F64,
+    ROUND_MAGIC_F64_BITS,
+};
 
-/// `erfc`'s fitted polynomial `P(t)`, constant term first.
-const ERFC_P: [f64; 10] = [
-    -1.265_512_23,
-    1.000_023_68,
-    0.374_091_96,
-    0.096_784_18,
-    -0.186_288_06,
-    0.278_868_07,
-    -1.135_203_98,
-    1.488_515_87,
-    -0.822_152_23,
-    0.170_872_77,
-];
+use super::emit::Emit;
 
 fn little() -> MemFlagsData {
     MemFlagsData::new().with_endianness(Endianness::Little)
@@ -69,16 +61,15 @@ impl Emit<'_, '_> {
 
     /// `e^x` for `f64`/`f64x2`; `x` is clamped to [-708, 709] (NaN propagates).
     fn exp_f64(&mut self, ty: Type, x: Value) -> Value {
-        const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2⁵², bits 0x4338_0000_0000_0000
         let lo = self.dconst(ty, -708.0);
         let hi = self.dconst(ty, 709.0);
         let x = self.clamp(ty, x, lo, hi);
-        let magic = self.dconst(ty, MAGIC);
+        let magic = self.dconst(ty, ROUND_MAGIC_F64);
         let log2e = self.dconst(ty, std::f64::consts::LOG2_E);
         let t = self.mul_add(x, log2e, magic);
         let n = self.b.ins().fsub(t, magic);
-        let ln2_hi = self.dconst(ty, -6.931_471_803_691_238e-1);
-        let ln2_lo = self.dconst(ty, -1.908_214_929_270_587_7e-10);
+        let ln2_hi = self.dconst(ty, -LN2_HI_F64);
+        let ln2_lo = self.dconst(ty, -LN2_LO_F64);
         let r = self.mul_add(n, ln2_hi, x);
         let r = self.mul_add(n, ln2_lo, r);
         // Σ r^k/k! for k = 0..=9, by Horner.
@@ -89,10 +80,10 @@ impl Emit<'_, '_> {
             let c = self.dconst(ty, 1.0 / factorial);
             p = self.mul_add(p, r, c);
         }
-        // 2^n from exponent bits: bits(t) - bits(MAGIC) = n.
+        // 2^n from exponent bits: bits(t) - bits(ROUND_MAGIC_F64) = n.
         let ity = if ty.is_vector() { I64X2 } else { I64 };
         let tbits = self.b.ins().bitcast(ity, little(), t);
-        let offset = self.b.ins().iconst(I64, 0x4338_0000_0000_0000 - 1023);
+        let offset = self.b.ins().iconst(I64, ROUND_MAGIC_F64_BITS - 1023);
         let offset = if ty.is_vector() {
             self.b.ins().splat(I64X2, offset)
         } else {
@@ -139,12 +130,11 @@ impl Emit<'_, '_> {
 
     /// Tanh GELU of an `f64`/`f64x2`.
     fn gelu_tanh_f64(&mut self, ty: Type, x: Value) -> Value {
-        const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
         let x2 = self.b.ins().fmul(x, x);
-        let k = self.dconst(ty, 0.044_715);
+        let k = self.dconst(ty, GELU_TANH_CUBIC_F64);
         let one = self.dconst(ty, 1.0);
         let inner = self.mul_add(x2, k, one);
-        let c = self.dconst(ty, -2.0 * SQRT_2_OVER_PI);
+        let c = self.dconst(ty, -2.0 * GELU_TANH_SCALE_F64);
         let xc = self.b.ins().fmul(x, c);
         let neg_2u = self.b.ins().fmul(xc, inner);
         let e = self.exp_f64(ty, neg_2u);

@@ -6,9 +6,7 @@
 //! - [`model`]: [`model::OnnxModel::load`]: decoding, opset imports and structural validation
 //!   (duplicate definitions, dangling inputs, cycles) that needs no knowledge of ops.
 //! - [`import`]: the importer from an [`model::OnnxModel`] to the Kiln IR.
-//! - [`conformance`]: running the ONNX backend test cases (`model.onnx` + `test_data_set_*`).
 
-pub mod conformance;
 mod external;
 pub mod import;
 pub mod model;

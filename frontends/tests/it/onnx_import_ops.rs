@@ -1,20 +1,16 @@
 //! Elementwise, activation and reduction importers: opset-variant behaviour (axes as attribute
 //! or input, `noop_with_empty_axes`, Softmax/Hardmax coercion before opset 13, Clip bounds,
-//! legacy broadcasting, Dropout masks, Cast-1 type names), the refusals, and the reduce
-//! conformance cases with their axes pinned as initializers.
+//! legacy broadcasting, Dropout masks, Cast-1 type names) and the refusals. (The reduce
+//! conformance cases with pinned axes run in the root package's `onnx_pinned` test.)
 
 // `Error` is large by design (see the crate root).
 #![allow(clippy::result_large_err)]
 
 use crate::onnx_ops_model;
 
-use kiln_frontends::onnx::conformance::{run_case, Outcome};
 use kiln_frontends::onnx::proto::tensor_proto::DataType;
-use kiln_frontends::onnx::proto::*;
 use kiln_runtime::DType;
 use onnx_ops_model::{af, ai, ais, as_, close, f32s, ramp, unsupported, Model};
-use prost::Message;
-use std::path::Path;
 
 #[test]
 fn reduce_axes_as_attribute_or_input_and_noop() {
@@ -197,74 +193,4 @@ fn dropout_masks_cast_and_legacy_broadcast() {
         &add.eval(&["y"], x)[0],
         &[9.0, 9.25, 9.5, 19.75, 20.0, 20.25],
     );
-}
-
-const CASES: &str = "/work/shared/onnx-node-tests/node";
-
-/// Runs a conformance case with the inputs listed in `pin` turned into initializers (the axes
-/// and ratios that real exports hold as constants).
-fn pinned_case(case: &Path, pin: &[usize]) -> Outcome {
-    let mut m = ModelProto::decode(&*std::fs::read(case.join("model.onnx")).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (src, dst) = (
-        case.join("test_data_set_0"),
-        dir.path().join("test_data_set_0"),
-    );
-    std::fs::create_dir(&dst).unwrap();
-    let g = m.graph.as_mut().unwrap();
-    let mut kept = Vec::new();
-    for (i, vi) in g.input.iter().enumerate() {
-        let bytes = std::fs::read(src.join(format!("input_{i}.pb"))).unwrap();
-        if pin.contains(&i) {
-            let t = TensorProto::decode(&*bytes).unwrap();
-            g.initializer.push(TensorProto {
-                name: vi.name.clone(),
-                ..t
-            });
-        } else {
-            std::fs::write(dst.join(format!("input_{}.pb", kept.len())), bytes).unwrap();
-            kept.push(vi.clone());
-        }
-    }
-    g.input = kept;
-    for i in 0.. {
-        let Ok(bytes) = std::fs::read(src.join(format!("output_{i}.pb"))) else {
-            break;
-        };
-        std::fs::write(dst.join(format!("output_{i}.pb")), bytes).unwrap();
-    }
-    std::fs::write(dir.path().join("model.onnx"), m.encode_to_vec()).unwrap();
-    run_case(dir.path())
-}
-
-#[test]
-fn reduce_conformance_cases_with_pinned_axes_pass() {
-    let Ok(rd) = std::fs::read_dir(CASES) else {
-        eprintln!("{CASES} is missing; pinned conformance cases not run");
-        return;
-    };
-    let mut names: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let (mut passed, mut failures) = (0, Vec::new());
-    for name in &names {
-        let pin: &[usize] = match name {
-            n if n.starts_with("test_reduce_") => &[1],
-            n if n.starts_with("test_training_dropout_zero_ratio") => &[1, 2],
-            _ => continue,
-        };
-        match pinned_case(&Path::new(CASES).join(name), pin) {
-            Outcome::Pass => passed += 1,
-            Outcome::Skip(m) if m.contains("unsupported data type") => {}
-            other => failures.push(format!("{name}: {other:?}")),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{passed} passed; failures:\n{}",
-        failures.join("\n")
-    );
-    assert!(passed >= 100, "only {passed} pinned cases ran");
 }

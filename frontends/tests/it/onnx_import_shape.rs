@@ -1,23 +1,20 @@
 //! Shape and index importers: symbolic folding of shape computations (batch and seq stay
-//! symbolic and the graph runs at several sizes), opset variants, and the ONNX node
-//! conformance cases whose shape-like inputs are pinned as initializers.
+//! symbolic and the graph runs at several sizes) and opset variants. (The ONNX node
+//! conformance cases with pinned shape inputs run in the root package's `onnx_pinned` test.)
 
 // `Error` is large by design (see the crate root); protos are built field by field.
 #![allow(clippy::result_large_err, clippy::field_reassign_with_default)]
 
 use kiln_compiler::ir::Graph;
-use kiln_frontends::onnx::conformance::{case_dirs, compare};
 use kiln_frontends::onnx::import::import_file;
 use kiln_frontends::onnx::proto::attribute_proto::AttributeType as A;
 use kiln_frontends::onnx::proto::tensor_proto::DataType;
 use kiln_frontends::onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use kiln_frontends::onnx::proto::*;
-use kiln_frontends::onnx::read_tensor_file;
 use kiln_frontends::Error;
 use kiln_runtime::Tensor;
 use prost::Message;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// `key=value`: `[1,2]` ints, `1` int, `1.5` float, `t1.5` a one-f32 tensor, else a string.
 fn attribute(kv: &str) -> AttributeProto {
@@ -332,69 +329,4 @@ fn one_hot_gather_nd_and_reverse_sequence_decompose() {
     let g = ok(10, spec);
     let feed = vec![("x", iota(&[3, 2])), ("l", i64s(&[2], &[3, 1]))];
     assert_eq!(values(&g, feed, 0), [4.0, 1.0, 2.0, 3.0, 0.0, 5.0]);
-}
-
-const CASES: &str = "/work/shared/onnx-node-tests/node";
-
-/// Runs a conformance case with the inputs listed in `pin` turned into initializers (shapes,
-/// axes and bounds that real exports hold as constants).
-fn pinned_case(case: &Path, pin: &[usize]) -> Result<(), String> {
-    let mut m = ModelProto::decode(&*std::fs::read(case.join("model.onnx")).unwrap()).unwrap();
-    let pb = |kind: &str, i: usize| case.join(format!("test_data_set_0/{kind}_{i}.pb"));
-    let g = m.graph.as_mut().unwrap();
-    let mut feeds = BTreeMap::new();
-    for (i, vi) in std::mem::take(&mut g.input).into_iter().enumerate() {
-        if pin.contains(&i) {
-            let mut t = TensorProto::decode(&*std::fs::read(pb("input", i)).unwrap()).unwrap();
-            t.name = vi.name;
-            g.initializer.push(t);
-        } else {
-            feeds.insert(vi.name.clone(), read_tensor_file(pb("input", i)).unwrap().1);
-            g.input.push(vi);
-        }
-    }
-    let graph = import(&m).map_err(|e| e.to_string())?;
-    let outs = kiln_compiler::interp::run(&graph, &feeds).map_err(|e| e.to_string())?;
-    for (i, (name, got)) in outs.iter().enumerate() {
-        let want = read_tensor_file(pb("output", i)).unwrap().1;
-        compare(got, &want).map_err(|e| format!("output {name}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// Case-name prefixes and the inputs to pin (`1234`: every input after the data; none for
-/// Trilu's k, which may come from tensor data).
-const PLAN: &str = "test_reshape_:1234 test_squeeze:1234 test_unsqueeze_:1234 test_expand_:1234
-    test_split_variable_parts:1234 test_split_zero_size:1234 test_tile:1234 test_tril:1234
-    test_triu: test_slice:1234 test_constant_pad:1234 test_edge_pad:1234 test_reflect_pad:1234
-    test_wrap_pad:1234 test_onehot_:1 test_compress_:1 test_constantofshape_:0 test_nonzero_:0
-    test_range_:012";
-
-#[test]
-fn conformance_cases_with_pinned_shape_inputs_pass() {
-    let Ok(cases) = case_dirs(Path::new(CASES), None) else {
-        eprintln!("{CASES} is missing; pinned conformance cases not run");
-        return;
-    };
-    let plan: Vec<(&str, Vec<usize>)> = PLAN
-        .split_whitespace()
-        .map(|w| w.split_once(':').unwrap())
-        .map(|(p, pins)| (p, pins.chars().map(|c| c as usize - '0' as usize).collect()))
-        .collect();
-    let (mut passed, mut failures) = (0, Vec::new());
-    for case in &cases {
-        let name = case.file_name().unwrap().to_string_lossy();
-        let pin = plan
-            .iter()
-            .find(|(p, _)| name.starts_with(p) && !name.ends_with("_expanded"));
-        let Some((_, pin)) = pin else { continue };
-        match pinned_case(case, pin) {
-            Ok(()) => passed += 1,
-            Err(e) => failures.push(format!("{name}: {e}")),
-        }
-    }
-    let failed = failures.join("\n");
-    assert!(failures.is_empty(), "{passed} passed; failures:\n{failed}");
-    eprintln!("{passed} pinned conformance cases passed");
-    assert!(passed >= 80, "only {passed} pinned cases ran");
 }

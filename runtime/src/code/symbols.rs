@@ -6,7 +6,10 @@
 //! 64-bit address. The error function and the GELUs are evaluated in f64 so their f32 results are
 //! accurate to about one ulp; the others are Rust's `f32` methods (the platform libm). The current
 //! code generator inlines exp, sigmoid and the GELUs and calls the rest; the GELU entries remain
-//! for objects that call them and as scalar references.
+//! for objects that call them and as scalar references. The approximations' constants (and
+//! `erfc`) live in [`crate::kernels::numerics`], shared with the code generator.
+
+use crate::kernels::numerics::{erfc, GELU_TANH_CUBIC_F64, GELU_TANH_SCALE_F64};
 
 /// `e^x`.
 pub extern "C" fn kiln_rt_expf(x: f32) -> f32 {
@@ -77,9 +80,8 @@ pub extern "C" fn kiln_rt_gelu_erff(x: f32) -> f32 {
 /// Tanh-approximated GELU, `½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, evaluated as
 /// `x / (1 + e^(-2u))` (the same value, without cancellation for negative `x`).
 pub extern "C" fn kiln_rt_gelu_tanhf(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
     let x = f64::from(x);
-    let u = SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x);
+    let u = GELU_TANH_SCALE_F64 * (x + GELU_TANH_CUBIC_F64 * x * x * x);
     (x / (1.0 + (-2.0 * u).exp())) as f32
 }
 
@@ -124,33 +126,6 @@ pub fn lookup(name: &str) -> Option<usize> {
         _ => return None,
     };
     Some(addr)
-}
-
-/// `erfc(x)` to a relative error below 1.2e-7 everywhere: the Chebyshev-fitted form
-/// `t·exp(-z² + P(t))`, `t = 1/(1 + z/2)`, `z = |x|` (Numerical Recipes' `erfcc`), evaluated in
-/// f64; negative arguments use `erfc(-z) = 2 - erfc(z)`.
-fn erfc(x: f64) -> f64 {
-    const C: [f64; 10] = [
-        -1.265_512_23,
-        1.000_023_68,
-        0.374_091_96,
-        0.096_784_18,
-        -0.186_288_06,
-        0.278_868_07,
-        -1.135_203_98,
-        1.488_515_87,
-        -0.822_152_23,
-        0.170_872_77,
-    ];
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = C.iter().rev().fold(0.0, |acc, &c| acc * t + c);
-    let tail = t * (-z * z + poly).exp();
-    if x >= 0.0 {
-        tail
-    } else {
-        2.0 - tail
-    }
 }
 
 /// `erf(x)`: its Maclaurin series near zero (where `1 - erfc` would cancel), `1 - erfc(x)`

@@ -134,8 +134,10 @@ fn gemm_step(f: &Frame, step: &Step, g: &GemmStep, isa: gemm::Isa) -> Result<(),
                 activation,
                 residual,
             };
-            gemm::gemm_packed(isa, rows, n, k, a, k, packed, c, n, &ep)
-                .map_err(|e| e.to_string())?;
+            let shape = gemm::Shape { m: rows, n, k };
+            let a = gemm::Matrix { data: a, stride: k };
+            let c = gemm::MatrixMut { data: c, stride: n };
+            gemm::gemm_packed(isa, shape, a, packed, c, &ep).map_err(|e| e.to_string())?;
         }
         (GemmB::Value { trans }, Some(b_id)) => {
             let b_shape = f.shape(b_id);
@@ -169,21 +171,20 @@ fn gemm_step(f: &Frame, step: &Step, g: &GemmStep, isa: gemm::Isa) -> Result<(),
                     activation,
                     residual: residual.map(|r| &r[i * m * n..(i + 1) * m * n]),
                 };
-                gemm::gemm(
-                    isa,
-                    m,
-                    n,
-                    k,
-                    &a[i * m * k..(i + 1) * m * k],
-                    k,
-                    &b[bi * k * n..(bi + 1) * k * n],
-                    ldb,
-                    trans,
-                    &mut c[i * m * n..(i + 1) * m * n],
-                    n,
-                    &ep,
-                )
-                .map_err(|e| e.to_string())?;
+                let a = gemm::Matrix {
+                    data: &a[i * m * k..(i + 1) * m * k],
+                    stride: k,
+                };
+                let b = gemm::Matrix {
+                    data: &b[bi * k * n..(bi + 1) * k * n],
+                    stride: ldb,
+                };
+                let c = gemm::MatrixMut {
+                    data: &mut c[i * m * n..(i + 1) * m * n],
+                    stride: n,
+                };
+                gemm::gemm(isa, gemm::Shape { m, n, k }, a, b, trans, c, &ep)
+                    .map_err(|e| e.to_string())?;
             }
         }
         (GemmB::Value { .. }, None) => return Err("missing operand b".into()),
@@ -327,7 +328,15 @@ fn attention_step(f: &Frame, step: &Step, a: &AttentionStep, isa: gemm::Isa) -> 
         scale: a.scale as f32,
         causal: a.causal,
     };
-    attn::attention(isa, &dims, &p, q, k, v, bias, mask, rotary, out).map_err(|e| e.to_string())
+    let inputs = attn::Inputs {
+        q,
+        k,
+        v,
+        bias,
+        key_mask: mask,
+        rotary,
+    };
+    attn::attention(isa, &dims, &p, inputs, out).map_err(|e| e.to_string())
 }
 
 /// A key mask of any integer or bool dtype as bytes (non-zero = attend).

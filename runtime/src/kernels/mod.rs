@@ -4,3 +4,5 @@
 pub mod attention;
 pub mod conv;
 pub mod gemm;
+pub mod numerics;
+mod send_ptr;

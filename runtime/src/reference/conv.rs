@@ -11,6 +11,18 @@ use crate::{DType, Tensor};
 /// Largest element count a kernel will materialise.
 const MAX_ELEMENTS: usize = isize::MAX as usize / 16;
 
+/// The window attributes of a convolution or pooling as the op holds them: one stride and one
+/// dilation per spatial axis, and the begin pads then the end pads.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window<'a> {
+    /// `[s1..sk]`.
+    pub strides: &'a [i64],
+    /// `[b1..bk, e1..ek]`.
+    pub pads: &'a [i64],
+    /// `[d1..dk]`.
+    pub dilations: &'a [i64],
+}
+
 /// Checked per-axis attributes of a windowed op with k spatial dims.
 struct Geometry {
     strides: Vec<usize>,
@@ -20,7 +32,12 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn new(op: &str, k: usize, strides: &[i64], pads: &[i64], dilations: &[i64]) -> KResult<Self> {
+    fn new(op: &str, k: usize, win: Window<'_>) -> KResult<Self> {
+        let Window {
+            strides,
+            pads,
+            dilations,
+        } = win;
         if strides.len() != k || dilations.len() != k || pads.len() != 2 * k {
             return Err(format!(
                 "{op} with {k} spatial dims needs {k} strides, {k} dilations and {} pads; got \
@@ -54,6 +71,29 @@ impl Geometry {
     fn input_pos(&self, a: usize, o: usize, kk: usize) -> i128 {
         o as i128 * self.strides[a] as i128 + kk as i128 * self.dilations[a] as i128
             - self.pad_begin[a] as i128
+    }
+
+    /// The offsets (into the data and into the weight) that tap `kk` adds at output position
+    /// `pos` (spatial parts only), or `None` when the tap falls outside `extent` on some axis;
+    /// `data` and `weight` are the spatial strides.
+    fn tap(
+        &self,
+        pos: &[usize],
+        kk: &[usize],
+        extent: &[usize],
+        data: &[usize],
+        weight: &[usize],
+    ) -> Option<(usize, usize)> {
+        let (mut di, mut wi) = (0, 0);
+        for a in 0..kk.len() {
+            let p = self.input_pos(a, pos[a], kk[a]);
+            if p < 0 || p >= extent[a] as i128 {
+                return None;
+            }
+            di += p as usize * data[a];
+            wi += kk[a] * weight[a];
+        }
+        Some((di, wi))
     }
 
     /// Output size on axis `a` of a sliding window over `dim` elements:
@@ -150,13 +190,11 @@ pub fn conv(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    strides_: &[i64],
-    pads: &[i64],
-    dilations: &[i64],
+    win: Window<'_>,
     group: i64,
 ) -> KResult<Tensor> {
     let k = spatial_rank("conv", x)?;
-    let geo = Geometry::new("conv", k, strides_, pads, dilations)?;
+    let geo = Geometry::new("conv", k, win)?;
     let (n, c, m) = (
         x.shape()[0],
         x.shape()[1],
@@ -193,20 +231,11 @@ pub fn conv(
         for ci in 0..cg {
             for t in 0..taps {
                 let kk = unravel(t, kshape);
-                let mut xi = ni * xs[0] + (gi * cg + ci) * xs[1];
-                let mut wi = mi * ws[0] + ci * ws[1];
-                let mut inside = true;
-                for a in 0..k {
-                    let p = geo.input_pos(a, pos[2 + a], kk[a]);
-                    if p < 0 || p >= x.shape()[2 + a] as i128 {
-                        inside = false;
-                        break;
-                    }
-                    xi += p as usize * xs[2 + a];
-                    wi += kk[a] * ws[2 + a];
-                }
-                if inside {
-                    acc += xv[xi] * wv[wi];
+                let xi = ni * xs[0] + (gi * cg + ci) * xs[1];
+                let wi = mi * ws[0] + ci * ws[1];
+                let extent = &x.shape()[2..];
+                if let Some((dx, dw)) = geo.tap(&pos[2..], &kk, extent, &xs[2..], &ws[2..]) {
+                    acc += xv[xi + dx] * wv[wi + dw];
                 }
             }
         }
@@ -218,19 +247,16 @@ pub fn conv(
 /// Scatter definition: `y[n, g·Mg + m, o] += x[n, g·Cg + c, i] · w[g·Cg + c, m, kk]` for
 /// `o = i·s + kk·d - pb` inside the output, starting from the bias. Output size per axis is
 /// `s·(D-1) + output_padding + (K-1)·d + 1 - pb - pe`.
-#[allow(clippy::too_many_arguments)]
 pub fn conv_transpose(
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
-    strides_: &[i64],
-    pads: &[i64],
-    dilations: &[i64],
+    win: Window<'_>,
     group: i64,
     output_padding: &[i64],
 ) -> KResult<Tensor> {
     let k = spatial_rank("conv_transpose", x)?;
-    let geo = Geometry::new("conv_transpose", k, strides_, pads, dilations)?;
+    let geo = Geometry::new("conv_transpose", k, win)?;
     let (n, c) = (x.shape()[0], x.shape()[1]);
     let g = group_size("conv_transpose", group, &[(c, "input channels")])?;
     let cg = c / g;
@@ -282,21 +308,11 @@ pub fn conv_transpose(
         for mi in 0..mg {
             for t in 0..taps {
                 let kk = unravel(t, kshape);
-                let mut yi = ni * ys[0] + (gi * mg + mi) * ys[1];
-                let mut wi = ch * ws[0] + mi * ws[1];
-                let mut inside = true;
-                for a in 0..k {
-                    // o = i·s + kk·d - pb: the same arithmetic as conv's input position.
-                    let o = geo.input_pos(a, pos[2 + a], kk[a]);
-                    if o < 0 || o >= out_sp[a] as i128 {
-                        inside = false;
-                        break;
-                    }
-                    yi += o as usize * ys[2 + a];
-                    wi += kk[a] * ws[2 + a];
-                }
-                if inside {
-                    y[yi] += xval * wv[wi];
+                let yi = ni * ys[0] + (gi * mg + mi) * ys[1];
+                let wi = ch * ws[0] + mi * ws[1];
+                // o = i·s + kk·d - pb: the same arithmetic as conv's input position.
+                if let Some((dy, dw)) = geo.tap(&pos[2..], &kk, out_sp, &ys[2..], &ws[2..]) {
+                    y[yi + dy] += xval * wv[wi + dw];
                 }
             }
         }
@@ -309,19 +325,16 @@ pub fn conv_transpose(
 /// `count_include_pad` (taps past it, which only ceil mode creates, never count), else by the
 /// number of real elements. A window with no real element is an error where the result would
 /// be undefined (Max, and Avg without `count_include_pad`).
-#[allow(clippy::too_many_arguments)]
 pub fn pool(
     x: &Tensor,
     kind: PoolKind,
     kernel: &[i64],
-    strides_: &[i64],
-    pads: &[i64],
-    dilations: &[i64],
+    win: Window<'_>,
     ceil_mode: bool,
     count_include_pad: bool,
 ) -> KResult<Tensor> {
     let k = spatial_rank("pool", x)?;
-    let geo = Geometry::new("pool", k, strides_, pads, dilations)?;
+    let geo = Geometry::new("pool", k, win)?;
     let kshape: Vec<usize> = kernel
         .iter()
         .map(|&kd| usize::try_from(kd).ok().filter(|&kd| kd >= 1))

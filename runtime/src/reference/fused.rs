@@ -65,19 +65,31 @@ fn normalize_runs(
     out
 }
 
+/// The scale, the optional shift and the attributes of a LayerNorm.
+#[derive(Debug, Clone, Copy)]
+struct LayerNormArgs<'a> {
+    gamma: &'a Tensor,
+    beta: Option<&'a Tensor>,
+    /// The first normalised axis.
+    axis: i64,
+    eps: f64,
+}
+
 /// LayerNorm of the f64 values `xv` of shape `shape` (gamma and beta of dtype `dt`), over
 /// the axes `axis..rank`; unrounded. `op` names the op in errors.
-#[allow(clippy::too_many_arguments)]
 fn layer_norm_values(
     op: &str,
     xv: &[f64],
     shape: &[usize],
     dt: DType,
-    gamma: &Tensor,
-    beta: Option<&Tensor>,
-    axis: i64,
-    eps: f64,
+    args: LayerNormArgs<'_>,
 ) -> KResult<Vec<f64>> {
+    let LayerNormArgs {
+        gamma,
+        beta,
+        axis,
+        eps,
+    } = args;
     check_float(&format!("{op} gamma"), gamma, Some(dt))?;
     let ax = normalize_axis(axis, shape.len())?;
     // gamma and beta broadcast to the normalised dims x.shape[ax..].
@@ -111,7 +123,13 @@ pub fn layer_norm(
     check_float("layer_norm input", x, None)?;
     let shape = x.shape();
     let xv = x.to_f64_vec();
-    let out = layer_norm_values("layer_norm", &xv, shape, dt, gamma, beta, axis, eps)?;
+    let args = LayerNormArgs {
+        gamma,
+        beta,
+        axis,
+        eps,
+    };
+    let out = layer_norm_values("layer_norm", &xv, shape, dt, args)?;
     make(dt, shape.to_vec(), &out)
 }
 
@@ -131,7 +149,13 @@ pub fn skip_layer_norm(
     let shape = x.shape();
     let s = broadcast_to("skip_layer_norm skip", skip, shape)?;
     let sum: Vec<f64> = x.to_f64_vec().iter().zip(&s).map(|(a, b)| a + b).collect();
-    let y = layer_norm_values("skip_layer_norm", &sum, shape, dt, gamma, beta, axis, eps)?;
+    let args = LayerNormArgs {
+        gamma,
+        beta,
+        axis,
+        eps,
+    };
+    let y = layer_norm_values("skip_layer_norm", &sum, shape, dt, args)?;
     Ok(vec![
         make(dt, shape.to_vec(), &y)?,
         make(dt, shape.to_vec(), &sum)?,

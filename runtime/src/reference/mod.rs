@@ -77,31 +77,36 @@ pub fn eval_op(op: &Op, x: &[&Tensor], b: &Bindings) -> KResult<Vec<Tensor>> {
             pads,
             dilations,
             group,
-        } => one(conv::conv(
-            arg(0)?,
-            arg(1)?,
-            x.get(2).copied(),
-            strides,
-            pads,
-            dilations,
-            *group,
-        )),
+        } => {
+            let win = conv::Window {
+                strides,
+                pads,
+                dilations,
+            };
+            one(conv::conv(arg(0)?, arg(1)?, x.get(2).copied(), win, *group))
+        }
         Op::ConvTranspose {
             strides,
             pads,
             dilations,
             group,
             output_padding,
-        } => one(conv::conv_transpose(
-            arg(0)?,
-            arg(1)?,
-            x.get(2).copied(),
-            strides,
-            pads,
-            dilations,
-            *group,
-            output_padding,
-        )),
+        } => {
+            let win = conv::Window {
+                strides,
+                pads,
+                dilations,
+            };
+            let bias = x.get(2).copied();
+            one(conv::conv_transpose(
+                arg(0)?,
+                arg(1)?,
+                bias,
+                win,
+                *group,
+                output_padding,
+            ))
+        }
         Op::Pool {
             kind,
             kernel,
@@ -110,16 +115,21 @@ pub fn eval_op(op: &Op, x: &[&Tensor], b: &Bindings) -> KResult<Vec<Tensor>> {
             dilations,
             ceil_mode,
             count_include_pad,
-        } => one(conv::pool(
-            arg(0)?,
-            *kind,
-            kernel,
-            strides,
-            pads,
-            dilations,
-            *ceil_mode,
-            *count_include_pad,
-        )),
+        } => {
+            let win = conv::Window {
+                strides,
+                pads,
+                dilations,
+            };
+            one(conv::pool(
+                arg(0)?,
+                *kind,
+                kernel,
+                win,
+                *ceil_mode,
+                *count_include_pad,
+            ))
+        }
         Op::Reshape { shape } => one(movement::reshape(arg(0)?, shape, b)),
         Op::Transpose { perm } => one(movement::transpose(arg(0)?, perm)),
         Op::Expand { shape } => one(movement::expand(arg(0)?, shape, b)),

@@ -176,8 +176,14 @@ pub fn attention_fuse(eg: &KEGraph, root: Id, diag: &mut Diag) -> Vec<Recipe> {
                     });
                     continue;
                 }
+                let site = Site {
+                    root,
+                    root_dims: &root_dims,
+                    v,
+                    three,
+                };
                 for sc in parse(eg, s, &shape4, false, 0) {
-                    if let Some(r) = build(eg, &sc, v, three, &shape4, &root_dims, root, diag) {
+                    if let Some(r) = build(eg, &sc, &site, &shape4, diag) {
                         push_unique(&mut out, r);
                     }
                 }
@@ -187,18 +193,33 @@ pub fn attention_fuse(eg: &KEGraph, root: Id, diag: &mut Diag) -> Vec<Recipe> {
     out
 }
 
+/// Where a match was found: the root `MatMul(P, V)` and how P was reached.
+#[derive(Debug, Clone, Copy)]
+struct Site<'a> {
+    /// The root class.
+    root: Id,
+    /// The root's dims.
+    root_dims: &'a [Dim],
+    /// The values `V`.
+    v: Id,
+    /// P is a 3-D reshape of the 4-D probabilities.
+    three: bool,
+}
+
 /// The recipe for one reading of the scores, or None (with a miss) when a part is unknown.
-#[allow(clippy::too_many_arguments)]
 fn build(
     eg: &KEGraph,
     sc: &Scores,
-    v: Id,
-    three: bool,
+    site: &Site<'_>,
     shape4: &[Dim; 4],
-    root_dims: &[Dim],
-    root: Id,
     diag: &mut Diag,
 ) -> Option<Recipe> {
+    let Site {
+        root,
+        root_dims,
+        v,
+        three,
+    } = *site;
     let [b, h, sq, sk] = shape4;
     let Some(heads) = h.as_known().and_then(|x| u32::try_from(x).ok()) else {
         diag.miss(root, || format!("the head count {h} is not a constant"));

@@ -7,6 +7,38 @@ use super::super::types::{DType, Shape, TensorType};
 use super::{ceil_div_dim, is_numeric, k, Ctx};
 use crate::error::Result;
 
+/// One spatial dim's window attributes.
+#[derive(Debug, Clone, Copy)]
+struct AxisAttrs {
+    stride: i64,
+    /// Begin and end pads.
+    pads: (i64, i64),
+    dilation: i64,
+}
+
+/// The attributes of spatial dim `i` of `spatial`, or an error when a list is too short.
+fn axis_attrs(
+    cx: &Ctx,
+    (i, spatial): (usize, usize),
+    strides: &[i64],
+    pads: &[i64],
+    dilations: &[i64],
+) -> Result<AxisAttrs> {
+    let (Some(&stride), Some(&dilation), Some(&pb), Some(&pe)) = (
+        strides.get(i),
+        dilations.get(i),
+        pads.get(i),
+        pads.get(i + spatial),
+    ) else {
+        return cx.err("attribute lengths disagree with the rank");
+    };
+    Ok(AxisAttrs {
+        stride,
+        pads: (pb, pe),
+        dilation,
+    })
+}
+
 /// Checks the per-spatial-dim attributes: `k` positive strides and dilations, `2k`
 /// non-negative pads.
 fn check_window_attrs(
@@ -49,17 +81,12 @@ fn effective_kernel(kernel: &Dim, dilation: i64) -> Dim {
 
 /// `floor((D + pb + pe - eff) / s) + 1`, or with `ceil` the ceiling, less one when the last
 /// window would start at or after `D + pb` (checked when everything is known).
-#[allow(clippy::too_many_arguments)]
-fn window_out(
-    cx: &Ctx,
-    i: usize,
-    d: &Dim,
-    kernel: &Dim,
-    stride: i64,
-    (pb, pe): (i64, i64),
-    dilation: i64,
-    ceil: bool,
-) -> Result<Dim> {
+fn window_out(cx: &Ctx, i: usize, d: &Dim, kernel: &Dim, a: AxisAttrs, ceil: bool) -> Result<Dim> {
+    let AxisAttrs {
+        stride,
+        pads: (pb, pe),
+        dilation,
+    } = a;
     let eff = effective_kernel(kernel, dilation);
     let span = d.add(&k(pb)).add(&k(pe)).sub(&eff);
     if span.as_known().is_some_and(|v| v < 0) {
@@ -167,17 +194,11 @@ pub(super) fn conv(
     let kernel = kernel_dims(cx, w)?;
     let mut dims = vec![n.clone(), m.clone()];
     for i in 0..spatial {
-        let (Some(d), Some(kd), Some(&s), Some(&dl), Some(&pb), Some(&pe)) = (
-            ds.get(i),
-            kernel.get(i),
-            strides.get(i),
-            dilations.get(i),
-            pads.get(i),
-            pads.get(i + spatial),
-        ) else {
+        let (Some(d), Some(kd)) = (ds.get(i), kernel.get(i)) else {
             return cx.err("attribute lengths disagree with the rank");
         };
-        dims.push(window_out(cx, i, d, kd, s, (pb, pe), dl, false)?);
+        let a = axis_attrs(cx, (i, spatial), strides, pads, dilations)?;
+        dims.push(window_out(cx, i, d, kd, a, false)?);
     }
     Ok(TensorType::new(x.dtype, Shape(dims)))
 }
@@ -217,17 +238,15 @@ pub(super) fn conv_transpose(
     let kernel = kernel_dims(cx, w)?;
     let mut dims = vec![n.clone(), m];
     for i in 0..spatial {
-        let (Some(d), Some(kd), Some(&s), Some(&dl), Some(&pb), Some(&pe), Some(&op)) = (
-            ds.get(i),
-            kernel.get(i),
-            strides.get(i),
-            dilations.get(i),
-            pads.get(i),
-            pads.get(i + spatial),
-            output_padding.get(i),
-        ) else {
+        let (Some(d), Some(kd), Some(&op)) = (ds.get(i), kernel.get(i), output_padding.get(i))
+        else {
             return cx.err("attribute lengths disagree with the rank");
         };
+        let AxisAttrs {
+            stride: s,
+            pads: (pb, pe),
+            dilation: dl,
+        } = axis_attrs(cx, (i, spatial), strides, pads, dilations)?;
         if op < 0 || (op >= s && op >= dl) {
             return cx.err(format!(
                 "output_padding {op} of spatial dim {i} must be non-negative and smaller than \
@@ -271,16 +290,11 @@ pub(super) fn pool(
     check_window_attrs(cx, spatial, strides, pads, dilations)?;
     let mut dims: Vec<Dim> = x.shape.0.iter().take(2).cloned().collect();
     for (i, d) in x.shape.0.iter().skip(2).enumerate() {
-        let (Some(&kd), Some(&s), Some(&dl), Some(&pb), Some(&pe)) = (
-            kernel.get(i),
-            strides.get(i),
-            dilations.get(i),
-            pads.get(i),
-            pads.get(i + spatial),
-        ) else {
+        let Some(&kd) = kernel.get(i) else {
             return cx.err("attribute lengths disagree with the rank");
         };
-        dims.push(window_out(cx, i, d, &k(kd), s, (pb, pe), dl, ceil_mode)?);
+        let a = axis_attrs(cx, (i, spatial), strides, pads, dilations)?;
+        dims.push(window_out(cx, i, d, &k(kd), a, ceil_mode)?);
     }
     Ok(TensorType::new(x.dtype, Shape(dims)))
 }

@@ -4,7 +4,8 @@
 
 use super::job::Job;
 use super::kernel::{self, Scratch};
-use super::simd::{Simd, EXP_HI, EXP_LO, EXP_POLY, LN2_HI, LN2_LO, LOG2E};
+use super::simd::{Simd, EXP_HI, EXP_LO};
+use crate::kernels::numerics::{EXP_POLY, LN2_HI, LN2_LO, LOG2E};
 use std::arch::x86_64::*;
 
 /// Proof that this CPU has AVX2 and FMA; only [`Avx2::new`] makes one.

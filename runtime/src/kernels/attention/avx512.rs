@@ -3,7 +3,8 @@
 
 use super::job::Job;
 use super::kernel::{self, Scratch};
-use super::simd::{Simd, EXP_HI, EXP_LO, EXP_POLY, LN2_HI, LN2_LO, LOG2E};
+use super::simd::{Simd, EXP_HI, EXP_LO};
+use crate::kernels::numerics::{EXP_POLY, LN2_HI, LN2_LO, LOG2E};
 use std::arch::x86_64::*;
 
 /// Proof that this CPU has AVX-512F; only [`Avx512::new`] makes one.

@@ -4,7 +4,7 @@
 //! divide by the softmax sums and write the output rows.
 
 use super::job::Job;
-use super::micro::{self, PvArgs};
+use super::micro::{self, PvArgs, ScoreArgs};
 use super::rotary::fill_qt;
 use super::simd::{Simd, LANES};
 
@@ -56,25 +56,33 @@ pub(super) unsafe fn run_task<S: Simd>(s: S, job: &Job<'_>, task: usize, scratch
     }
 }
 
+/// The running state of the online softmax of a query block (rows across lanes).
+struct Online<V, const RV: usize> {
+    /// The running maximum of each row.
+    m: [V; RV],
+    /// The running sum of each row.
+    l: [V; RV],
+    /// The factor by which the last step scaled the earlier accumulators, per row.
+    alpha: [f32; BQ_MAX],
+}
+
 /// One online-softmax step over the `nc` keys from `c0` of the block in `st` (rows across lanes):
-/// excluded entries (key position `≥ limits` of the row) weigh 0, the running maximum `m` and sum
-/// `l` are updated, `st` is overwritten with the probabilities and the factor by which the earlier
-/// accumulators must be scaled is written to `alpha`.
+/// excluded entries (key position `≥ limits` of the row) weigh 0, the running maximum `o.m` and
+/// sum `o.l` are updated, `st` is overwritten with the probabilities and the factor by which the
+/// earlier accumulators must be scaled is written to `o.alpha`.
 ///
 /// # Safety
 /// `st` has `nc × RV·16` readable and writable floats (row stride `RV·16`).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn softmax_step<S: Simd, const RV: usize>(
     s: S,
     st: *mut f32,
     nc: usize,
     c0: usize,
     limits: &[S::V; RV],
-    m: &mut [S::V; RV],
-    l: &mut [S::V; RV],
-    alpha: &mut [f32; BQ_MAX],
+    o: &mut Online<S::V, RV>,
 ) {
+    let Online { m, l, alpha } = o;
     let bq = RV * LANES;
     let (ninf, zero, one) = (s.splat(f32::NEG_INFINITY), s.splat(0.0), s.splat(1.0));
     for rv in 0..RV {
@@ -150,9 +158,11 @@ unsafe fn run_block<S: Simd, const RV: usize>(
     let mut krow = [std::ptr::null::<f32>(); BK];
     let mut vrow = [std::ptr::null::<f32>(); BK];
     let mut bias_c = [0f32; BK];
-    let mut alpha = [0f32; BQ_MAX];
-    let mut m = [s.splat(f32::NEG_INFINITY); RV];
-    let mut l = [s.splat(0.0); RV];
+    let mut online = Online {
+        m: [s.splat(f32::NEG_INFINITY); RV],
+        l: [s.splat(0.0); RV],
+        alpha: [0f32; BQ_MAX],
+    };
     let mut block_counts = [0usize; BQ_MAX];
 
     let mut c0 = 0;
@@ -174,10 +184,18 @@ unsafe fn run_block<S: Simd, const RV: usize>(
             }
             _ => None,
         };
-        let (qt, st) = (scratch.qt.as_ptr(), scratch.st.as_mut_ptr());
+        let args = ScoreArgs {
+            qt: scratch.qt.as_ptr(),
+            bq,
+            d,
+            krow: &krow[..nc],
+            st: scratch.st.as_mut_ptr(),
+            scale: job.scale,
+            bias: row_bias,
+        };
         // SAFETY: validation put `d` floats of every included key row of `k` inside its slice;
         // `qt` holds `d × bq` floats, `st` holds `BK × bq ≥ nc × bq`.
-        unsafe { micro::scores::<S, RV>(s, qt, bq, d, &krow[..nc], st, job.scale, row_bias) };
+        unsafe { micro::scores::<S, RV>(s, &args) };
         if let Some((bv, base)) = bias_base.filter(|(bv, _)| bv.stride_q != 0) {
             for r in 0..rows {
                 let row = base + (i0 + r) * bv.stride_q;
@@ -188,9 +206,9 @@ unsafe fn run_block<S: Simd, const RV: usize>(
         }
         let st = scratch.st.as_mut_ptr();
         // SAFETY: `st` holds `nc × bq` floats.
-        unsafe { softmax_step::<S, RV>(s, st, nc, c0, &limits, &mut m, &mut l, &mut alpha) };
+        unsafe { softmax_step::<S, RV>(s, st, nc, c0, &limits, &mut online) };
         if c0 > 0 {
-            for (r, &a) in alpha.iter().enumerate().take(rows) {
+            for (r, &a) in online.alpha.iter().enumerate().take(rows) {
                 if a != 1.0 {
                     scratch.acc[r * dvp..r * dvp + dv]
                         .iter_mut()
@@ -215,7 +233,7 @@ unsafe fn run_block<S: Simd, const RV: usize>(
     }
 
     let mut sums = [0f32; BQ_MAX];
-    for (rv, lv) in l.iter().enumerate() {
+    for (rv, lv) in online.l.iter().enumerate() {
         // SAFETY: `rv·16 + 16 ≤ BQ_MAX`.
         unsafe { s.store(sums.as_mut_ptr().add(rv * LANES), *lv) };
     }

@@ -7,24 +7,36 @@
 
 use super::simd::{Simd, LANES};
 
-/// Scores of `NC` keys against `RV·16` query rows: one register tile.
+/// Where a score step reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ScoreArgs<'a> {
+    /// Transposed query block, `qt[x·bq + row]`.
+    pub qt: *const f32,
+    /// Row stride of `qt` and `st`.
+    pub bq: usize,
+    /// Head dim of q and k.
+    pub d: usize,
+    /// Key row of each key of the block.
+    pub krow: &'a [*const f32],
+    /// Transposed scores `st[c·bq + row]`.
+    pub st: *mut f32,
+    /// Factor applied to `q·kᵀ`.
+    pub scale: f32,
+    /// A bias per key of the block (the same for every row), as long as `krow`.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// Scores of the `NC` keys from key `c` against `RV·16` query rows: one register tile.
 ///
 /// # Safety
-/// `qt` holds `d × bq` readable floats (`bq ≥ RV·16`); each `krow[c]`, `c < NC`, has `d` readable
-/// floats; `st + c·bq .. + RV·16` is writable for `c < NC`.
+/// `a.qt` holds `d × bq` readable floats (`bq ≥ RV·16`); each `a.krow[c + i]`, `i < NC`, has `d`
+/// readable floats; `a.st + (c + i)·bq .. + RV·16` is writable for `i < NC`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn score_tile<S: Simd, const RV: usize, const NC: usize>(
-    s: S,
-    qt: *const f32,
-    bq: usize,
-    d: usize,
-    krow: &[*const f32],
-    st: *mut f32,
-    scale: f32,
-    bias: Option<&[f32]>,
-) {
-    let krow: [*const f32; NC] = std::array::from_fn(|c| krow[c]);
+unsafe fn score_tile<S: Simd, const RV: usize, const NC: usize>(s: S, a: &ScoreArgs<'_>, c: usize) {
+    let (qt, bq, d) = (a.qt, a.bq, a.d);
+    let st = a.st.wrapping_add(c * bq);
+    let bias = a.bias.map(|b| &b[c..]);
+    let krow: [*const f32; NC] = std::array::from_fn(|i| a.krow[c + i]);
     let mut acc = [[s.splat(0.0); RV]; NC];
     for x in 0..d {
         // SAFETY: `x < d` and `rv·16 + 16 ≤ bq`, inside the `d × bq` of `qt`.
@@ -38,7 +50,7 @@ unsafe fn score_tile<S: Simd, const RV: usize, const NC: usize>(
             }
         }
     }
-    let sc = s.splat(scale);
+    let sc = s.splat(a.scale);
     for (c, acc_c) in acc.iter().enumerate() {
         let add = s.splat(bias.map_or(0.0, |b| b[c]));
         for (rv, &a) in acc_c.iter().enumerate() {
@@ -53,58 +65,40 @@ unsafe fn score_tile<S: Simd, const RV: usize, const NC: usize>(
 /// # Safety
 /// As [`scores`].
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn score_tiles<S: Simd, const RV: usize, const NC: usize>(
     s: S,
-    qt: *const f32,
-    bq: usize,
-    d: usize,
-    krow: &[*const f32],
-    st: *mut f32,
-    scale: f32,
-    bias: Option<&[f32]>,
+    a: &ScoreArgs<'_>,
     mut c: usize,
 ) -> usize {
-    while c + NC <= krow.len() {
-        let b = bias.map(|b| &b[c..]);
+    while c + NC <= a.krow.len() {
         // SAFETY: keys `c .. c + NC` exist, and their rows of `st` lie in the `krow.len() × bq`
         // block the caller provides.
-        unsafe { score_tile::<S, RV, NC>(s, qt, bq, d, &krow[c..], st.add(c * bq), scale, b) };
+        unsafe { score_tile::<S, RV, NC>(s, a, c) };
         c += NC;
     }
     c
 }
 
-/// Transposed scaled scores of the keys `krow` against the query block in `qt`, written to
+/// Transposed scaled scores of the keys `a.krow` against the query block in `a.qt`, written to
 /// `st[c·bq + row]`, plus `bias[c]` when given (a bias that is the same for every row).
 ///
 /// # Safety
-/// `qt` holds `d × bq` readable floats (`bq = RV·16`); every `krow[c]` has `d` readable floats;
-/// `st` has `krow.len() × bq` writable floats; `bias`, if any, is as long as `krow`.
+/// `a.qt` holds `d × bq` readable floats (`bq = RV·16`); every `a.krow[c]` has `d` readable
+/// floats; `a.st` has `krow.len() × bq` writable floats; `a.bias`, if any, is as long as `krow`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn scores<S: Simd, const RV: usize>(
-    s: S,
-    qt: *const f32,
-    bq: usize,
-    d: usize,
-    krow: &[*const f32],
-    st: *mut f32,
-    scale: f32,
-    bias: Option<&[f32]>,
-) {
+pub(super) unsafe fn scores<S: Simd, const RV: usize>(s: S, a: &ScoreArgs<'_>) {
     // SAFETY: forwarded contract; each call covers whole tiles inside `krow`.
     unsafe {
         let mut c = 0;
         if S::WIDE {
-            c = score_tiles::<S, RV, 8>(s, qt, bq, d, krow, st, scale, bias, c);
-            c = score_tiles::<S, RV, 4>(s, qt, bq, d, krow, st, scale, bias, c);
+            c = score_tiles::<S, RV, 8>(s, a, c);
+            c = score_tiles::<S, RV, 4>(s, a, c);
         } else if RV == 1 {
-            c = score_tiles::<S, RV, 4>(s, qt, bq, d, krow, st, scale, bias, c);
+            c = score_tiles::<S, RV, 4>(s, a, c);
         } else {
-            c = score_tiles::<S, RV, 2>(s, qt, bq, d, krow, st, scale, bias, c);
+            c = score_tiles::<S, RV, 2>(s, a, c);
         }
-        score_tiles::<S, RV, 1>(s, qt, bq, d, krow, st, scale, bias, c);
+        score_tiles::<S, RV, 1>(s, a, c);
     }
 }
 

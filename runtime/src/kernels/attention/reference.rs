@@ -1,7 +1,7 @@
 //! Test support: a seeded xorshift generator, strided test tensors, a straightforward f64
 //! attention written from the op's definition, and a comparison that treats NaN as a value.
 
-use super::{BiasView, Dims, Isa, Params, Rotary, View};
+use super::{BiasView, Dims, Inputs, Isa, Params, Rotary, View};
 
 /// xorshift64* with a fixed seed: reproducible inputs without extra crates.
 pub(super) struct Rng(u64);
@@ -223,18 +223,15 @@ impl Case {
             stride_h: strides[1],
             stride_s: strides[2],
         };
-        super::attention(
-            isa,
-            &self.dims,
-            &self.params,
-            self.q.view(),
-            self.k.view(),
-            self.v.view(),
+        let inputs = Inputs {
+            q: self.q.view(),
+            k: self.k.view(),
+            v: self.v.view(),
             bias,
-            self.mask.as_deref(),
+            key_mask: self.mask.as_deref(),
             rotary,
-            out,
-        )
+        };
+        super::attention(isa, &self.dims, &self.params, inputs, out)
     }
 }
 

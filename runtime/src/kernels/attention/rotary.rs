@@ -3,7 +3,8 @@
 //! tensor; queries are rotated while a task transposes its query block.
 
 use super::job::Job;
-use super::{Dims, Rotary, View};
+use super::types::Dims;
+use super::views::{Rotary, View};
 use rayon::prelude::*;
 
 /// Rotates one row of `d` (even) values at sequence position `pos` of batch `b` into `dst(i, x)`.

@@ -1,6 +1,9 @@
 //! The 16-lane f32 vector operations the attention kernel is written in, as a trait with one
 //! implementation per instruction set, and the portable implementation (plain arrays the compiler
-//! vectorises). The shared `exp` constants live here too.
+//! vectorises), and the `exp` clamps the implementations share (the approximation's constants
+//! live in [`crate::kernels::numerics`]).
+
+use crate::kernels::numerics::{EXP_POLY, LN2_HI, LN2_LO, LOG2E, ROUND_MAGIC};
 
 /// Lanes per vector in every implementation.
 pub(super) const LANES: usize = 16;
@@ -9,21 +12,6 @@ pub(super) const LANES: usize = 16;
 pub(super) const EXP_HI: f32 = 88.0;
 /// Below this `exp` returns exactly 0 (so an excluded or `-∞` score weighs exactly nothing).
 pub(super) const EXP_LO: f32 = -87.336_55;
-/// `log2(e)`.
-pub(super) const LOG2E: f32 = std::f32::consts::LOG2_E;
-/// `ln 2` split in two for an exact range reduction (Cody–Waite).
-pub(super) const LN2_HI: f32 = 0.693_359_4;
-/// The low part of `ln 2`.
-pub(super) const LN2_LO: f32 = -2.121_944_4e-4;
-/// Minimax coefficients of `(exp(r) − 1 − r)/r²` on `|r| ≤ ln2/2` (Cephes `expf`), highest first.
-pub(super) const EXP_POLY: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    0.166_666_65,
-    0.5,
-];
 
 /// Sixteen f32 lanes and the operations on them. A value of an implementing type is a token that
 /// proves the CPU supports the instruction set, so the arithmetic is safe to call; loads and stores
@@ -87,8 +75,7 @@ pub(super) fn exp_scalar(x: f32) -> f32 {
     // `clamp` keeps NaN.
     let xc = x.clamp(EXP_LO, EXP_HI);
     // Round to nearest by the 1.5·2²³ trick (|t| < 2²²), which vectorises without SSE4.1.
-    const MAGIC: f32 = 12_582_912.0;
-    let n = (xc * LOG2E + MAGIC) - MAGIC;
+    let n = (xc * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut y = EXP_POLY[0];
     for c in &EXP_POLY[1..] {

@@ -2,7 +2,7 @@
 //! validation error, and a timing print for the MiniLM attention shape.
 
 use super::reference::{check, isas, Case};
-use super::{attention, AttentionError, Dims, Params, View, ViewMut};
+use super::{attention, AttentionError, Dims, Inputs, Params, View, ViewMut};
 
 fn small() -> Dims {
     Dims {
@@ -215,16 +215,19 @@ fn minilm_layer_timing() {
             let mut times = Vec::new();
             for _ in 0..(240 / (batch * 8)).max(5) {
                 let t = std::time::Instant::now();
+                let inputs = Inputs {
+                    q: case.q.view(),
+                    k: case.k.view(),
+                    v: case.v.view(),
+                    bias: None,
+                    key_mask: None,
+                    rotary: None,
+                };
                 attention(
                     isa,
                     &dm,
                     &p,
-                    case.q.view(),
-                    case.k.view(),
-                    case.v.view(),
-                    None,
-                    None,
-                    None,
+                    inputs,
                     ViewMut::contiguous(&mut out, 12, 128, 32),
                 )
                 .unwrap();

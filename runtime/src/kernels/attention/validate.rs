@@ -2,7 +2,8 @@
 //! its slice, overflow-checked) and output rows that do not overlap. The unsafe kernels rely on
 //! these checks for every memory access they make.
 
-use super::{AttentionError, BiasView, Dims, Rotary, View, ViewMut};
+use super::types::{AttentionError, Dims, Inputs};
+use super::views::{View, ViewMut};
 
 /// The largest key count the kernels index exactly (key positions are compared as `f32`).
 pub(super) const MAX_KEYS: usize = 1 << 24;
@@ -90,17 +91,19 @@ fn check_disjoint(dims: &Dims, out: &ViewMut<'_>) -> Result<(), AttentionError> 
 }
 
 /// Every check of an attention call, in operand order.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn check_all(
     dims: &Dims,
-    q: &View<'_>,
-    k: &View<'_>,
-    v: &View<'_>,
-    bias: Option<&BiasView<'_>>,
-    key_mask: Option<&[u8]>,
-    rotary: Option<&Rotary<'_>>,
+    inputs: &Inputs<'_>,
     out: &ViewMut<'_>,
 ) -> Result<(), AttentionError> {
+    let Inputs {
+        q,
+        k,
+        v,
+        bias,
+        key_mask,
+        rotary,
+    } = inputs;
     let Dims {
         batch,
         heads,
@@ -128,7 +131,7 @@ pub(super) fn check_all(
         ];
         check_reach("bias", b.data.len(), &axes, 1)?;
     }
-    if let Some(m) = key_mask {
+    if let Some(m) = *key_mask {
         check_reach("key_mask", m.len(), &[(batch, sk)], sk)?;
     }
     if let Some(r) = rotary {

@@ -6,7 +6,6 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::activate;
 use super::params::Geometry;
 use crate::kernels::gemm::Activation;
 
@@ -54,7 +53,7 @@ pub(super) fn run(
                 }
                 if activation != Activation::None {
                     for v in orow.iter_mut() {
-                        *v = activate(activation, *v);
+                        *v = activation.apply(*v);
                     }
                 }
             }

@@ -8,7 +8,9 @@ use rayon::prelude::*;
 use super::layout::{im2col, plane_blocks, scatter, to_nhwc, with_scratch};
 use super::params::Geometry;
 use super::ConvError;
-use crate::kernels::gemm::{gemm_packed, packed_len, Activation, Epilogue, Isa};
+use crate::kernels::gemm::{
+    gemm_packed, packed_len, Activation, Epilogue, Isa, Matrix, MatrixMut, Shape,
+};
 
 /// Rows of every block are a multiple of this (of every GEMM micro-kernel's `MR`: 12, 6, 4).
 const ROW_UNIT: usize = 12;
@@ -140,14 +142,20 @@ impl Job<'_> {
             };
             gemm_packed(
                 self.isa,
-                rows,
-                mg,
-                kg,
-                &a[g * group_stride..],
-                lda,
+                Shape {
+                    m: rows,
+                    n: mg,
+                    k: kg,
+                },
+                Matrix {
+                    data: &a[g * group_stride..],
+                    stride: lda,
+                },
                 &self.packed[g * plen..(g + 1) * plen],
-                &mut tile[g * mg..],
-                m,
+                MatrixMut {
+                    data: &mut tile[g * mg..],
+                    stride: m,
+                },
                 &ep,
             )?;
         }

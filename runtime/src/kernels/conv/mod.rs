@@ -44,8 +44,8 @@ mod tests;
 mod tests_errors;
 
 use super::gemm::{pack_b, packed_len, Activation, GemmError, Isa};
-pub use params::ConvParams;
 use params::Geometry;
+pub use params::{Conv1d, ConvParams};
 
 /// A convolution call whose arguments are inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -265,16 +265,5 @@ pub fn conv2d(
         Ok(())
     } else {
         gemm_path::run(isa, &geo, x, packed_w, bias, activation, out)
-    }
-}
-
-/// Applies `act` to one value (the scalar functions the GEMM epilogue uses).
-#[inline]
-fn activate(act: Activation, x: f32) -> f32 {
-    match act {
-        Activation::None => x,
-        Activation::Relu => x.max(0.0),
-        Activation::GeluErf => super::gemm::gelu_erf(x),
-        Activation::GeluTanh => super::gemm::gelu_tanh(x),
     }
 }

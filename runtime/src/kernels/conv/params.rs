@@ -42,33 +42,44 @@ pub struct ConvParams {
     pub group: usize,
 }
 
+/// A 1-D convolution `x [n, c, l]` with weight `[m, c/group, k]`, for [`ConvParams::conv1d`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conv1d {
+    /// Batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input length.
+    pub l: usize,
+    /// Output channels.
+    pub m: usize,
+    /// Kernel length.
+    pub k: usize,
+    /// Stride, ≥ 1.
+    pub stride: usize,
+    /// `[begin, end]` pads.
+    pub pads: [usize; 2],
+    /// Dilation, ≥ 1.
+    pub dilation: usize,
+    /// Groups; divides `c` and `m`.
+    pub group: usize,
+}
+
 impl ConvParams {
-    /// A 1-D convolution `x [n, c, l]`, weight `[m, c/group, k]`, `pads = [begin, end]`, as the
-    /// 2-D case `h = kh = 1`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv1d(
-        n: usize,
-        c: usize,
-        l: usize,
-        m: usize,
-        k: usize,
-        stride: usize,
-        pads: [usize; 2],
-        dilation: usize,
-        group: usize,
-    ) -> ConvParams {
+    /// A 1-D convolution as the 2-D case `h = kh = 1`.
+    pub fn conv1d(p: Conv1d) -> ConvParams {
         ConvParams {
-            n,
-            c,
+            n: p.n,
+            c: p.c,
             h: 1,
-            w: l,
-            m,
+            w: p.l,
+            m: p.m,
             kh: 1,
-            kw: k,
-            strides: [1, stride],
-            pads: [0, pads[0], 0, pads[1]],
-            dilations: [1, dilation],
-            group,
+            kw: p.k,
+            strides: [1, p.stride],
+            pads: [0, p.pads[0], 0, p.pads[1]],
+            dilations: [1, p.dilation],
+            group: p.group,
         }
     }
 
@@ -109,17 +120,17 @@ impl ConvParams {
         let group = attr("group", group)?;
         let (n, c, m) = (x_shape[0], x_shape[1], w_shape[0]);
         let params = if k == 1 {
-            ConvParams::conv1d(
+            ConvParams::conv1d(Conv1d {
                 n,
                 c,
-                x_shape[2],
+                l: x_shape[2],
                 m,
-                w_shape[2],
-                s[0],
-                [p[0], p[1]],
-                d[0],
+                k: w_shape[2],
+                stride: s[0],
+                pads: [p[0], p[1]],
+                dilation: d[0],
                 group,
-            )
+            })
         } else {
             ConvParams {
                 n,

@@ -9,6 +9,23 @@ use crate::{reference, Tensor};
 pub(super) use crate::kernels::gemm::tests::{act64, data, isas, ACTIVATIONS};
 
 /// Shapes and attributes of `Op::Conv` for `p`: 1-D (`[N, C, L]`) when `one_d`.
+/// A 3×3 convolution with stride 1 and one pixel of padding on every side ("same" size).
+pub(super) fn same3x3(n: usize, c: usize, (h, w): (usize, usize), m: usize) -> ConvParams {
+    ConvParams {
+        n,
+        c,
+        h,
+        w,
+        m,
+        kh: 3,
+        kw: 3,
+        strides: [1, 1],
+        pads: [1, 1, 1, 1],
+        dilations: [1, 1],
+        group: 1,
+    }
+}
+
 fn op_of(p: &ConvParams, one_d: bool) -> (Vec<usize>, Vec<usize>, Op) {
     let i = |v: &[usize]| v.iter().map(|&a| a as i64).collect::<Vec<_>>();
     let (xs, ws, s, pads, d) = if one_d {
@@ -144,17 +161,8 @@ fn every_activation_with_and_without_bias_on_both_paths() {
     for (c, m, group) in [(7, 40, 1), (8, 8, 8)] {
         for with_bias in [false, true] {
             let p = ConvParams {
-                n: 2,
-                c,
-                h: 9,
-                w: 10,
-                m,
-                kh: 3,
-                kw: 3,
-                strides: [1, 1],
-                pads: [1, 1, 1, 1],
-                dilations: [1, 1],
                 group,
+                ..same3x3(2, c, (9, 10), m)
             };
             check(&p, false, with_bias, &ACTIVATIONS, 7 + m as u64);
         }
@@ -169,7 +177,17 @@ fn one_dimensional_convolutions_match_the_reference() {
         (4, 12, 2, 1, 1, [0, 0], 1),
         (3, 9, 1, 4, 3, [0, 3], 1),
     ] {
-        let p = ConvParams::conv1d(2, c, 23, m, k, stride, pads, dilation, group);
+        let p = ConvParams::conv1d(Conv1d {
+            n: 2,
+            c,
+            l: 23,
+            m,
+            k,
+            stride,
+            pads,
+            dilation,
+            group,
+        });
         check(&p, true, true, &[Activation::Relu], 40 + k as u64);
     }
 }
@@ -250,46 +268,28 @@ fn a_hand_computed_convolution() {
 
 #[test]
 fn resnet_layer_timing_against_the_reference() {
-    let p = ConvParams {
-        n: 1,
-        c: 64,
-        h: 56,
-        w: 56,
-        m: 64,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pads: [1, 1, 1, 1],
-        dilations: [1, 1],
-        group: 1,
-    };
+    let p = same3x3(1, 64, (56, 56), 64);
     let x = data(64 * 56 * 56, 1);
     let w = data(64 * 64 * 9, 2);
     let bias = data(64, 3);
     let packed = pack_weights(&w, &p).unwrap();
     let mut out = vec![0.0; 64 * 56 * 56];
     for isa in isas() {
-        conv2d(
-            isa,
-            &p,
-            &x,
-            &packed,
-            Some(&bias),
-            Activation::Relu,
-            &mut out,
-        )
-        .unwrap();
+        let mut run = || {
+            conv2d(
+                isa,
+                &p,
+                &x,
+                &packed,
+                Some(&bias),
+                Activation::Relu,
+                &mut out,
+            )
+        };
+        // A warm-up run, then the timed one.
+        run().unwrap();
         let start = std::time::Instant::now();
-        conv2d(
-            isa,
-            &p,
-            &x,
-            &packed,
-            Some(&bias),
-            Activation::Relu,
-            &mut out,
-        )
-        .unwrap();
+        run().unwrap();
         println!(
             "conv 1×64×56×56, 3×3, M=64 on {isa:?}: {:?}",
             start.elapsed()

@@ -1,23 +1,11 @@
 //! Error tests of the convolution kernel: inconsistent parameters, wrong buffer lengths and bad
 //! attributes are typed errors, never panics; an empty batch does nothing.
 
-use super::tests::isas;
+use super::tests::{isas, same3x3};
 use super::*;
 
 fn base() -> ConvParams {
-    ConvParams {
-        n: 2,
-        c: 4,
-        h: 6,
-        w: 5,
-        m: 8,
-        kh: 3,
-        kw: 3,
-        strides: [1, 1],
-        pads: [1, 1, 1, 1],
-        dilations: [1, 1],
-        group: 1,
-    }
+    same3x3(2, 4, (6, 5), 8)
 }
 
 /// Runs `conv2d` on `p` with buffers sized for `base()` and returns its result.

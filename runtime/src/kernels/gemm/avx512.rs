@@ -4,12 +4,11 @@
 
 use std::arch::x86_64::*;
 
-use super::driver::{Finish, Tile};
-use super::epilogue::{
-    ERF_CLAMP, ERF_P, ERF_Q, EXP_MAX, EXP_MIN, EXP_POLY, GELU_TANH_CUBIC, GELU_TANH_SCALE, LN2_HI,
-    LN2_LO, LOG2E,
+use super::types::{Activation, Finish, Tile, NR};
+use crate::kernels::numerics::{
+    ERF_CLAMP, ERF_P, ERF_Q, EXP_POLY, GELU_EXP_MAX as EXP_MAX, GELU_EXP_MIN as EXP_MIN,
+    GELU_TANH_CUBIC, GELU_TANH_SCALE, LN2_HI, LN2_LO, LOG2E,
 };
-use super::{Activation, NR};
 
 /// Rows per tile: 24 accumulators + 2 B vectors + broadcasts fit the 32 zmm registers.
 pub(super) const MR: usize = 12;
@@ -169,7 +168,7 @@ fn poly(coeffs: &[f32], x: __m512) -> __m512 {
     acc
 }
 
-/// `erf(x)` by the rational approximation of [`super::epilogue::erf`].
+/// `erf(x)` by the rational approximation of [`crate::kernels::numerics::erf`].
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub(super) fn erf(x: __m512) -> __m512 {

@@ -5,7 +5,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{Activation, Epilogue, Isa, NR, PARALLEL_THRESHOLD};
+use super::types::{Epilogue, Finish, Isa, Matrix, MatrixMut, Shape, Tile, NR, PARALLEL_THRESHOLD};
+use crate::kernels::send_ptr::SendPtr;
 
 /// Bytes of `A` per cache block: the `MC × KC` block of `A` stays in L2 (1 MiB on Zen 4) while
 /// every panel of the task runs over it.
@@ -17,40 +18,6 @@ const A_BLOCK_BYTES: usize = 512 * 1024;
 const KC_MAX: usize = 2048;
 /// Tasks per thread in a parallel product (rayon balances them between the threads).
 const TASKS_PER_THREAD: usize = 4;
-
-/// One micro-kernel invocation: `C[rows × cols] (+)= A[rows × kc] · B[kc × NR]`, then the
-/// epilogue when `finish` is set.
-///
-/// Invariants the driver guarantees and the kernels rely on: `1 ≤ rows ≤` the kernel's `MR`,
-/// `1 ≤ cols ≤ NR`; `a + r·lda + p` is readable for `r < rows, p < kc`; `b + p·NR + x` is
-/// readable for `p < kc, x < NR`; `c + r·ldc + x` is readable and writable, and `bias + x` and
-/// `residual + r·ldc + x` (when not null) are readable, for `r < rows, x < cols`; `c` does not
-/// overlap `a`, `b`, `bias` or `residual`, and no other thread touches this tile of `C`.
-#[derive(Debug)]
-pub(super) struct Tile {
-    pub a: *const f32,
-    pub lda: usize,
-    pub b: *const f32,
-    pub kc: usize,
-    pub c: *mut f32,
-    pub ldc: usize,
-    pub rows: usize,
-    pub cols: usize,
-    /// Add to the current contents of `C` (a later k-block) instead of overwriting them.
-    pub accumulate: bool,
-    /// The last k-block: apply the epilogue before storing.
-    pub finish: Option<Finish>,
-}
-
-/// The epilogue of one tile, its pointers already offset to the tile.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Finish {
-    /// Bias at the tile's first column, or null.
-    pub bias: *const f32,
-    /// Residual at the tile's first element (row stride `ldc`), or null.
-    pub residual: *const f32,
-    pub activation: Activation,
-}
 
 /// Rows per micro-kernel call for `isa`.
 fn mr(isa: Isa) -> usize {
@@ -80,14 +47,6 @@ unsafe fn run_tile(isa: Isa, t: &Tile) {
     }
 }
 
-/// The output pointer, shared between tasks that write disjoint blocks of it.
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint rectangles of C (see `run`), so sharing the pointer is sound.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-
 /// The checked arguments of one product.
 struct Problem<'a> {
     isa: Isa,
@@ -96,7 +55,7 @@ struct Problem<'a> {
     a: &'a [f32],
     lda: usize,
     b: &'a [f32],
-    c: OutPtr,
+    c: SendPtr,
     ldc: usize,
     ep: &'a Epilogue<'a>,
 }
@@ -112,19 +71,16 @@ fn split(range: usize, unit: usize, parts: usize, index: usize) -> Range<usize> 
 /// Runs the product. The caller (`gemm_packed`) has checked every length: `a` spans `m × k` with
 /// stride `lda`, `b` holds `packed_len(k, n)` elements, `c` (and the residual) span `m × n` with
 /// stride `ldc`, the bias has `n` elements, `m, n ≥ 1`, and the CPU supports `isa`.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     isa: Isa,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
+    shape: Shape,
+    a: Matrix<'_>,
     b: &[f32],
-    c: &mut [f32],
-    ldc: usize,
+    c: MatrixMut<'_>,
     ep: &Epilogue,
 ) {
+    let Shape { m, n, k } = shape;
+    let (a, lda, ldc) = (a.data, a.stride, c.stride);
     let panels = n.div_ceil(NR);
     let mr = mr(isa);
     // A few tasks per thread so that rayon can balance them when a core is busy, but none with
@@ -146,7 +102,7 @@ pub(super) fn run(
         a,
         lda,
         b,
-        c: OutPtr(c.as_mut_ptr()),
+        c: SendPtr(c.data.as_mut_ptr()),
         ldc,
         ep,
     };
@@ -191,7 +147,7 @@ impl Problem<'_> {
                             lda,
                             b: self.b[j * k * NR + p0 * NR..].as_ptr(),
                             kc,
-                            c: self.c.0.wrapping_add(i0 * ldc + j0),
+                            c: self.c.wrapping_add(i0 * ldc + j0),
                             ldc,
                             rows: mr.min(mc1 - i0),
                             cols,

@@ -1,7 +1,7 @@
 //! Packing `B` into column panels of `NR` columns, each stored k-major (see the module docs of
 //! `gemm` for the layout).
 
-use super::{check_len, span, GemmError, NR};
+use super::types::{check_len, span, GemmError, Matrix, NR};
 
 /// Elements of the packed form of a `k × n` matrix: `⌈n / NR⌉ · NR · k` (saturating at
 /// `usize::MAX`, which no buffer can satisfy, when that overflows).
@@ -11,35 +11,49 @@ pub fn packed_len(k: usize, n: usize) -> usize {
 
 /// Packs `b` (row-major `k × n`) into `out` (at least [`packed_len`]`(k, n)` elements).
 pub fn pack_b(b: &[f32], k: usize, n: usize, out: &mut [f32]) -> Result<(), GemmError> {
-    pack_strided(b, n, k, n, out)
+    pack_strided(Matrix { data: b, stride: n }, k, n, out)
 }
 
 /// Packs `B = btᵀ` where `bt` is row-major `n × k` (ONNX `Gemm` with `transB`, or `Kᵀ` in `Q·Kᵀ`)
 /// into `out` (at least [`packed_len`]`(k, n)` elements).
 pub fn pack_b_transposed(bt: &[f32], k: usize, n: usize, out: &mut [f32]) -> Result<(), GemmError> {
-    pack_strided_transposed(bt, k, k, n, out)
+    pack_strided_transposed(
+        Matrix {
+            data: bt,
+            stride: k,
+        },
+        k,
+        n,
+        out,
+    )
 }
 
-/// Checks `out` and returns the packed length.
-fn check_out(out: &[f32], k: usize, n: usize) -> Result<usize, GemmError> {
+/// Checks `out` (for a `k × n` product), then the source `b`, stored as `rows × cols` with its
+/// row stride; returns the packed length.
+fn check_pack(
+    b: &Matrix<'_>,
+    (rows, cols): (usize, usize),
+    (k, n): (usize, usize),
+    out: &[f32],
+) -> Result<usize, GemmError> {
     let len = packed_len(k, n);
     if len == usize::MAX {
         return Err(GemmError::Overflow { m: 0, n, k });
     }
     check_len("out", out.len(), len)?;
+    check_len("b", b.data.len(), span("b", rows, cols, b.stride)?)?;
     Ok(len)
 }
 
 /// [`pack_b`] for a `b` with row stride `ldb`.
 pub(super) fn pack_strided(
-    b: &[f32],
-    ldb: usize,
+    b: Matrix<'_>,
     k: usize,
     n: usize,
     out: &mut [f32],
 ) -> Result<(), GemmError> {
-    let len = check_out(out, k, n)?;
-    check_len("b", b.len(), span("b", k, n, ldb)?)?;
+    let len = check_pack(&b, (k, n), (k, n), out)?;
+    let (b, ldb) = (b.data, b.stride);
     for (j, panel) in out[..len].chunks_exact_mut(NR * k.max(1)).enumerate() {
         let j0 = j * NR;
         let cols = NR.min(n - j0);
@@ -54,14 +68,13 @@ pub(super) fn pack_strided(
 
 /// [`pack_b_transposed`] for a `bt` with row stride `ldb`.
 pub(super) fn pack_strided_transposed(
-    bt: &[f32],
-    ldb: usize,
+    bt: Matrix<'_>,
     k: usize,
     n: usize,
     out: &mut [f32],
 ) -> Result<(), GemmError> {
-    let len = check_out(out, k, n)?;
-    check_len("b", bt.len(), span("b", n, k, ldb)?)?;
+    let len = check_pack(&bt, (n, k), (k, n), out)?;
+    let (bt, ldb) = (bt.data, bt.stride);
     if k == 0 {
         return Ok(());
     }

@@ -1,9 +1,7 @@
 //! Portable micro-kernel in plain Rust (the compiler vectorises the 32-wide rows): an `MR × 32`
 //! tile of `C` accumulated in an array, with the scalar epilogue.
 
-use super::driver::Tile;
-use super::epilogue::activate;
-use super::NR;
+use super::types::{Tile, NR};
 
 /// Rows per tile.
 pub(super) const MR: usize = 4;
@@ -63,7 +61,7 @@ pub(super) unsafe fn tile(t: &Tile) {
                 if let Some(bias) = bias {
                     v += bias[x];
                 }
-                v = activate(f.activation, v);
+                v = f.activation.apply(v);
                 if let Some(residual) = residual {
                     v += residual[x];
                 }

@@ -3,6 +3,18 @@
 
 use super::*;
 
+fn shape(m: usize, n: usize, k: usize) -> Shape {
+    Shape { m, n, k }
+}
+
+fn mat(data: &[f32], stride: usize) -> Matrix<'_> {
+    Matrix { data, stride }
+}
+
+fn out(data: &mut [f32], stride: usize) -> MatrixMut<'_> {
+    MatrixMut { data, stride }
+}
+
 const SIZES: [usize; 11] = [1, 2, 3, 7, 13, 31, 32, 33, 64, 100, 129];
 /// Every activation (shared with the convolution tests).
 pub(crate) const ACTIVATIONS: [Activation; 4] = [
@@ -89,10 +101,27 @@ fn check(isa: Isa, case: Case, unpacked: Option<bool>) {
     match unpacked {
         None => {
             let mut packed = vec![f32::NAN; packed_len(k, n)];
-            pack::pack_strided(&b, ldb, k, n, &mut packed).unwrap();
-            gemm_packed(isa, m, n, k, &a, lda, &packed, &mut c, ldc, &ep).unwrap();
+            pack::pack_strided(mat(&b, ldb), k, n, &mut packed).unwrap();
+            gemm_packed(
+                isa,
+                shape(m, n, k),
+                mat(&a, lda),
+                &packed,
+                out(&mut c, ldc),
+                &ep,
+            )
+            .unwrap();
         }
-        Some(false) => gemm(isa, m, n, k, &a, lda, &b, ldb, false, &mut c, ldc, &ep).unwrap(),
+        Some(false) => gemm(
+            isa,
+            shape(m, n, k),
+            mat(&a, lda),
+            mat(&b, ldb),
+            false,
+            out(&mut c, ldc),
+            &ep,
+        )
+        .unwrap(),
         Some(true) => {
             let ldt = k + pad;
             let mut bt = vec![0.0f32; n * ldt];
@@ -101,7 +130,16 @@ fn check(isa: Isa, case: Case, unpacked: Option<bool>) {
                     bt[j * ldt + p] = b[p * ldb + j];
                 }
             }
-            gemm(isa, m, n, k, &a, lda, &bt, ldt, true, &mut c, ldc, &ep).unwrap();
+            gemm(
+                isa,
+                shape(m, n, k),
+                mat(&a, lda),
+                mat(&bt, ldt),
+                true,
+                out(&mut c, ldc),
+                &ep,
+            )
+            .unwrap();
         }
     }
     for i in 0..m {
@@ -291,17 +329,31 @@ fn bad_lengths_and_strides_are_errors() {
     let isa = Isa::Portable;
     let ep = Epilogue::default();
     let (a, b, mut c) = (vec![0.0; 6], vec![0.0; packed_len(3, 2)], vec![0.0; 4]);
-    let short = gemm_packed(isa, 2, 2, 3, &a[..5], 3, &b, &mut c, 2, &ep);
+    let short = gemm_packed(
+        isa,
+        shape(2, 2, 3),
+        mat(&a[..5], 3),
+        &b,
+        out(&mut c, 2),
+        &ep,
+    );
     assert!(matches!(
         short,
         Err(GemmError::TooShort { operand: "a", .. })
     ));
-    let stride = gemm_packed(isa, 2, 2, 3, &a, 2, &b, &mut c, 2, &ep);
+    let stride = gemm_packed(isa, shape(2, 2, 3), mat(&a, 2), &b, out(&mut c, 2), &ep);
     assert!(matches!(
         stride,
         Err(GemmError::BadStride { operand: "a", .. })
     ));
-    let packed = gemm_packed(isa, 2, 2, 3, &a, 3, &b[..10], &mut c, 2, &ep);
+    let packed = gemm_packed(
+        isa,
+        shape(2, 2, 3),
+        mat(&a, 3),
+        &b[..10],
+        out(&mut c, 2),
+        &ep,
+    );
     assert!(matches!(
         packed,
         Err(GemmError::TooShort {
@@ -313,7 +365,7 @@ fn bad_lengths_and_strides_are_errors() {
         bias: Some(&a[..1]),
         ..Epilogue::default()
     };
-    let short_bias = gemm_packed(isa, 2, 2, 3, &a, 3, &b, &mut c, 2, &bias);
+    let short_bias = gemm_packed(isa, shape(2, 2, 3), mat(&a, 3), &b, out(&mut c, 2), &bias);
     assert!(matches!(
         short_bias,
         Err(GemmError::TooShort {
@@ -321,7 +373,15 @@ fn bad_lengths_and_strides_are_errors() {
             ..
         })
     ));
-    let unpacked = gemm(isa, 2, 2, 3, &a, 3, &a[..5], 2, false, &mut c, 2, &ep);
+    let unpacked = gemm(
+        isa,
+        shape(2, 2, 3),
+        mat(&a, 3),
+        mat(&a[..5], 2),
+        false,
+        out(&mut c, 2),
+        &ep,
+    );
     assert!(matches!(
         unpacked,
         Err(GemmError::TooShort { operand: "b", .. })
@@ -334,7 +394,8 @@ fn erf_and_gelu_are_accurate() {
     let xs: Vec<f32> = (-8000..=8000).map(|i| i as f32 * 1e-3).collect();
     let mut worst = 0.0f64;
     for &x in &xs {
-        worst = worst.max((f64::from(epilogue::erf(x)) - erf64(f64::from(x))).abs());
+        worst =
+            worst.max((f64::from(crate::kernels::numerics::erf(x)) - erf64(f64::from(x))).abs());
     }
     assert!(worst <= 1e-6, "scalar erf max error {worst}");
     for &x in &xs {
@@ -355,7 +416,16 @@ fn erf_and_gelu_are_accurate() {
                 ..Epilogue::default()
             };
             let mut c = vec![0.0; 3 * n];
-            gemm(isa, 3, n, 1, &ones, 1, &xs, n, false, &mut c, n, &ep).unwrap();
+            gemm(
+                isa,
+                shape(3, n, 1),
+                mat(&ones, 1),
+                mat(&xs, n),
+                false,
+                out(&mut c, n),
+                &ep,
+            )
+            .unwrap();
             for (j, &x) in xs.iter().enumerate() {
                 let want = act64(act, f64::from(x));
                 let e = (f64::from(c[2 * n + j]) - want).abs();
