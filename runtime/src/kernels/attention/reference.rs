@@ -1,29 +1,8 @@
-//! Test support: a seeded xorshift generator, strided test tensors, a straightforward f64
+//! Test support: strided test tensors of the shared test Rng's values, a straightforward f64
 //! attention written from the op's definition, and a comparison that treats NaN as a value.
 
 use super::{BiasView, Dims, Inputs, Isa, Params, Rotary, View};
-
-/// xorshift64* with a fixed seed: reproducible inputs without extra crates.
-pub(super) struct Rng(u64);
-
-impl Rng {
-    pub(super) fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `[-1, 1)`.
-    pub(super) fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    pub(super) fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.uniform()).collect()
-    }
-}
+pub(super) use crate::test_util::Rng;
 
 /// A `[B, H, S, D]` tensor stored with arbitrary strides (the last dim contiguous).
 #[derive(Clone, Debug)]
@@ -36,14 +15,14 @@ impl T4 {
     /// Random contiguous `[b, h, s, d]`.
     pub(super) fn random(rng: &mut Rng, [b, h, s, d]: [usize; 4]) -> Self {
         T4 {
-            data: rng.vec(b * h * s * d),
+            data: rng.values_f32(b * h * s * d, -1.0, 1.0),
             strides: [h * s * d, s * d, d],
         }
     }
     /// Random `[b, h, s, d]` stored as the `[b, s, h·d]` output of a projection.
     pub(super) fn random_bshd(rng: &mut Rng, [b, h, s, d]: [usize; 4]) -> Self {
         T4 {
-            data: rng.vec(b * h * s * d),
+            data: rng.values_f32(b * h * s * d, -1.0, 1.0),
             strides: [s * h * d, d, h * d],
         }
     }
@@ -79,7 +58,7 @@ pub(super) struct Case {
 impl Case {
     /// Random contiguous q, k, v for `dims`, scale `1/√D`.
     pub(super) fn random(seed: u64, dims: Dims, causal: bool) -> Self {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng(seed);
         let Dims {
             batch: b,
             heads: h,

@@ -83,7 +83,7 @@ fn bias_broadcasts() {
     for (n, (shape, strides)) in layouts.into_iter().enumerate() {
         for causal in [false, true] {
             let mut case = Case::random(200 + n as u64, dm, causal);
-            let data = Rng::new(300 + n as u64).vec(shape.iter().product());
+            let data = Rng(300 + n as u64).values_f32(shape.iter().product(), -1.0, 1.0);
             case.bias = Some((data.iter().map(|x| 3.0 * x).collect(), strides));
             check(&case, &format!("bias {shape:?} causal={causal}"));
         }
@@ -95,7 +95,7 @@ fn key_mask_with_a_fully_masked_batch() {
     let dm = dims(3, 2, 2, 21, 90, 32, 32);
     for causal in [false, true] {
         let mut case = Case::random(400, dm, causal);
-        let mut rng = Rng::new(401);
+        let mut rng = Rng(401);
         let mut mask: Vec<u8> = (0..dm.batch * dm.sk)
             .map(|_| u8::from(!rng.next_u64().is_multiple_of(3)))
             .collect();
@@ -114,10 +114,10 @@ fn rotary_shared_and_per_batch_tables() {
     let dm = dims(2, 4, 2, 37, 37, 32, 24);
     for per_batch in [false, true] {
         let mut case = Case::random(500, dm, true);
-        let mut rng = Rng::new(501);
+        let mut rng = Rng(501);
         let n = if per_batch { dm.batch } else { 1 };
-        let cos = rng.vec(n * dm.sq * dm.d);
-        let sin = rng.vec(n * dm.sq * dm.d);
+        let cos = rng.values_f32(n * dm.sq * dm.d, -1.0, 1.0);
+        let sin = rng.values_f32(n * dm.sq * dm.d, -1.0, 1.0);
         let sb = if per_batch { dm.sq * dm.d } else { 0 };
         case.rotary = Some((cos, sin, sb, dm.d));
         check(&case, &format!("rotary per_batch={per_batch}"));
@@ -128,7 +128,7 @@ fn rotary_shared_and_per_batch_tables() {
 fn strided_views_from_projection_layout() {
     let dm = dims(2, 4, 2, 33, 45, 16, 16);
     let mut case = Case::random(600, dm, false);
-    let mut rng = Rng::new(601);
+    let mut rng = Rng(601);
     case.q = T4::random_bshd(&mut rng, [dm.batch, dm.heads, dm.sq, dm.d]);
     case.k = T4::random_bshd(&mut rng, [dm.batch, dm.kv_heads, dm.sk, dm.d]);
     case.v = T4::random_bshd(&mut rng, [dm.batch, dm.kv_heads, dm.sk, dm.dv]);
@@ -157,10 +157,10 @@ fn strided_views_from_projection_layout() {
 fn padded_row_strides() {
     let dm = dims(1, 2, 2, 18, 30, 8, 8);
     let mut case = Case::random(700, dm, true);
-    let mut rng = Rng::new(701);
+    let mut rng = Rng(701);
     // Rows 11 floats apart (3 unused), heads 400 apart.
     let padded = |rng: &mut Rng, s: usize| T4 {
-        data: rng.vec(2 * 400),
+        data: rng.values_f32(2 * 400, -1.0, 1.0),
         strides: [800, 400, 11].map(|x| if s == 0 { 0 } else { x }),
     };
     case.q = padded(&mut rng, dm.sq);
