@@ -14,7 +14,7 @@
 
 mod error;
 mod loader;
-mod plan;
+mod layout;
 mod reloc;
 mod resolve;
 pub mod symbols;
