@@ -21,7 +21,12 @@ fn attn_dims(
     })
 }
 
-pub(super) fn attention_step(f: &Frame, step: &Step, a: &AttentionStep, isa: gemm::Isa) -> Result<(), String> {
+pub(super) fn attention_step(
+    f: &Frame,
+    step: &Step,
+    a: &AttentionStep,
+    isa: gemm::Isa,
+) -> Result<(), String> {
     let id = |i: usize| step.inputs[i];
     let (qd, qs) = attn_dims(f.shape(id(0)), a.layouts[0], "q")?;
     let (kd, ks) = attn_dims(f.shape(id(1)), a.layouts[1], "k")?;

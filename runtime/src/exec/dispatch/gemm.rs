@@ -14,7 +14,12 @@ fn split_last(shape: &[usize], what: &str) -> Result<(usize, usize), String> {
     }
 }
 
-pub(super) fn gemm_step(f: &Frame, step: &Step, g: &GemmStep, isa: gemm::Isa) -> Result<(), String> {
+pub(super) fn gemm_step(
+    f: &Frame,
+    step: &Step,
+    g: &GemmStep,
+    isa: gemm::Isa,
+) -> Result<(), String> {
     let mut ins = step.inputs.iter().copied();
     let a_id = ins.next().ok_or("missing operand a")?;
     let a_shape = f.shape(a_id);
@@ -136,7 +141,12 @@ fn packed_weights<'a>(f: &'a Frame, offset: u64, len: u64) -> Result<&'a [f32], 
     f.weights_f32(offset, len)
 }
 
-pub(super) fn conv_step(f: &Frame, step: &Step, c: &ConvStep, isa: gemm::Isa) -> Result<(), String> {
+pub(super) fn conv_step(
+    f: &Frame,
+    step: &Step,
+    c: &ConvStep,
+    isa: gemm::Isa,
+) -> Result<(), String> {
     let x_id = step.inputs[0];
     let p = c.params(f.shape(x_id))?;
     let out_id = step.outputs[0];

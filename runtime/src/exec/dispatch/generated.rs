@@ -1,8 +1,8 @@
 //! Calls of Cranelift-generated kernels: operand sizes checked against each access pattern, then
 //! one call, or row blocks across the pool for large iteration spaces.
 
-use crate::exec::frame::Frame;
 use crate::code::CodeModule;
+use crate::exec::frame::Frame;
 use crate::plan::{Access, GeneratedStep, Step};
 
 /// Generated kernels over at least this many elements run in row blocks across the pool.

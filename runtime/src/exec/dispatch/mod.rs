@@ -13,12 +13,7 @@ use crate::plan::{Kernel, Step};
 use crate::reference;
 
 /// Runs one step. Errors are messages; the caller adds the step's origin.
-pub fn run_step(
-    f: &Frame,
-    step: &Step,
-    isa: Isa,
-    code: Option<&CodeModule>,
-) -> Result<(), String> {
+pub fn run_step(f: &Frame, step: &Step, isa: Isa, code: Option<&CodeModule>) -> Result<(), String> {
     match &step.kernel {
         Kernel::Reference(op) => reference_step(f, step, op),
         Kernel::Gemm(g) => gemm::gemm_step(f, step, g, isa),
