@@ -3,7 +3,7 @@
 
 use super::{CompileArgs, Format, Target};
 use anyhow::{bail, Context};
-use kiln::backend::{compile_model_to, prepared_graph, CompileOptions};
+use kiln::backend::{compile_model_to, lower_path, CompileOptions};
 use kiln_runtime::artifact::Artifact;
 use kiln_runtime::ops::Dim;
 use kiln_runtime::plan::{Kernel, Plan, Storage};
@@ -27,7 +27,7 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     let opts = CompileOptions {
         optimize: args.opt_level > 0,
-        features,
+        target: kiln_compiler::Target::cpu(features),
     };
     compile_model_to(&args.model, &args.output, &opts)?;
     let size = std::fs::metadata(&args.output)
@@ -40,9 +40,9 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .len();
     writeln!(
         out,
-        "wrote {} ({size} bytes; target {} {features})",
+        "wrote {} ({size} bytes; target {})",
         args.output.display(),
-        std::env::consts::ARCH
+        opts.target
     )?;
     Ok(())
 }
@@ -254,11 +254,7 @@ fn all_features() -> CpuFeatures {
 
 /// Runs `kiln inspect MODEL --stage kernels`: the plan the model lowers to.
 pub fn inspect_kernels(path: &Path, format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
-    let g = prepared_graph(path, &CompileOptions::default())?;
-    let lowered = kiln_compiler::lower::lower(&g).map_err(|source| kiln::Error::Compile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let lowered = lower_path(path, &CompileOptions::default())?;
     let text = match format {
         Format::Json => {
             let mut v = plan_json(&lowered.plan);

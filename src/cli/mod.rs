@@ -9,6 +9,7 @@ mod report;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kiln::npz::Compression;
+use kiln_compiler::pipeline::{self, Options};
 use kiln_compiler::text::{print_with, PrintOptions};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -210,14 +211,11 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Stage::Kernels => return artifact::inspect_kernels(&args.model, args.format, out),
     };
     let mut g = kiln::load_model(&args.model)?;
-    let report = if args.stage == Some(Stage::Optimized) {
-        Some(
-            kiln_compiler::optimize::optimize(&mut g)
-                .with_context(|| format!("{file}: the optimizer failed"))?,
-        )
-    } else {
-        None
+    let optimize = Options {
+        optimize: args.stage == Some(Stage::Optimized),
     };
+    let report = pipeline::optimize(&mut g, &optimize)
+        .with_context(|| format!("{file}: the optimizer failed"))?;
     let text = match args.format {
         Format::Text => {
             let opts = PrintOptions {
@@ -261,10 +259,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let outputs = match args.backend {
         Backend::Reference => {
             let mut g = kiln::load_model(&args.model)?;
-            if args.opt_level > 0 {
-                kiln_compiler::optimize::optimize(&mut g)
-                    .with_context(|| format!("{file}: the optimizer failed"))?;
-            }
+            let optimize = Options {
+                optimize: args.opt_level > 0,
+            };
+            pipeline::optimize(&mut g, &optimize)
+                .with_context(|| format!("{file}: the optimizer failed"))?;
             let inputs = kiln::read_npz(&args.inputs)?;
             kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?
         }

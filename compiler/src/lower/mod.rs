@@ -1,14 +1,12 @@
 //! Lowering: partitions an optimized graph into kernel calls (library GEMM with packed weights
 //! and fused epilogues, attention, row gathers, Cranelift-generated elementwise and row kernels,
 //! reference kernels for everything else), assigns every value its storage (mapped weights,
-//! arena slots, aliases) and produces the execution plan that goes into a `.kiln` artifact.
+//! arena slots, aliases) and produces the execution plan; the
+//! [`pipeline`](crate::pipeline) generates the kernels' code and writes the `.kiln` artifact.
 
-mod artifact;
 mod elementwise;
 mod memory;
 mod select;
-
-pub use artifact::{compile_artifact, write_artifact, ArtifactOptions};
 
 use crate::codegen::GenKernel;
 use crate::error::{Error, Result};

@@ -11,7 +11,8 @@
 
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, Shape, TensorType};
 use kiln_compiler::ir::{UnaryOp, ValueId, Weight};
-use kiln_compiler::lower::{compile_artifact, lower, ArtifactOptions};
+use kiln_compiler::lower::lower;
+use kiln_compiler::{compile, Options, Target};
 use kiln_runtime::plan::{Kernel, Layout, Plan, PlanError, Storage};
 use kiln_runtime::{LoadOptions, Model, Tensor};
 use std::collections::BTreeMap;
@@ -113,7 +114,9 @@ fn compile_and_compare(g: &Graph, runs: &[Feeds], what: &str) -> Plan {
         .unwrap_or_else(|e| panic!("{what}: lower: {e}"))
         .plan;
     assert_disjoint(&plan);
-    let bytes = compile_artifact(g, &ArtifactOptions::default()).unwrap();
+    let bytes = compile(g, &Target::host(), &Options { optimize: false })
+        .unwrap()
+        .to_bytes();
     let model = Model::from_bytes(bytes, &LoadOptions::default()).unwrap();
     let mut session = model.session();
     for (i, f) in runs.iter().enumerate() {

@@ -23,7 +23,8 @@ use crate::common;
 use kiln_compiler::codegen::{GenKernel, RowOp};
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, ReduceOp, Shape};
 use kiln_compiler::ir::{TensorType, UnaryOp, ValueId, Weight};
-use kiln_compiler::lower::{compile_artifact, lower, ArtifactOptions};
+use kiln_compiler::lower::lower;
+use kiln_compiler::{compile, Options, Target};
 use kiln_runtime::plan::{Access, Activation, GemmB, Kernel, Plan, Storage};
 use kiln_runtime::{LoadOptions, Model, Tensor};
 use proptest::prelude::*;
@@ -1148,8 +1149,9 @@ fn check(steps: &[[u8; 4]], seed: u64) -> Result<Coverage, String> {
     let plan_text = describe(&lowered.plan);
     check_plan(&lowered.plan).map_err(|e| format!("{e}\nplan:\n{plan_text}{}", text()))?;
     let cov = Coverage::of(&lowered.plan, &lowered.kernels);
-    let bytes = compile_artifact(&g, &ArtifactOptions::default())
-        .map_err(|e| format!("compile: {e}\n{}", text()))?;
+    let bytes = compile(&g, &Target::host(), &Options { optimize: false })
+        .map_err(|e| format!("compile: {e}\n{}", text()))?
+        .to_bytes();
     let model = Model::from_bytes(bytes, &LoadOptions::default())
         .map_err(|e| format!("load: {e}\n{}", text()))?;
     let mut session = model.session();
