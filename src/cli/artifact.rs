@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use kiln::backend::{compile_model_to, lower_path, CompileOptions};
 use kiln_runtime::artifact::Artifact;
 use kiln_runtime::ops::Dim;
-use kiln_runtime::plan::{Kernel, Plan, Storage};
+use kiln_runtime::plan::{Kernel, Plan, Storage, ValueId};
 use kiln_runtime::CpuFeatures;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -78,7 +78,7 @@ fn step_lines(plan: &Plan) -> Vec<String> {
                 ),
                 _ => String::new(),
             };
-            let ids = |v: &[u32]| {
+            let ids = |v: &[ValueId]| {
                 v.iter()
                     .map(|x| format!("v{x}"))
                     .collect::<Vec<_>>()
@@ -118,7 +118,7 @@ fn arena_size(plan: &Plan) -> Dim {
 fn io_json(plan: &Plan, list: &[kiln_runtime::plan::Io]) -> serde_json::Value {
     list.iter()
         .map(|io| {
-            let ty = &plan.values[io.value as usize].ty;
+            let ty = &plan.value(io.value).ty;
             let shape: Vec<String> = ty.shape.dims().iter().map(|d| d.to_string()).collect();
             json!({"name": io.name, "dtype": ty.dtype.name(), "shape": shape})
         })
@@ -153,7 +153,7 @@ fn plan_text(plan: &Plan, with_steps: bool) -> String {
     let mut s = String::new();
     let io = |list: &[kiln_runtime::plan::Io]| {
         list.iter()
-            .map(|io| format!("{}: {}", io.name, plan.values[io.value as usize].ty))
+            .map(|io| format!("{}: {}", io.name, plan.value(io.value).ty))
             .collect::<Vec<_>>()
             .join(", ")
     };

@@ -13,7 +13,7 @@ use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, Shape, Tens
 use kiln_compiler::ir::{UnaryOp, ValueId, Weight};
 use kiln_compiler::lower::lower;
 use kiln_compiler::{compile, Options, Target};
-use kiln_runtime::plan::{Kernel, Layout, Plan, PlanError, Storage};
+use kiln_runtime::plan::{Kernel, Layout, Plan, PlanError, Storage, ValueId as PlanValueId};
 use kiln_runtime::{LoadOptions, Model, Tensor};
 use std::collections::BTreeMap;
 
@@ -570,7 +570,7 @@ fn an_elementwise_step_overwrites_its_dying_full_input() {
     );
     g.add_output("z", z);
     let plan = compile_and_compare(&g, &run_at(&g, &[1, 3]), "in place");
-    let ids: Vec<u32> = plan.steps.iter().flat_map(|s| s.outputs.clone()).collect();
+    let ids: Vec<PlanValueId> = plan.steps.iter().flat_map(|s| s.outputs.clone()).collect();
     let [t_id, z_id] = ids[..] else {
         panic!(
             "expected a reference step and one fused step: {:?}",
@@ -705,17 +705,17 @@ fn validate_refuses_corrupted_plans() {
     // A value id out of range.
     let mut p = plan.clone();
     let i = step_where(&p, |k| matches!(k, Kernel::Reference(_)));
-    p.steps[i].inputs[0] = p.values.len() as u32 + 3;
+    p.steps[i].inputs[0] = PlanValueId::from_index(p.values.len() + 3);
     refuse(&p, &format!("step {i} ("), "out of range");
     let mut p = plan.clone();
-    p.outputs[0].value = 9999;
+    p.outputs[0].value = PlanValueId(9999);
     refuse(&p, "output 0 `y`", "out of range");
 
     // An output placed in its input's slot (a reference step is never in place).
     let mut p = plan.clone();
     let (o, v) = (p.steps[i].outputs[0], p.steps[i].inputs[0]);
     let s = p.slot_of(v).unwrap();
-    p.values[o as usize].storage = Storage::Slot(s);
+    p.values[o.index()].storage = Storage::Slot(s);
     refuse(
         &p,
         &format!("step {i} ("),

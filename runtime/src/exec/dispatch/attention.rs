@@ -3,7 +3,7 @@
 
 use crate::exec::frame::Frame;
 use crate::kernels::{attention as attn, gemm};
-use crate::plan::{AttentionStep, Layout, Step};
+use crate::plan::{AttentionStep, Layout, Step, ValueId};
 use crate::DType;
 
 /// `[B, H, S, D]` of an attention operand stored in `layout`, with its element strides.
@@ -50,7 +50,7 @@ pub(super) fn attention_step(
     {
         return Err(format!("operand shapes q {qd:?}, k {kd:?}, v {vd:?}, out {od:?} do not fit {} heads / {} kv heads", a.heads, a.kv_heads));
     }
-    let view = |v: u32, s: [usize; 3], what: &str| -> Result<attn::View, String> {
+    let view = |v: ValueId, s: [usize; 3], what: &str| -> Result<attn::View, String> {
         Ok(attn::View {
             data: f.f32s(v, what)?,
             stride_b: s[0],
@@ -147,7 +147,7 @@ pub(super) fn attention_step(
 }
 
 /// A key mask of any integer or bool dtype as bytes (non-zero = attend).
-fn key_mask(f: &Frame, v: u32) -> Result<Vec<u8>, String> {
+fn key_mask(f: &Frame, v: ValueId) -> Result<Vec<u8>, String> {
     let t = f.tensor(v)?;
     Ok(match t.dtype() {
         DType::Bool => t.to_bool_vec().into_iter().map(u8::from).collect(),
@@ -179,7 +179,12 @@ enum RotaryTables {
 }
 
 /// Checks that `cos`/`sin` broadcast to `[B, 1, S, D]` and says how the kernel reads them.
-fn rotary_tables(f: &Frame, c: u32, s: u32, dims: &attn::Dims) -> Result<RotaryTables, String> {
+fn rotary_tables(
+    f: &Frame,
+    c: ValueId,
+    s: ValueId,
+    dims: &attn::Dims,
+) -> Result<RotaryTables, String> {
     let shape = f.shape(c);
     let full = [dims.batch, 1, dims.sq, dims.d];
     let fail = || {
@@ -203,7 +208,7 @@ fn rotary_tables(f: &Frame, c: u32, s: u32, dims: &attn::Dims) -> Result<RotaryT
         return Ok(RotaryTables::InPlace { stride_b, stride_s });
     }
     // Broadcast along the head dim: expand to [pb, S, D].
-    let expand = |v: u32, what: &str| -> Result<Vec<f32>, String> {
+    let expand = |v: ValueId, what: &str| -> Result<Vec<f32>, String> {
         let src = f.f32s(v, what)?;
         let mut out = Vec::with_capacity(pb * dims.sq * dims.d);
         for b in 0..pb {
