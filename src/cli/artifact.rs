@@ -19,15 +19,15 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if args.target == Target::Cuda {
         bail!("{file}: target `cuda` is not available yet (issue: CUDA backend); use --target cpu");
     }
-    let features = match &args.cpu_features {
-        Some(list) => {
-            CpuFeatures::parse(list).map_err(|e| anyhow::anyhow!("--cpu-features: {e}"))?
-        }
-        None => CpuFeatures::host(),
+    let target = match &args.cpu_features {
+        Some(list) => kiln_compiler::Target::cpu(
+            CpuFeatures::parse(list).map_err(|e| anyhow::anyhow!("--cpu-features: {e}"))?,
+        ),
+        None => kiln_compiler::Target::host(),
     };
     let opts = CompileOptions {
         optimize: args.opt_level > 0,
-        target: kiln_compiler::Target::cpu(features),
+        target,
     };
     compile_model_to(&args.model, &args.output, &opts)?;
     let size = std::fs::metadata(&args.output)

@@ -9,16 +9,12 @@
 //! [`compile`] runs them all; the command line, the facade's CPU backend and the tests call it
 //! (or, to stop early, the stage functions) instead of chaining the stages by hand.
 
-mod artifact;
-
-pub use artifact::assemble;
-
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ir::Graph;
 use crate::lower::Lowered;
 use crate::optimize::Optimized;
 use crate::target::{Backend, Target};
-use kiln_runtime::artifact::ArtifactWriter;
+use kiln_runtime::artifact::{ArtifactError, ArtifactWriter, SectionKind};
 use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -112,6 +108,20 @@ pub fn codegen(lowered: &Lowered, target: &Target) -> Result<Vec<u8>> {
         Backend::Cpu if lowered.kernels.is_empty() => Ok(Vec::new()),
         Backend::Cpu => crate::codegen::compile_object(&lowered.kernels, target.features),
     }
+}
+
+/// Stage 4: the sections of a `.kiln` artifact for `target` — the plan, the weights section and
+/// the object `code` — under a header naming the target's architecture and CPU features.
+pub fn assemble(lowered: Lowered, code: Vec<u8>, target: &Target) -> Result<ArtifactWriter> {
+    let art = |e: ArtifactError| Error::from(kiln_runtime::Error::from(e));
+    let mut w =
+        ArtifactWriter::new(env!("CARGO_PKG_VERSION"), target.artifact_target()).map_err(art)?;
+    w.add_section(SectionKind::Plan, lowered.plan.encode(), 8)
+        .map_err(art)?;
+    w.add_section(SectionKind::Weights, lowered.weights, 64)
+        .map_err(art)?;
+    w.add_section(SectionKind::Code, code, 16).map_err(art)?;
+    Ok(w)
 }
 
 /// Every stage: `graph` optimized (on a copy; unless `opts` says not to), lowered, its kernels
