@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = model.plan();
     let mut inputs = BTreeMap::new();
     for io in &plan.inputs {
-        let ty = &plan.values[io.value as usize].ty;
+        let ty = &plan.value(io.value).ty;
         for d in ty.shape.dims() {
             for s in d.symbols() {
                 bindings.entry(s).or_insert(1);

@@ -1,11 +1,14 @@
-//! The CPU backend as the command line and applications use it: compile a model (any kind Kiln
-//! imports) into `.kiln` artifact bytes or a file, load an artifact or compile a model in memory
-//! into a runnable [`Model`], and run it on named inputs with errors that name the files.
+//! The CPU backend as the command line and applications use it: thin callers of the compile
+//! [`pipeline`] (a model of any kind Kiln imports into `.kiln` artifact bytes or a file, or up to
+//! its execution plan), a runnable [`Model`] from an artifact or a model compiled in memory, and
+//! runs on named inputs with errors that name the files.
 
 use crate::{load_model, Error};
 use kiln_compiler::ir::Graph;
-use kiln_compiler::lower::{compile_artifact, write_artifact, ArtifactOptions};
-use kiln_runtime::{CpuFeatures, LoadOptions, Model, Tensor};
+use kiln_compiler::lower::Lowered;
+use kiln_compiler::pipeline::{self, Compiled, Options};
+use kiln_compiler::Target;
+use kiln_runtime::{LoadOptions, Model, Tensor};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -14,15 +17,24 @@ use std::path::Path;
 pub struct CompileOptions {
     /// Run the optimizer (`-O1` and up); `false` lowers the imported graph as it is.
     pub optimize: bool,
-    /// CPU features the generated code may use (default: this machine's).
-    pub features: CpuFeatures,
+    /// What to generate code for (default: this machine, [`Target::host`]).
+    pub target: Target,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
         CompileOptions {
             optimize: true,
-            features: CpuFeatures::host(),
+            target: Target::host(),
+        }
+    }
+}
+
+impl CompileOptions {
+    /// The pipeline's options.
+    fn pipeline(&self) -> Options {
+        Options {
+            optimize: self.optimize,
         }
     }
 }
@@ -34,39 +46,31 @@ fn compile_err(path: &Path) -> impl FnOnce(kiln_compiler::Error) -> Error + '_ {
     }
 }
 
-/// Loads and (unless told not to) optimizes a model for compilation.
-pub fn prepared_graph(path: &Path, opts: &CompileOptions) -> Result<Graph, Error> {
+/// Loads the model at `path` and runs the whole pipeline on it.
+pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Error> {
+    let g = load_model(path)?;
+    pipeline::compile(&g, &opts.target, &opts.pipeline()).map_err(compile_err(path))
+}
+
+/// Loads the model at `path` and runs the pipeline up to the execution plan (optimized unless
+/// told not to, lowered; no code generated).
+pub fn lower_path(path: &Path, opts: &CompileOptions) -> Result<Lowered, Error> {
     let mut g = load_model(path)?;
-    if opts.optimize {
-        kiln_compiler::optimize::optimize(&mut g).map_err(compile_err(path))?;
-    }
-    Ok(g)
+    pipeline::optimize(&mut g, &opts.pipeline()).map_err(compile_err(path))?;
+    pipeline::lower(&g, &opts.target).map_err(compile_err(path))
 }
 
 /// Compiles the model at `path` into artifact bytes.
 pub fn compile_model(path: &Path, opts: &CompileOptions) -> Result<Vec<u8>, Error> {
-    let g = prepared_graph(path, opts)?;
-    compile_artifact(
-        &g,
-        &ArtifactOptions {
-            features: opts.features,
-        },
-    )
-    .map_err(compile_err(path))
+    Ok(compile_path(path, opts)?.to_bytes())
 }
 
 /// Compiles the model at `path` and writes the artifact to `out` (atomically: on any error no
 /// file is left at `out`).
 pub fn compile_model_to(path: &Path, out: &Path, opts: &CompileOptions) -> Result<(), Error> {
-    let g = prepared_graph(path, opts)?;
-    write_artifact(
-        &g,
-        &ArtifactOptions {
-            features: opts.features,
-        },
-        out,
-    )
-    .map_err(compile_err(path))
+    compile_path(path, opts)?
+        .write_file(out)
+        .map_err(compile_err(path))
 }
 
 /// A runnable model: a `.kiln` artifact is loaded as it is; any other model is compiled in
@@ -127,16 +131,15 @@ pub fn run_model(
     })
 }
 
-/// Runs a graph on the CPU backend (optimize, compile in memory, load, run on one thread), as
-/// the conformance runner's executor; errors are messages.
+/// Runs a graph on the CPU backend (the whole pipeline for this machine, in memory; loaded and
+/// run on one thread), as the conformance runner's executor; errors are messages.
 pub fn run_graph_cpu(
     g: &Graph,
     inputs: &BTreeMap<String, Tensor>,
 ) -> Result<Vec<(String, Tensor)>, String> {
-    let mut g = g.clone();
-    kiln_compiler::optimize::optimize(&mut g).map_err(|e| e.to_string())?;
-    let bytes = compile_artifact(&g, &ArtifactOptions::default()).map_err(|e| e.to_string())?;
-    let model =
-        Model::from_bytes(bytes, &LoadOptions { threads: Some(1) }).map_err(|e| e.to_string())?;
+    let compiled =
+        pipeline::compile(g, &Target::host(), &Options::default()).map_err(|e| e.to_string())?;
+    let model = Model::from_bytes(compiled.to_bytes(), &LoadOptions { threads: Some(1) })
+        .map_err(|e| e.to_string())?;
     model.session().run(inputs).map_err(|e| e.to_string())
 }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod conformance;
+pub mod dot;
 pub mod model;
 mod npy;
 mod npy_header;

@@ -3,7 +3,7 @@
 
 use super::{CompileArgs, Format, Target};
 use anyhow::{bail, Context};
-use kiln::backend::{compile_model_to, prepared_graph, CompileOptions};
+use kiln::backend::{compile_model_to, lower_path, CompileOptions};
 use kiln_runtime::artifact::Artifact;
 use kiln_runtime::plan::{Kernel, Plan, Storage};
 use kiln_runtime::CpuFeatures;
@@ -17,15 +17,15 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if args.target == Target::Cuda {
         bail!("{file}: target `cuda` is not available yet (issue: CUDA backend); use --target cpu");
     }
-    let features = match &args.cpu_features {
-        Some(list) => {
-            CpuFeatures::parse(list).map_err(|e| anyhow::anyhow!("--cpu-features: {e}"))?
-        }
-        None => CpuFeatures::host(),
+    let target = match &args.cpu_features {
+        Some(list) => kiln_compiler::Target::cpu(
+            CpuFeatures::parse(list).map_err(|e| anyhow::anyhow!("--cpu-features: {e}"))?,
+        ),
+        None => kiln_compiler::Target::host(),
     };
     let opts = CompileOptions {
         optimize: args.opt_level > 0,
-        features,
+        target,
     };
     compile_model_to(&args.model, &args.output, &opts)?;
     let size = std::fs::metadata(&args.output)
@@ -38,9 +38,9 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .len();
     writeln!(
         out,
-        "wrote {} ({size} bytes; target {} {features})",
+        "wrote {} ({size} bytes; target {})",
         args.output.display(),
-        std::env::consts::ARCH
+        opts.target
     )?;
     Ok(())
 }
@@ -48,7 +48,7 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 fn io_json(plan: &Plan, list: &[kiln_runtime::plan::Io]) -> serde_json::Value {
     list.iter()
         .map(|io| {
-            let ty = &plan.values[io.value as usize].ty;
+            let ty = &plan.value(io.value).ty;
             let shape: Vec<String> = ty.shape.dims().iter().map(|d| d.to_string()).collect();
             json!({"name": io.name, "dtype": ty.dtype.name(), "shape": shape})
         })
@@ -148,11 +148,7 @@ fn all_features() -> CpuFeatures {
 
 /// Runs `kiln inspect MODEL --stage kernels`: the plan the model lowers to.
 pub fn inspect_kernels(path: &Path, format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
-    let g = prepared_graph(path, &CompileOptions::default())?;
-    let lowered = kiln_compiler::lower::lower(&g).map_err(|source| kiln::Error::Compile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let lowered = lower_path(path, &CompileOptions::default())?;
     let text = match format {
         Format::Json => {
             let mut v = plan_json(&lowered.plan);

@@ -53,9 +53,12 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         Backend::Reference => {
             let mut g = kiln::load_model(&args.model)?;
-            kiln_compiler::optimize::optimize(&mut g).map_err(|source| kiln::Error::Compile {
-                path: args.model.clone(),
-                source,
+            let optimize = kiln_compiler::Options::default();
+            kiln_compiler::pipeline::optimize(&mut g, &optimize).map_err(|source| {
+                kiln::Error::Compile {
+                    path: args.model.clone(),
+                    source,
+                }
             })?;
             for _ in 0..args.iters {
                 let t = Instant::now();

@@ -9,6 +9,7 @@ mod report;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kiln::npz::Compression;
+use kiln_compiler::pipeline::{self, Options};
 use kiln_compiler::text::{print_with, PrintOptions};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -77,7 +78,7 @@ pub enum Format {
     Text,
     /// One JSON object: nodes, ops, inputs, outputs, weights, fusions.
     Json,
-    /// Graphviz (not available yet).
+    /// Graphviz: one node per op (fused ops filled), edges labelled with value types.
     Dot,
 }
 
@@ -198,10 +199,20 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 /// Runs `kiln inspect`.
 pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.model.display().to_string();
-    if args.format == Format::Dot {
-        bail!("{file}: `--format dot` is not available yet; use --format text or --format json");
+    let is_artifact =
+        args.stage.is_none() && kiln::model_kind(&args.model)? == kiln::ModelKind::Artifact;
+    if args.format == Format::Dot && (is_artifact || args.stage == Some(Stage::Kernels)) {
+        bail!(
+            "{file}: `--format dot` draws IR graphs (stages `imported` and `optimized`), not {}; \
+             use --format text or --format json",
+            if is_artifact {
+                "an artifact"
+            } else {
+                "the kernels stage"
+            }
+        );
     }
-    if args.stage.is_none() && kiln::model_kind(&args.model)? == kiln::ModelKind::Artifact {
+    if is_artifact {
         return artifact::inspect_artifact(&args.model, args.format, out);
     }
     let stage = match args.stage.unwrap_or(Stage::Imported) {
@@ -210,14 +221,11 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Stage::Kernels => return artifact::inspect_kernels(&args.model, args.format, out),
     };
     let mut g = kiln::load_model(&args.model)?;
-    let report = if args.stage == Some(Stage::Optimized) {
-        Some(
-            kiln_compiler::optimize::optimize(&mut g)
-                .with_context(|| format!("{file}: the optimizer failed"))?,
-        )
-    } else {
-        None
+    let optimize = Options {
+        optimize: args.stage == Some(Stage::Optimized),
     };
+    let report = pipeline::optimize(&mut g, &optimize)
+        .with_context(|| format!("{file}: the optimizer failed"))?;
     let text = match args.format {
         Format::Text => {
             let opts = PrintOptions {
@@ -230,7 +238,8 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 None => ir,
             }
         }
-        Format::Json | Format::Dot => {
+        Format::Dot => kiln::dot::to_dot(&g, &file),
+        Format::Json => {
             let summary = kiln::summarize(&g, &file, stage);
             let mut v = serde_json::to_value(&summary)
                 .with_context(|| format!("{file}: cannot encode the summary"))?;
@@ -261,10 +270,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let outputs = match args.backend {
         Backend::Reference => {
             let mut g = kiln::load_model(&args.model)?;
-            if args.opt_level > 0 {
-                kiln_compiler::optimize::optimize(&mut g)
-                    .with_context(|| format!("{file}: the optimizer failed"))?;
-            }
+            let optimize = Options {
+                optimize: args.opt_level > 0,
+            };
+            pipeline::optimize(&mut g, &optimize)
+                .with_context(|| format!("{file}: the optimizer failed"))?;
             let inputs = kiln::read_npz(&args.inputs)?;
             kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?
         }

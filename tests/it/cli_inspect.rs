@@ -106,16 +106,88 @@ fn text_and_json_agree_with_the_library_summary() {
 }
 
 #[test]
-fn the_unavailable_dot_format_says_so() {
+fn the_dot_format_draws_one_node_per_op_and_highlights_fused_ops() {
+    use kiln::kiln_compiler::ir::ValueDef;
     let model = example("tiny_classifier.kir");
-    let o = kiln(&[&"inspect", &model, &"--format", &"dot"]);
+    let g = kiln::load_model(&model).unwrap();
+    let dot = stdout_of(&kiln(&[&"inspect", &model, &"--format", &"dot"]));
+    assert!(dot.starts_with("digraph ") && dot.ends_with("}\n"), "{dot}");
+    let lines: Vec<&str> = dot.lines().map(str::trim).collect();
+    let defs = |prefix: &str| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(prefix) && l.contains(" [label=") && !l.contains(" -> "))
+            .count()
+    };
+    assert_eq!(defs("n"), g.num_nodes(), "{dot}");
+    assert_eq!(defs("in"), g.inputs().len(), "{dot}");
+    assert_eq!(defs("out"), g.outputs().len(), "{dot}");
+    let operands: usize = g
+        .node_ids()
+        .map(|n| {
+            g.node(n)
+                .inputs
+                .iter()
+                .filter(|&&v| !matches!(g.value(v).def, ValueDef::Weight(_)))
+                .count()
+        })
+        .sum();
+    let edges = lines.iter().filter(|l| l.contains(" -> ")).count();
+    assert_eq!(edges, operands + g.outputs().len(), "{dot}");
+    let line_of = |op: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("[label=\"{op}")))
+            .unwrap_or_else(|| panic!("no {op} node in:\n{dot}"))
+    };
+    assert!(line_of("layer_norm").contains("fillcolor"), "{dot}");
+    assert!(line_of("gelu").contains("fillcolor"), "{dot}");
+    assert!(!line_of("gather").contains("fillcolor"), "{dot}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" -> ") && l.contains("label=\"f32[batch, seq, 8]\"")),
+        "edges carry symbolic shapes:\n{dot}"
+    );
+}
+
+#[test]
+fn the_dot_format_of_the_optimized_stage_highlights_matmul_bias() {
+    let model = example("tiny_classifier.kir");
+    let o = kiln(&[
+        &"inspect",
+        &model,
+        &"--stage",
+        &"optimized",
+        &"--format",
+        &"dot",
+    ]);
+    let dot = stdout_of(&o);
+    let fused = dot
+        .lines()
+        .find(|l| l.contains("[label=\"matmul_bias"))
+        .unwrap_or_else(|| panic!("no matmul_bias node in:\n{dot}"));
+    assert!(fused.contains("fillcolor"), "{dot}");
+}
+
+#[test]
+fn the_dot_format_of_the_kernels_stage_is_refused() {
+    let model = example("tiny_classifier.kir");
+    let o = kiln(&[
+        &"inspect",
+        &model,
+        &"--stage",
+        &"kernels",
+        &"--format",
+        &"dot",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.starts_with("error: ") && err.contains("tiny_classifier.kir"),
         "{err}"
     );
-    assert!(err.contains("not available yet"), "{err}");
+    assert!(err.contains("--format dot"), "{err}");
     assert!(o.stdout.is_empty());
 }
 

@@ -4,40 +4,40 @@
 //! sizes stay symbolic; the runtime evaluates them once per run.
 
 use crate::ir::Dim;
-use kiln_runtime::plan::{Access, Kernel, Plan, Slot, Storage};
+use kiln_runtime::plan::{Access, Kernel, Plan, Slot, SlotId, StepId, Storage, ValueId};
 
-fn byte_size(plan: &Plan, v: u32) -> Dim {
-    let ty = &plan.values[v as usize].ty;
+fn byte_size(plan: &Plan, v: ValueId) -> Dim {
+    let ty = &plan.value(v).ty;
     ty.shape.numel().mul(&Dim::known(ty.dtype.size() as i64))
 }
 
 struct Slots {
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    free: Vec<SlotId>,
 }
 
 impl Slots {
     /// A free slot for a value of `size` bytes: one already holding that size, else the most
     /// recently freed, else a new one.
-    fn alloc(&mut self, size: Dim) -> u32 {
+    fn alloc(&mut self, size: Dim) -> SlotId {
         let pick = self
             .free
             .iter()
-            .rposition(|&s| self.slots[s as usize].sizes.contains(&size))
+            .rposition(|&s| self.slots[s.index()].sizes.contains(&size))
             .or_else(|| self.free.len().checked_sub(1));
         let s = match pick {
             Some(i) => self.free.remove(i),
             None => {
                 self.slots.push(Slot { sizes: Vec::new() });
-                self.slots.len() as u32 - 1
+                SlotId::from_index(self.slots.len() - 1)
             }
         };
         self.add_size(s, size);
         s
     }
 
-    fn add_size(&mut self, s: u32, size: Dim) {
-        let sizes = &mut self.slots[s as usize].sizes;
+    fn add_size(&mut self, s: SlotId, size: Dim) {
+        let sizes = &mut self.slots[s.index()].sizes;
         if !sizes.contains(&size) {
             sizes.push(size);
         }
@@ -48,51 +48,55 @@ impl Slots {
 pub(crate) fn assign_slots(plan: &mut Plan) {
     let n = plan.values.len();
     let steps = plan.steps.len();
-    let mut last: Vec<Option<usize>> = vec![None; n];
-    for (i, s) in plan.steps.iter().enumerate() {
+    // The last step reading each value (graph outputs: past the last step).
+    let mut last: Vec<Option<StepId>> = vec![None; n];
+    for (i, s) in plan.steps_with_ids() {
         for &v in &s.inputs {
-            last[plan.root(v) as usize] = Some(i);
+            last[plan.root(v).index()] = Some(i);
         }
     }
     for io in &plan.outputs {
-        last[plan.root(io.value) as usize] = Some(steps);
+        last[plan.root(io.value).index()] = Some(StepId::from_index(steps));
     }
-    let mut slot_of: Vec<Option<u32>> = vec![None; n];
+    let mut slot_of: Vec<Option<SlotId>> = vec![None; n];
     let mut st = Slots {
         slots: Vec::new(),
         free: Vec::new(),
     };
-    let input_ids: Vec<u32> = plan.inputs.iter().map(|io| io.value).collect();
+    let input_ids: Vec<ValueId> = plan.inputs.iter().map(|io| io.value).collect();
     for &v in &input_ids {
         let s = st.alloc(byte_size(plan, v));
-        slot_of[v as usize] = Some(s);
-        plan.values[v as usize].storage = Storage::Input { slot: s };
+        slot_of[v.index()] = Some(s);
+        plan.values[v.index()].storage = Storage::Input { slot: s };
     }
     // Inputs nobody reads free their slots at once.
     for &v in &input_ids {
-        if last[v as usize].is_none() {
-            st.free.push(slot_of[v as usize].expect("just assigned"));
+        if last[v.index()].is_none() {
+            st.free.push(slot_of[v.index()].expect("just assigned"));
         }
     }
-    for i in 0..steps {
-        let step = plan.steps[i].clone();
-        let mut reused: Vec<u32> = Vec::new();
+    for i in (0..steps).map(StepId::from_index) {
+        let step = plan.step(i).clone();
+        let mut reused: Vec<SlotId> = Vec::new();
         for &out in &step.outputs {
             let size = byte_size(plan, out);
             let mut slot = None;
             if let Kernel::Generated(gk) = &step.kernel {
                 if gk.in_place {
                     for (&v, a) in step.inputs.iter().zip(&gk.access) {
-                        let r = plan.root(v) as usize;
-                        let Some(s) = slot_of[r] else { continue };
-                        let dying =
-                            last[r] == Some(i)
-                                && !step.inputs.iter().zip(&gk.access).any(|(&w, b)| {
-                                    plan.root(w) as usize == r && *b != Access::Full
-                                });
+                        let r = plan.root(v);
+                        let Some(s) = slot_of[r.index()] else {
+                            continue;
+                        };
+                        let dying = last[r.index()] == Some(i)
+                            && !step
+                                .inputs
+                                .iter()
+                                .zip(&gk.access)
+                                .any(|(&w, b)| plan.root(w) == r && *b != Access::Full);
                         if *a == Access::Full
                             && dying
-                            && byte_size(plan, r as u32) == size
+                            && byte_size(plan, r) == size
                             && !reused.contains(&s)
                         {
                             slot = Some(s);
@@ -104,12 +108,12 @@ pub(crate) fn assign_slots(plan: &mut Plan) {
                 }
             }
             let s = slot.unwrap_or_else(|| st.alloc(size));
-            slot_of[out as usize] = Some(s);
-            plan.values[out as usize].storage = Storage::Slot(s);
+            slot_of[out.index()] = Some(s);
+            plan.values[out.index()].storage = Storage::Slot(s);
         }
-        let mut dead: Vec<u32> = Vec::new();
+        let mut dead: Vec<SlotId> = Vec::new();
         for &v in &step.inputs {
-            let r = plan.root(v) as usize;
+            let r = plan.root(v).index();
             if last[r] == Some(i) {
                 if let Some(s) = slot_of[r] {
                     if !reused.contains(&s) && !dead.contains(&s) {
@@ -119,8 +123,8 @@ pub(crate) fn assign_slots(plan: &mut Plan) {
             }
         }
         for &out in &step.outputs {
-            if last[out as usize].is_none() {
-                dead.push(slot_of[out as usize].expect("just assigned"));
+            if last[out.index()].is_none() {
+                dead.push(slot_of[out.index()].expect("just assigned"));
             }
         }
         st.free.extend(dead);

@@ -1,19 +1,19 @@
 //! Lowering: partitions an optimized graph into kernel calls (library GEMM with packed weights
 //! and fused epilogues, attention, row gathers, Cranelift-generated elementwise and row kernels,
 //! reference kernels for everything else), assigns every value its storage (mapped weights,
-//! arena slots, aliases) and produces the execution plan that goes into a `.kiln` artifact.
+//! arena slots, aliases) and produces the execution plan; the
+//! [`pipeline`](crate::pipeline) generates the kernels' code and writes the `.kiln` artifact.
 
-mod artifact;
 mod elementwise;
 mod memory;
 mod select;
 
-pub use artifact::{compile_artifact, write_artifact, ArtifactOptions};
-
 use crate::codegen::GenKernel;
 use crate::error::{Error, Result};
 use crate::ir::{Graph, NodeId, ValueDef, ValueId};
-use kiln_runtime::plan::{Io, Kernel, Plan, Slot, Step, Storage, ValueInfo, PLAN_VERSION};
+use kiln_runtime::plan::{
+    Io, Kernel, Plan, Slot, SlotId, Step, Storage, ValueId as PlanValueId, ValueInfo, PLAN_VERSION,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// The result of lowering: the plan, the weights section's bytes and the kernels to generate.
@@ -136,7 +136,7 @@ fn build(
     }
     let mut inputs = Vec::new();
     for &v in g.inputs() {
-        let id = b.value(v, Storage::Input { slot: 0 })?;
+        let id = b.value(v, Storage::Input { slot: SlotId(0) })?;
         inputs.push(Io {
             name: g.value(v).name.clone().unwrap_or_default(),
             value: id,
@@ -153,7 +153,7 @@ fn build(
         }
         let mut outs = Vec::new();
         for &v in &s.outputs {
-            outs.push(b.value(v, Storage::Slot(0))?);
+            outs.push(b.value(v, Storage::Slot(SlotId(0)))?);
         }
         let kernel = match &s.kernel {
             PendingKernel::Ready(k) => k.clone(),
@@ -199,7 +199,8 @@ fn build(
 
 struct Builder<'g> {
     g: &'g Graph,
-    ids: HashMap<ValueId, u32>,
+    /// Graph value → plan value.
+    ids: HashMap<ValueId, PlanValueId>,
     values: Vec<ValueInfo>,
     weights: Vec<u8>,
     weight_at: HashMap<ValueId, (u64, u64)>,
@@ -207,7 +208,7 @@ struct Builder<'g> {
 
 impl Builder<'_> {
     /// The plan id of graph value `v`, created with `storage` (or as a weight) on first sight.
-    fn value(&mut self, v: ValueId, storage: Storage) -> Result<u32> {
+    fn value(&mut self, v: ValueId, storage: Storage) -> Result<PlanValueId> {
         if let Some(&id) = self.ids.get(&v) {
             return Ok(id);
         }
@@ -221,7 +222,7 @@ impl Builder<'_> {
             }
             _ => storage,
         };
-        let id = self.values.len() as u32;
+        let id = PlanValueId::from_index(self.values.len());
         self.values.push(ValueInfo {
             ty: val.ty.clone(),
             storage,
@@ -231,14 +232,14 @@ impl Builder<'_> {
     }
 
     /// The plan id of a value read by a step or returned: aliases get an `Alias` entry.
-    fn use_value(&mut self, v: ValueId, alias: &HashMap<ValueId, ValueId>) -> Result<u32> {
+    fn use_value(&mut self, v: ValueId, alias: &HashMap<ValueId, ValueId>) -> Result<PlanValueId> {
         match alias.get(&v) {
             Some(&root) if root != v => {
                 if let Some(&id) = self.ids.get(&v) {
                     return Ok(id);
                 }
-                let r = self.value(root, Storage::Slot(0))?;
-                let id = self.values.len() as u32;
+                let r = self.value(root, Storage::Slot(SlotId(0)))?;
+                let id = PlanValueId::from_index(self.values.len());
                 self.values.push(ValueInfo {
                     ty: self.g.value(v).ty.clone(),
                     storage: Storage::Alias(r),
@@ -246,7 +247,7 @@ impl Builder<'_> {
                 self.ids.insert(v, id);
                 Ok(id)
             }
-            _ => self.value(v, Storage::Slot(0)),
+            _ => self.value(v, Storage::Slot(SlotId(0))),
         }
     }
 

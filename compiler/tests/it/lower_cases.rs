@@ -20,7 +20,8 @@
 
 use crate::common;
 use kiln_compiler::ir::{DType, Graph};
-use kiln_compiler::lower::{compile_artifact, lower, ArtifactOptions};
+use kiln_compiler::lower::lower;
+use kiln_compiler::{compile, Options, Target};
 use kiln_runtime::plan::{Access, Kernel, Plan};
 use kiln_runtime::{LoadOptions, Model, Tensor};
 use std::path::{Path, PathBuf};
@@ -209,7 +210,9 @@ fn check(case: &str) {
         check_directive(&plan, case, k, v);
     }
 
-    let bytes = compile_artifact(&g, &ArtifactOptions::default()).unwrap();
+    let bytes = compile(&g, &Target::host(), &Options { optimize: false })
+        .unwrap()
+        .to_bytes();
     let model = Model::from_bytes(bytes, &LoadOptions::default()).unwrap();
     let mut session = model.session();
     for (i, run) in runs.iter().enumerate() {

@@ -23,8 +23,10 @@ use crate::common;
 use kiln_compiler::codegen::{GenKernel, RowOp};
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, ReduceOp, Shape};
 use kiln_compiler::ir::{TensorType, UnaryOp, ValueId};
-use kiln_compiler::lower::{compile_artifact, lower, ArtifactOptions};
-use kiln_runtime::plan::{Access, Activation, GemmB, Kernel, Plan, Storage};
+use kiln_compiler::lower::lower;
+use kiln_compiler::{compile, Options, Target};
+use kiln_runtime::plan::ValueId as PlanValueId;
+use kiln_runtime::plan::{Access, Activation, GemmB, Kernel, Plan, SlotId, Storage};
 use kiln_runtime::{LoadOptions, Model};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
@@ -825,28 +827,28 @@ fn check_plan(plan: &Plan) -> Result<(), String> {
     let mut def: Vec<Option<i64>> = vec![None; n];
     let mut last: Vec<Option<i64>> = vec![None; n];
     for io in &plan.inputs {
-        def[io.value as usize] = Some(-1);
+        def[io.value.index()] = Some(-1);
     }
     for (i, s) in plan.steps.iter().enumerate() {
         for &v in &s.inputs {
-            let r = plan.root(v) as usize;
+            let r = plan.root(v).index();
             last[r] = last[r].max(Some(i as i64));
         }
         for &o in &s.outputs {
-            def[o as usize] = Some(i as i64);
+            def[o.index()] = Some(i as i64);
         }
     }
     for io in &plan.outputs {
-        last[plan.root(io.value) as usize] = Some(end);
+        last[plan.root(io.value).index()] = Some(end);
     }
     // Whether step `i` may write its output over value `v`'s slot.
-    let in_place_over = |i: i64, v: u32| {
+    let in_place_over = |i: i64, v: PlanValueId| {
         let s = &plan.steps[i as usize];
         let Kernel::Generated(gk) = &s.kernel else {
             return false;
         };
         gk.in_place
-            && last[v as usize] == Some(i)
+            && last[v.index()] == Some(i)
             && s.inputs
                 .iter()
                 .zip(&gk.access)
@@ -872,18 +874,18 @@ fn check_plan(plan: &Plan) -> Result<(), String> {
             }
         }
     }
-    let mut by_slot: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    for v in 0..n as u32 {
-        if let Storage::Slot(s) | Storage::Input { slot: s } = plan.values[v as usize].storage {
+    let mut by_slot: BTreeMap<SlotId, Vec<PlanValueId>> = BTreeMap::new();
+    for v in (0..n).map(PlanValueId::from_index) {
+        if let Storage::Slot(s) | Storage::Input { slot: s } = plan.value(v).storage {
             by_slot.entry(s).or_default().push(v);
         }
     }
     for (slot, vs) in &by_slot {
         for (j, &a) in vs.iter().enumerate() {
             for &b in &vs[j + 1..] {
-                let span = |v: u32| {
-                    let d = def[v as usize].unwrap_or(end);
-                    (d, last[v as usize].unwrap_or(d).max(d))
+                let span = |v: PlanValueId| {
+                    let d = def[v.index()].unwrap_or(end);
+                    (d, last[v.index()].unwrap_or(d).max(d))
                 };
                 let ((da, ea), (db, eb)) = (span(a), span(b));
                 let apart = ea < db || eb < da;
@@ -968,7 +970,7 @@ impl Coverage {
                             if trans {
                                 c.hit("value gemm, b transposed");
                             }
-                            if plan.values[s.inputs[1] as usize].ty.rank() == 2 {
+                            if plan.value(s.inputs[1]).ty.rank() == 2 {
                                 c.hit("value gemm, b rank 2");
                             }
                         }
@@ -1022,7 +1024,7 @@ impl Coverage {
                     c.hit("reference");
                     if s.outputs
                         .iter()
-                        .any(|&o| plan.values[o as usize].ty.dtype == DType::F64)
+                        .any(|&o| plan.value(o).ty.dtype == DType::F64)
                     {
                         c.hit("reference f64");
                     }
@@ -1038,7 +1040,7 @@ impl Coverage {
         }
         for io in &plan.outputs {
             if matches!(
-                plan.values[plan.root(io.value) as usize].storage,
+                plan.value(plan.root(io.value)).storage,
                 Storage::Weight { .. }
             ) {
                 c.hit("weight output");
@@ -1057,9 +1059,9 @@ fn describe(plan: &Plan) -> String {
             Kernel::Generated(g) => format!("{} {:?} in_place {}", g.symbol, g.access, g.in_place),
             other => format!("{other:?}"),
         };
-        let slots = |vs: &[u32]| -> Vec<String> {
+        let slots = |vs: &[PlanValueId]| -> Vec<String> {
             vs.iter()
-                .map(|&v| format!("{v}@{:?}", plan.slot_of(v)))
+                .map(|&v| format!("{v}@{:?}", plan.slot_of(v).map(|s| s.0)))
                 .collect()
         };
         out += &format!(
@@ -1082,8 +1084,9 @@ fn check(steps: &[[u8; 4]], seed: u64) -> Result<Coverage, String> {
     let plan_text = describe(&lowered.plan);
     check_plan(&lowered.plan).map_err(|e| format!("{e}\nplan:\n{plan_text}{}", text()))?;
     let cov = Coverage::of(&lowered.plan, &lowered.kernels);
-    let bytes = compile_artifact(&g, &ArtifactOptions::default())
-        .map_err(|e| format!("compile: {e}\n{}", text()))?;
+    let bytes = compile(&g, &Target::host(), &Options { optimize: false })
+        .map_err(|e| format!("compile: {e}\n{}", text()))?
+        .to_bytes();
     let model = Model::from_bytes(bytes, &LoadOptions::default())
         .map_err(|e| format!("load: {e}\n{}", text()))?;
     let mut session = model.session();
@@ -1174,16 +1177,16 @@ fn the_plan_check_reports_overlapping_slots() {
     g.add_output("c", c);
     let plan = lower(&g).unwrap().plan;
     check_plan(&plan).unwrap();
-    let slot = |v: u32| plan.slot_of(v).unwrap();
+    let slot = |v: PlanValueId| plan.slot_of(v).unwrap();
     let [ia, ib, ic] = [0, 1, 2].map(|i| plan.steps[i].outputs[0]);
 
     let mut p = plan.clone();
-    p.values[ic as usize].storage = Storage::Slot(slot(ia));
+    p.values[ic.index()].storage = Storage::Slot(slot(ia));
     let e = check_plan(&p).unwrap_err();
     assert!(e.contains("share slot"), "{e}");
 
     let mut p = plan.clone();
-    p.values[ic as usize].storage = Storage::Slot(slot(ib));
+    p.values[ic.index()].storage = Storage::Slot(slot(ib));
     let e = check_plan(&p).unwrap_err();
     assert!(e.contains("step 2") && e.contains("writes value"), "{e}");
 }

@@ -5,7 +5,7 @@
 
 use crate::lower_cases::case_dir;
 use kiln_compiler::lower::lower;
-use kiln_runtime::plan::{Kernel, Plan, PlanError, Storage};
+use kiln_runtime::plan::{Kernel, Plan, PlanError, Storage, ValueId};
 
 /// The plan to corrupt: a packed GEMM, a reference step, generated steps reading weights; its
 /// weights section length and kernel symbols.
@@ -45,17 +45,17 @@ fn validate_refuses_corrupted_plans() {
     // A value id out of range.
     let mut p = plan.clone();
     let i = step_where(&p, |k| matches!(k, Kernel::Reference(_)));
-    p.steps[i].inputs[0] = p.values.len() as u32 + 3;
+    p.steps[i].inputs[0] = ValueId::from_index(p.values.len() + 3);
     refuse(&p, &format!("step {i} ("), "out of range");
     let mut p = plan.clone();
-    p.outputs[0].value = 9999;
+    p.outputs[0].value = ValueId(9999);
     refuse(&p, "output 0 `y`", "out of range");
 
     // An output placed in its input's slot (a reference step is never in place).
     let mut p = plan.clone();
     let (o, v) = (p.steps[i].outputs[0], p.steps[i].inputs[0]);
     let s = p.slot_of(v).unwrap();
-    p.values[o as usize].storage = Storage::Slot(s);
+    p.values[o.index()].storage = Storage::Slot(s);
     refuse(
         &p,
         &format!("step {i} ("),

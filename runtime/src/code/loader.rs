@@ -6,7 +6,7 @@ use std::fmt;
 use memmap2::{Mmap, MmapMut};
 
 use super::error::CodeError;
-use super::plan::Plan;
+use super::layout::LoadLayout;
 use super::reloc::{encode, veneer_bytes, Inputs};
 
 /// The signature every generated kernel shares: `args` holds one base pointer per argument
@@ -28,7 +28,7 @@ impl CodeModule {
     /// The functions a relocatable object exports, after validating it completely (sections,
     /// symbols, every relocation) without mapping anything: what the executor may call.
     pub fn exported_functions(object: &[u8]) -> Result<Vec<String>, CodeError> {
-        Ok(Plan::build(object)?
+        Ok(LoadLayout::build(object)?
             .functions
             .into_iter()
             .map(|(name, _)| name)
@@ -39,33 +39,33 @@ impl CodeModule {
     /// a fresh anonymous mapping, applies every relocation (symbols defined in the object, and the
     /// runtime table in [`symbols`](super::symbols)), then makes the mapping read+execute.
     pub fn load(object: &[u8]) -> Result<CodeModule, CodeError> {
-        let plan = Plan::build(object)?;
-        // `Plan::build` bounds the length by 1 GiB, so it fits in usize.
-        let len = usize::try_from(plan.len).unwrap_or(usize::MAX).max(1);
+        let layout = LoadLayout::build(object)?;
+        // `LoadLayout::build` bounds the length by 1 GiB, so it fits in usize.
+        let len = usize::try_from(layout.len).unwrap_or(usize::MAX).max(1);
         let mut map = MmapMut::map_anon(len).map_err(|source| CodeError::Map {
             action: "allocate",
             len,
             source,
         })?;
-        // Every offset below was validated by the plan to lie inside `plan.len` bytes; slice
+        // Every offset below was validated by the layout to lie inside `layout.len` bytes; slice
         // indexing would still catch a mistake with a panic rather than a wild write.
-        for section in &plan.sections {
+        for section in &layout.sections {
             if let Some(data) = section.data {
                 let start = section.offset as usize;
                 map[start..start + data.len()].copy_from_slice(data);
             }
         }
         let base = map.as_ptr() as u64;
-        for &(slot, target) in &plan.got {
+        for &(slot, target) in &layout.got {
             let slot = slot as usize;
             map[slot..slot + 8].copy_from_slice(&target.resolve(base).to_le_bytes());
         }
-        for &(offset, addr) in &plan.veneers {
+        for &(offset, addr) in &layout.veneers {
             let bytes = veneer_bytes(addr);
             let offset = offset as usize;
             map[offset..offset + bytes.len()].copy_from_slice(&bytes);
         }
-        for r in &plan.relocs {
+        for r in &layout.relocs {
             let inputs = Inputs {
                 symbol: r.target.resolve(base),
                 addend: r.addend,
@@ -89,7 +89,7 @@ impl CodeModule {
             len,
             source,
         })?;
-        let functions = plan
+        let functions = layout
             .functions
             .into_iter()
             .map(|(name, offset)| (name, offset as usize))

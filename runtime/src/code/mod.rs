@@ -13,8 +13,8 @@
 //! slots in the mapping). Writable sections (`.data`, `.bss`) are loaded too, but read-only.
 
 mod error;
+mod layout;
 mod loader;
-mod plan;
 mod reloc;
 mod resolve;
 pub mod symbols;

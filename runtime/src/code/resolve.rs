@@ -1,4 +1,4 @@
-//! Reading an object's relocations and symbols for the load plan: every RELA entry of a loaded
+//! Reading an object's relocations and symbols for the load layout: every RELA entry of a loaded
 //! section with its symbol resolved (a section of the object, or the runtime symbol table) and
 //! its place bounds-checked, and the exported functions.
 
@@ -9,13 +9,13 @@ use object::read::elf::{SectionHeader, Sym};
 use object::{LittleEndian as LE, SectionIndex, SymbolIndex};
 
 use super::error::CodeError;
-use super::plan::{PlannedReloc, Reader, Target};
+use super::layout::{PlacedReloc, Reader, Target};
 use super::reloc::{r_type_name, RelocKind};
 use super::symbols;
 
 impl Reader<'_> {
     /// Reads every relocation section that applies to a loaded section.
-    pub(super) fn relocations(&self) -> Result<Vec<PlannedReloc>, CodeError> {
+    pub(super) fn relocations(&self) -> Result<Vec<PlacedReloc>, CodeError> {
         let endian = self.endian;
         let mut out = Vec::new();
         let mut resolved: HashMap<u32, (String, Target)> = HashMap::new();
@@ -82,7 +82,7 @@ impl Reader<'_> {
                         section_size: target_size,
                     });
                 }
-                out.push(PlannedReloc {
+                out.push(PlacedReloc {
                     kind,
                     r_type,
                     section: target_name.clone(),

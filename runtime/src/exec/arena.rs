@@ -81,7 +81,7 @@ impl Layout {
         let mut slot_size = vec![0usize; plan.slots.len()];
         for (v, info) in plan.values.iter().enumerate() {
             if let Storage::Slot(s) | Storage::Input { slot: s } = info.storage {
-                let s = s as usize;
+                let s = s.index();
                 slot_size[s] = slot_size[s].max(bytes[v]);
             }
         }

@@ -2,7 +2,7 @@
 //! typed slices over them for the kernels.
 
 use super::arena::Layout;
-use crate::plan::{Plan, Storage};
+use crate::plan::{Plan, Storage, ValueId};
 use crate::{DType, Tensor};
 
 /// Addresses of every value during one run.
@@ -36,27 +36,27 @@ impl<'a> Frame<'a> {
     }
 
     /// Shape of value `v` in this run.
-    pub fn shape(&self, v: u32) -> &'a [usize] {
-        &self.layout.shapes[v as usize]
+    pub fn shape(&self, v: ValueId) -> &'a [usize] {
+        &self.layout.shapes[v.index()]
     }
 
     /// Element type of value `v`.
-    pub fn dtype(&self, v: u32) -> DType {
-        self.plan.values[v as usize].ty.dtype
+    pub fn dtype(&self, v: ValueId) -> DType {
+        self.plan.value(v).ty.dtype
     }
 
     /// Byte length of value `v` in this run.
-    pub fn byte_len(&self, v: u32) -> usize {
-        self.layout.bytes[v as usize]
+    pub fn byte_len(&self, v: ValueId) -> usize {
+        self.layout.bytes[v.index()]
     }
 
     /// Address of value `v`'s first byte.
-    pub fn addr(&self, v: u32) -> *mut u8 {
-        match self.plan.values[self.plan.root(v) as usize].storage {
+    pub fn addr(&self, v: ValueId) -> *mut u8 {
+        match self.plan.value(self.plan.root(v)).storage {
             Storage::Slot(s) | Storage::Input { slot: s } => {
                 // SAFETY: the slot offset is inside the arena (Layout::compute sums every slot's
                 // size into `arena_bytes`, and the arena holds at least that many bytes).
-                unsafe { self.arena.add(self.layout.slot_offsets[s as usize]) }
+                unsafe { self.arena.add(self.layout.slot_offsets[s.index()]) }
             }
             Storage::Weight { offset, .. } => {
                 // The plan was validated: offset + len lies inside the weights section.
@@ -67,7 +67,7 @@ impl<'a> Frame<'a> {
     }
 
     /// Value `v`'s bytes.
-    pub fn bytes(&self, v: u32) -> &[u8] {
+    pub fn bytes(&self, v: ValueId) -> &[u8] {
         // SAFETY: `addr(v)` points at `byte_len(v)` bytes inside the arena or weights section
         // (slot sizes are the maximum over their values; weights were validated against their
         // type), and the executor never holds a mutable slice over a value a step reads.
@@ -75,7 +75,7 @@ impl<'a> Frame<'a> {
     }
 
     /// Value `v` as f32 elements, or an error naming what it is instead.
-    pub fn f32s(&self, v: u32, what: &str) -> Result<&[f32], String> {
+    pub fn f32s(&self, v: ValueId, what: &str) -> Result<&[f32], String> {
         self.check_f32(v, what)?;
         let n = self.byte_len(v) / 4;
         // SAFETY: as in `bytes`; the address is 64-byte aligned (slot offsets and weight offsets
@@ -90,7 +90,7 @@ impl<'a> Frame<'a> {
     /// No other slice over `v`'s slot may be alive: the plan validator guarantees that a step's
     /// outputs occupy slots none of its inputs occupy, and each output is taken once per step.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn f32s_mut(&self, v: u32, what: &str) -> Result<&mut [f32], String> {
+    pub unsafe fn f32s_mut(&self, v: ValueId, what: &str) -> Result<&mut [f32], String> {
         self.check_f32(v, what)?;
         let n = self.byte_len(v) / 4;
         // SAFETY: in bounds and aligned as in `f32s`; exclusive by the caller's contract.
@@ -102,12 +102,12 @@ impl<'a> Frame<'a> {
     /// # Safety
     /// As for [`Frame::f32s_mut`].
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn bytes_mut(&self, v: u32) -> &mut [u8] {
+    pub unsafe fn bytes_mut(&self, v: ValueId) -> &mut [u8] {
         // SAFETY: in bounds as in `bytes`; exclusive by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.addr(v), self.byte_len(v)) }
     }
 
-    fn check_f32(&self, v: u32, what: &str) -> Result<(), String> {
+    fn check_f32(&self, v: ValueId, what: &str) -> Result<(), String> {
         match self.dtype(v) {
             DType::F32 => Ok(()),
             d => Err(format!("{what} has dtype {d}; this kernel takes f32")),
@@ -115,7 +115,7 @@ impl<'a> Frame<'a> {
     }
 
     /// Value `v` copied into a host tensor.
-    pub fn tensor(&self, v: u32) -> Result<Tensor, String> {
+    pub fn tensor(&self, v: ValueId) -> Result<Tensor, String> {
         Tensor::from_le_bytes(self.dtype(v), self.shape(v).to_vec(), self.bytes(v))
             .map_err(|e| e.to_string())
     }

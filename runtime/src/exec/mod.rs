@@ -56,7 +56,7 @@ impl<'m> Session<'m> {
         let expected: Vec<(&str, &crate::ops::TensorType)> = plan
             .inputs
             .iter()
-            .map(|io| (io.name.as_str(), &plan.values[io.value as usize].ty))
+            .map(|io| (io.name.as_str(), &plan.value(io.value).ty))
             .collect();
         let b = bind_inputs(&expected, inputs)?;
         if self.layout.as_ref().is_none_or(|l| l.bindings != b) {
@@ -81,7 +81,7 @@ impl<'m> Session<'m> {
             t.clear();
         }
         let result = self.model.pool().install(|| {
-            for (i, step) in plan.steps.iter().enumerate() {
+            for (i, step) in plan.steps_with_ids() {
                 let start = times.as_ref().map(|_| std::time::Instant::now());
                 dispatch::run_step(&frame, step, isa, code).map_err(|message| Error::Step {
                     step: format!("step {i} ({})", step.origin),

@@ -6,12 +6,14 @@
 //! (`batch`, `seq`): one plan serves every binding, and the executor evaluates all shapes and the
 //! arena layout once per run.
 
+mod ids;
 mod text;
 mod validate;
 
 use crate::ops::{Dim, Op, TensorType};
 use serde::{Deserialize, Serialize};
 
+pub use ids::{SlotId, StepId, ValueId};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
@@ -40,7 +42,7 @@ pub struct Io {
     /// The name applications use.
     pub name: String,
     /// The value id.
-    pub value: u32,
+    pub value: ValueId,
 }
 
 /// One value: its type (dims may be symbolic) and where its bytes live.
@@ -58,7 +60,7 @@ pub enum Storage {
     /// A graph input (copied into its own arena slot at the start of a run).
     Input {
         /// The arena slot it is copied into.
-        slot: u32,
+        slot: SlotId,
     },
     /// Bytes in the artifact's `weights` section (memory-mapped, never copied).
     Weight {
@@ -68,9 +70,9 @@ pub enum Storage {
         len: u64,
     },
     /// An arena slot.
-    Slot(u32),
+    Slot(SlotId),
     /// The same bytes as another value (a reshape of a row-major tensor).
-    Alias(u32),
+    Alias(ValueId),
 }
 
 /// An arena slot: the byte sizes of the values that share it (the slot takes the largest).
@@ -86,9 +88,9 @@ pub struct Step {
     /// What runs.
     pub kernel: Kernel,
     /// Value ids read, in the kernel's argument order.
-    pub inputs: Vec<u32>,
+    pub inputs: Vec<ValueId>,
     /// Value ids written.
-    pub outputs: Vec<u32>,
+    pub outputs: Vec<ValueId>,
     /// The IR node this step came from (for error messages), e.g. `%12 = matmul_bias`.
     pub origin: String,
 }
@@ -291,6 +293,29 @@ pub struct GeneratedStep {
 }
 
 impl Plan {
+    /// Value `v`'s type and storage.
+    pub fn value(&self, v: ValueId) -> &ValueInfo {
+        &self.values[v.index()]
+    }
+
+    /// Arena slot `s`.
+    pub fn slot(&self, s: SlotId) -> &Slot {
+        &self.slots[s.index()]
+    }
+
+    /// Step `s`.
+    pub fn step(&self, s: StepId) -> &Step {
+        &self.steps[s.index()]
+    }
+
+    /// The steps with their ids, in execution order.
+    pub fn steps_with_ids(&self) -> impl Iterator<Item = (StepId, &Step)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (StepId::from_index(i), s))
+    }
+
     /// Encodes the plan for the artifact's `plan` section.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("encoding a plan into a Vec cannot fail")

@@ -1,7 +1,7 @@
 //! The plan as text for people: the summary and step list `kiln inspect --stage kernels` prints
 //! and the lowering filetests snapshot.
 
-use super::{Io, Kernel, Plan, Storage};
+use super::{Io, Kernel, Plan, Storage, ValueId};
 use crate::ops::Dim;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -63,7 +63,7 @@ impl Plan {
                     ),
                     _ => String::new(),
                 };
-                let ids = |v: &[u32]| {
+                let ids = |v: &[ValueId]| {
                     v.iter()
                         .map(|x| format!("v{x}"))
                         .collect::<Vec<_>>()
@@ -84,7 +84,7 @@ impl Plan {
     pub fn summary_text(&self, with_steps: bool) -> String {
         let io = |list: &[Io]| {
             list.iter()
-                .map(|io| match self.values.get(io.value as usize) {
+                .map(|io| match self.values.get(io.value.index()) {
                     Some(v) => format!("{}: {}", io.name, v.ty),
                     None => format!("{}: <value {} out of range>", io.name, io.value),
                 })

@@ -1,7 +1,7 @@
 //! Structural validation of a decoded plan against its artifact: every id, offset and arity is
 //! checked once at load time, so the executor can index without re-checking.
 
-use super::{GemmB, Kernel, Plan, Storage};
+use super::{GemmB, Kernel, Plan, SlotId, StepId, Storage, ValueId};
 
 /// Why a plan was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,8 +50,8 @@ impl Plan {
         has_symbol: &dyn Fn(&str) -> bool,
     ) -> Result<(), PlanError> {
         let n = self.values.len();
-        let check_id = |at: &str, v: u32| {
-            if (v as usize) < n {
+        let check_id = |at: &str, v: ValueId| {
+            if v.index() < n {
                 Ok(())
             } else {
                 Err(invalid(
@@ -64,19 +64,16 @@ impl Plan {
         for (i, io) in self.inputs.iter().enumerate() {
             let at = format!("input {i} `{}`", io.name);
             check_id(&at, io.value)?;
-            if !matches!(
-                self.values[io.value as usize].storage,
-                Storage::Input { .. }
-            ) {
+            if !matches!(self.value(io.value).storage, Storage::Input { .. }) {
                 return Err(invalid(at, "its value is not stored as an input"));
             }
-            defined[io.value as usize] = true;
+            defined[io.value.index()] = true;
         }
         for (v, info) in self.values.iter().enumerate() {
             let at = format!("value {v}");
             match info.storage {
                 Storage::Input { slot } | Storage::Slot(slot) => {
-                    if slot as usize >= self.slots.len() {
+                    if slot.index() >= self.slots.len() {
                         return Err(invalid(at, format!("slot {slot} is out of range")));
                     }
                 }
@@ -101,15 +98,13 @@ impl Plan {
                 }
                 Storage::Alias(of) => {
                     check_id(&at, of)?;
-                    if of as usize >= v
-                        || matches!(self.values[of as usize].storage, Storage::Alias(_))
-                    {
+                    if of.index() >= v || matches!(self.value(of).storage, Storage::Alias(_)) {
                         return Err(invalid(
                             at,
                             format!("aliases value {of}, which is not an earlier non-alias value"),
                         ));
                     }
-                    let a = &self.values[of as usize].ty;
+                    let a = &self.value(of).ty;
                     if a.dtype != info.ty.dtype || a.shape.numel() != info.ty.shape.numel() {
                         return Err(invalid(
                             at,
@@ -122,13 +117,13 @@ impl Plan {
                 }
             }
         }
-        for (i, step) in self.steps.iter().enumerate() {
+        for (i, step) in self.steps_with_ids() {
             let at = format!("step {i} ({})", step.origin);
             for &v in step.inputs.iter().chain(&step.outputs) {
                 check_id(&at, v)?;
             }
             for &v in &step.inputs {
-                if !defined[v as usize] && !self.alias_defined(v, &defined) {
+                if !defined[v.index()] && !self.alias_defined(v, &defined) {
                     return Err(invalid(
                         &at,
                         format!("reads value {v} before it is computed"),
@@ -137,13 +132,13 @@ impl Plan {
             }
             for &v in &step.outputs {
                 let root = self.root(v);
-                if !matches!(self.values[root as usize].storage, Storage::Slot(_)) {
+                if !matches!(self.value(root).storage, Storage::Slot(_)) {
                     return Err(invalid(
                         &at,
                         format!("writes value {v}, which is not in the arena"),
                     ));
                 }
-                if defined[v as usize] {
+                if defined[v.index()] {
                     return Err(invalid(&at, format!("writes value {v} a second time")));
                 }
             }
@@ -210,13 +205,13 @@ impl Plan {
             }
             self.check_disjoint(i, step)?;
             for &v in &step.outputs {
-                defined[v as usize] = true;
+                defined[v.index()] = true;
             }
         }
         for (i, io) in self.outputs.iter().enumerate() {
             let at = format!("output {i} `{}`", io.name);
             check_id(&at, io.value)?;
-            if !defined[io.value as usize] && !self.alias_defined(io.value, &defined) {
+            if !defined[io.value.index()] && !self.alias_defined(io.value, &defined) {
                 return Err(invalid(at, "is never computed"));
             }
         }
@@ -224,16 +219,16 @@ impl Plan {
     }
 
     /// The value whose storage holds `v`'s bytes (itself unless it is an alias).
-    pub fn root(&self, v: u32) -> u32 {
-        match self.values[v as usize].storage {
+    pub fn root(&self, v: ValueId) -> ValueId {
+        match self.value(v).storage {
             Storage::Alias(of) => of,
             _ => v,
         }
     }
 
     /// The arena slot holding `v`'s bytes, if it lives in the arena.
-    pub fn slot_of(&self, v: u32) -> Option<u32> {
-        match self.values[self.root(v) as usize].storage {
+    pub fn slot_of(&self, v: ValueId) -> Option<SlotId> {
+        match self.value(self.root(v)).storage {
             Storage::Slot(s) | Storage::Input { slot: s } => Some(s),
             _ => None,
         }
@@ -243,7 +238,7 @@ impl Plan {
     /// mutable slices over outputs next to shared slices over inputs), except where an in-place
     /// generated kernel overwrites a `Full` input element by element. Outputs are pairwise
     /// disjoint too.
-    fn check_disjoint(&self, i: usize, step: &super::Step) -> Result<(), PlanError> {
+    fn check_disjoint(&self, i: StepId, step: &super::Step) -> Result<(), PlanError> {
         let at = || format!("step {i} ({})", step.origin);
         for (j, &o) in step.outputs.iter().enumerate() {
             let Some(so) = self.slot_of(o) else { continue };
@@ -261,10 +256,9 @@ impl Plan {
                     Kernel::Generated(g) => {
                         g.in_place
                             && g.access.get(k) == Some(&super::Access::Full)
-                            && self.values[self.root(v) as usize].ty.dtype
-                                == self.values[o as usize].ty.dtype
-                            && self.values[self.root(v) as usize].ty.shape.numel()
-                                == self.values[o as usize].ty.shape.numel()
+                            && self.value(self.root(v)).ty.dtype == self.value(o).ty.dtype
+                            && self.value(self.root(v)).ty.shape.numel()
+                                == self.value(o).ty.shape.numel()
                     }
                     _ => false,
                 };
@@ -279,7 +273,7 @@ impl Plan {
         Ok(())
     }
 
-    fn alias_defined(&self, v: u32, defined: &[bool]) -> bool {
-        defined[self.root(v) as usize]
+    fn alias_defined(&self, v: ValueId, defined: &[bool]) -> bool {
+        defined[self.root(v).index()]
     }
 }

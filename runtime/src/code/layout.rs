@@ -1,8 +1,8 @@
-//! Reading a relocatable x86-64 ELF object into a load plan: where each allocatable section goes
+//! Reading a relocatable x86-64 ELF object into a load layout: where each allocatable section goes
 //! in the mapping, every relocation with its resolved target and checked place, the GOT slots and
 //! veneers the relocations need, and the exported functions.
 //!
-//! Nothing here touches executable memory: the plan is complete (and every offset validated)
+//! Nothing here touches executable memory: the layout is complete (and every offset validated)
 //! before the loader allocates anything.
 
 use std::collections::BTreeMap;
@@ -50,7 +50,7 @@ pub(crate) struct PlacedSection<'data> {
 
 /// One relocation, resolved and bounds-checked.
 #[derive(Debug)]
-pub(crate) struct PlannedReloc {
+pub(crate) struct PlacedReloc {
     /// How to compute it.
     pub kind: RelocKind,
     /// Its ELF type (for messages).
@@ -75,13 +75,13 @@ pub(crate) struct PlannedReloc {
 
 /// Everything the loader needs, computed from the object alone.
 #[derive(Debug)]
-pub(crate) struct Plan<'data> {
+pub(crate) struct LoadLayout<'data> {
     /// The mapping's length in bytes.
     pub len: u64,
     /// The allocatable sections.
     pub sections: Vec<PlacedSection<'data>>,
     /// The relocations to apply.
-    pub relocs: Vec<PlannedReloc>,
+    pub relocs: Vec<PlacedReloc>,
     /// GOT slots: offset in the mapping and the target whose address it holds.
     pub got: Vec<(u64, Target)>,
     /// Veneers: offset in the mapping and the absolute address they jump to.
@@ -100,9 +100,9 @@ pub(super) struct Reader<'data> {
     pub(super) placed: Vec<Option<u64>>,
 }
 
-impl<'data> Plan<'data> {
+impl<'data> LoadLayout<'data> {
     /// Parses and validates `data` and lays out the mapping.
-    pub(crate) fn build(data: &'data [u8]) -> Result<Plan<'data>, CodeError> {
+    pub(crate) fn build(data: &'data [u8]) -> Result<LoadLayout<'data>, CodeError> {
         let header = FileHeader64::<LE>::parse(data)?;
         let endian = header.endian()?;
         let machine = header.e_machine(endian);
@@ -162,7 +162,7 @@ impl<'data> Plan<'data> {
                 r.veneer = veneer_slots.get(&addr).copied();
             }
         }
-        Ok(Plan {
+        Ok(LoadLayout {
             len,
             sections: placed_sections,
             relocs,

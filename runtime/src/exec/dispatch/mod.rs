@@ -1,0 +1,88 @@
+//! One step's kernel call: operand shapes read from the run's layout, checked against what the
+//! kernel needs, then the library, generated or reference kernel runs. Each kernel family has its
+//! own file; the reference fallback and the row gather are small enough to live here.
+
+mod attention;
+mod gemm;
+mod generated;
+
+use super::frame::Frame;
+use crate::code::CodeModule;
+use crate::kernels::gemm::Isa;
+use crate::plan::{Kernel, Step};
+use crate::reference;
+
+/// Runs one step. Errors are messages; the caller adds the step's origin.
+pub fn run_step(f: &Frame, step: &Step, isa: Isa, code: Option<&CodeModule>) -> Result<(), String> {
+    match &step.kernel {
+        Kernel::Reference(op) => reference_step(f, step, op),
+        Kernel::Gemm(g) => gemm::gemm_step(f, step, g, isa),
+        Kernel::Attention(a) => attention::attention_step(f, step, a, isa),
+        Kernel::GatherRows => gather_rows(f, step),
+        Kernel::Conv(c) => gemm::conv_step(f, step, c, isa),
+        Kernel::Generated(g) => generated::generated_step(f, step, g, code),
+    }
+}
+
+fn reference_step(f: &Frame, step: &Step, op: &crate::ops::Op) -> Result<(), String> {
+    let args = step
+        .inputs
+        .iter()
+        .map(|&v| f.tensor(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&crate::Tensor> = args.iter().collect();
+    let outs = reference::eval_op(op, &refs, &f.layout.bindings)?;
+    if outs.len() != step.outputs.len() {
+        return Err(format!(
+            "produced {} outputs, expected {}",
+            outs.len(),
+            step.outputs.len()
+        ));
+    }
+    for (t, &v) in outs.iter().zip(&step.outputs) {
+        if t.dtype() != f.dtype(v) || t.shape() != f.shape(v) {
+            return Err(format!(
+                "produced {}{:?}, but the plan says {}{:?}",
+                t.dtype(),
+                t.shape(),
+                f.dtype(v),
+                f.shape(v)
+            ));
+        }
+        let bytes = t.to_le_bytes();
+        // SAFETY: `v` is an output of this step; the plan validator guarantees no input of the
+        // step shares its slot, and no other slice over it is alive.
+        unsafe { f.bytes_mut(v) }.copy_from_slice(&bytes);
+    }
+    Ok(())
+}
+
+fn gather_rows(f: &Frame, step: &Step) -> Result<(), String> {
+    let (table, idx, out) = (step.inputs[0], step.inputs[1], step.outputs[0]);
+    let shape = f.shape(table);
+    let Some((&rows, _)) = shape.split_first() else {
+        return Err("gather table is a scalar".into());
+    };
+    let row_bytes = f.byte_len(table) / rows.max(1);
+    let indices = f.tensor(idx)?.to_i64_vec();
+    if f.byte_len(out) != indices.len() * row_bytes {
+        return Err(format!(
+            "gather output {:?} does not hold {} rows of the table {shape:?}",
+            f.shape(out),
+            indices.len()
+        ));
+    }
+    let src = f.bytes(table);
+    // SAFETY: `out` is this step's only output; no input shares its slot (validated).
+    let dst = unsafe { f.bytes_mut(out) };
+    for (i, &ix) in indices.iter().enumerate() {
+        let r = if ix < 0 { ix + rows as i64 } else { ix };
+        if r < 0 || r >= rows as i64 {
+            return Err(format!("index {ix} is out of range for {rows} rows"));
+        }
+        let r = r as usize;
+        dst[i * row_bytes..(i + 1) * row_bytes]
+            .copy_from_slice(&src[r * row_bytes..(r + 1) * row_bytes]);
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Graphviz (`dot`) rendering of a graph for `kiln inspect --format dot`: one box per node
+//! labelled with its op and attributes (fused ops filled), graph inputs and outputs as ellipses,
+//! and one edge per operand labelled with the value's type. Weights are not drawn.
+
+use kiln_compiler::ir::{Graph, Node, ValueDef, ValueId};
+use std::fmt::Write;
+
+/// Fill colour of the fused ops the optimizer introduces.
+pub const FUSED_COLOR: &str = "#ffd27f";
+/// Fill colour of graph inputs and outputs.
+const IO_COLOR: &str = "#d9e8fb";
+/// Attribute text longer than this is cut (with `…`) so labels stay readable.
+const MAX_ATTRS: usize = 60;
+
+/// A string as a quoted dot identifier or label (`"` and `\` escaped).
+fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The attributes of a node's op, from its `Debug` form without the variant name:
+/// `LayerNorm { axis: -1, eps: 1e-5 }` gives `axis: -1, eps: 1e-5`.
+fn attrs(node: &Node) -> String {
+    let debug = format!("{:?}", node.op);
+    let Some(start) = debug.find(['{', '(']) else {
+        return String::new();
+    };
+    let inner = debug[start..]
+        .trim_start_matches(['{', '(', ' '])
+        .trim_end_matches(['}', ')', ' ']);
+    // Parts that only repeat the op's name (`Add` of `add`, `op: Mean` of `reduce_mean`) go.
+    let squash = |s: &str| s.to_ascii_lowercase().replace('_', "");
+    let name = squash(node.op.name());
+    let kept: Vec<&str> = top_level_parts(inner)
+        .into_iter()
+        .filter(|part| {
+            let value = squash(part.rsplit(": ").next().unwrap_or(part));
+            value.is_empty() || !name.contains(&value)
+        })
+        .collect();
+    let inner = kept.join(", ");
+    if inner.chars().count() > MAX_ATTRS {
+        let cut: String = inner.chars().take(MAX_ATTRS).collect();
+        format!("{cut}…")
+    } else {
+        inner.to_string()
+    }
+}
+
+/// `s` split at the commas outside brackets, each part trimmed.
+fn top_level_parts(s: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' | '(' | '{' => depth += 1,
+            ']' | ')' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(s[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(s[start..].trim());
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// The dot node an operand edge starts at, or `None` for a weight.
+fn source(g: &Graph, v: ValueId) -> Option<String> {
+    match g.value(v).def {
+        ValueDef::Input => g
+            .inputs()
+            .iter()
+            .position(|&i| i == v)
+            .map(|i| format!("in{i}")),
+        ValueDef::Node { node, .. } => Some(format!("n{}", node.0)),
+        ValueDef::Weight(_) => None,
+    }
+}
+
+/// Renders `g` (named `name` in the output) as a dot digraph.
+pub fn to_dot(g: &Graph, name: &str) -> String {
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(s, "digraph {} {{", quoted(name));
+    s.push_str("  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n");
+    s.push_str("  edge [fontname=\"monospace\", fontsize=10];\n");
+    for (i, &v) in g.inputs().iter().enumerate() {
+        let val = g.value(v);
+        let label = format!("{}\n{}", val.name.as_deref().unwrap_or(""), val.ty);
+        let _ = writeln!(
+            s,
+            "  in{i} [label={}, shape=ellipse, style=filled, fillcolor=\"{IO_COLOR}\"];",
+            quoted(&label)
+        );
+    }
+    let nodes: Vec<_> = g.node_ids().collect();
+    for &n in &nodes {
+        let node = g.node(n);
+        let a = attrs(node);
+        let label = if a.is_empty() {
+            node.op.name().to_string()
+        } else {
+            format!("{}\n{a}", node.op.name())
+        };
+        let fill = if node.op.is_fused() {
+            format!(", style=filled, fillcolor=\"{FUSED_COLOR}\"")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "  n{} [label={}{fill}];", n.0, quoted(&label));
+    }
+    for (i, (out, v)) in g.outputs().iter().enumerate() {
+        let label = format!("{out}\n{}", g.value(*v).ty);
+        let _ = writeln!(
+            s,
+            "  out{i} [label={}, shape=ellipse, style=filled, fillcolor=\"{IO_COLOR}\"];",
+            quoted(&label)
+        );
+    }
+    for &n in &nodes {
+        for &v in &g.node(n).inputs {
+            if let Some(from) = source(g, v) {
+                let ty = g.value(v).ty.to_string();
+                let _ = writeln!(s, "  {from} -> n{} [label={}];", n.0, quoted(&ty));
+            }
+        }
+    }
+    for (i, (_, v)) in g.outputs().iter().enumerate() {
+        if let Some(from) = source(g, *v) {
+            let ty = g.value(*v).ty.to_string();
+            let _ = writeln!(s, "  {from} -> out{i} [label={}];", quoted(&ty));
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_escapes_quotes_backslashes_and_newlines() {
+        assert_eq!(quoted("a\"b\\c\nd"), "\"a\\\"b\\\\c\\nd\"");
+    }
+
+    #[test]
+    fn parts_split_outside_brackets_only() {
+        assert_eq!(
+            top_level_parts("op: Mean, axes: [1, 2], keepdims: false"),
+            ["op: Mean", "axes: [1, 2]", "keepdims: false"]
+        );
+        assert!(top_level_parts("").is_empty());
+    }
+
+    #[test]
+    fn the_example_has_a_node_per_op_and_an_edge_per_non_weight_operand() {
+        let src = "kir 1\ngraph {\n  input %x: f32[n, 4]\n  %0 = relu(%x) : f32[n, 4]\n  \
+                   %1 = add(%0, %x) : f32[n, 4]\n  output \"y\" = %1\n}\n";
+        let g = kiln_compiler::text::parse(src).unwrap();
+        let dot = to_dot(&g, "m");
+        assert!(dot.starts_with("digraph \"m\" {\n"), "{dot}");
+        assert_eq!(dot.matches(" -> ").count(), 4, "{dot}");
+        assert_eq!(dot.matches("[label=").count(), 4 + 4, "{dot}");
+        assert!(dot.contains("label=\"f32[n, 4]\""), "{dot}");
+        assert!(!dot.contains(FUSED_COLOR), "{dot}");
+    }
+}
