@@ -84,6 +84,15 @@ pub trait AttrReader {
 /// A type an op field can have. A *kind* (`UnaryOp`, `ReduceOp`, `PoolKind`...) is not written
 /// as an attribute: it chooses the op's name instead (`exp`, `reduce_sum`, `max_pool`).
 pub trait OpAttr: Sized {
+    /// What equality and hashing of ops compare for this field: the value itself, or an f64's
+    /// bits (so `Op` is `Eq + Hash`; NaN equals itself and `0.0` differs from `-0.0`).
+    type Key<'a>: Eq + std::hash::Hash
+    where
+        Self: 'a;
+
+    /// The field's comparison key.
+    fn key(&self) -> Self::Key<'_>;
+
     /// For a kind: the op name this value gives its op.
     fn op_name(&self) -> Option<&'static str> {
         None
@@ -102,6 +111,12 @@ pub trait OpAttr: Sized {
 }
 
 impl OpAttr for i64 {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::Int(*self))
     }
@@ -112,6 +127,12 @@ impl OpAttr for i64 {
 }
 
 impl OpAttr for u32 {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::Int(i64::from(*self)))
     }
@@ -122,6 +143,12 @@ impl OpAttr for u32 {
 }
 
 impl OpAttr for Option<i64> {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(self.map_or(AttrValue::None, AttrValue::Int))
     }
@@ -132,6 +159,12 @@ impl OpAttr for Option<i64> {
 }
 
 impl OpAttr for Vec<i64> {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::List(
             self.iter().map(|&x| AttrValue::Int(x)).collect(),
@@ -144,6 +177,12 @@ impl OpAttr for Vec<i64> {
 }
 
 impl OpAttr for f64 {
+    type Key<'a> = u64;
+
+    fn key(&self) -> u64 {
+        self.to_bits()
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::Float(*self))
     }
@@ -154,6 +193,12 @@ impl OpAttr for f64 {
 }
 
 impl OpAttr for bool {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::Bool(*self))
     }
@@ -164,6 +209,12 @@ impl OpAttr for bool {
 }
 
 impl OpAttr for Dim {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::Dim(self.clone()))
     }
@@ -174,6 +225,12 @@ impl OpAttr for Dim {
 }
 
 impl OpAttr for Vec<Dim> {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::List(
             self.iter().cloned().map(AttrValue::Dim).collect(),
@@ -186,6 +243,12 @@ impl OpAttr for Vec<Dim> {
 }
 
 impl OpAttr for DType {
+    type Key<'a> = &'a Self;
+
+    fn key(&self) -> &Self {
+        self
+    }
+
     fn to_attr(&self) -> Option<AttrValue> {
         Some(AttrValue::Ident(self.name()))
     }

@@ -39,6 +39,12 @@ macro_rules! named_enum {
     };
     (@attr word $ty:ident { $($variant:ident => $name:literal),* }) => {
         impl $crate::ops::attr::OpAttr for $ty {
+            type Key<'a> = &'a $ty;
+
+            fn key(&self) -> &$ty {
+                self
+            }
+
             fn to_attr(&self) -> Option<$crate::ops::attr::AttrValue> {
                 Some($crate::ops::attr::AttrValue::Ident(self.name()))
             }
@@ -54,6 +60,12 @@ macro_rules! named_enum {
     };
     (@attr kind $ty:ident $prefix:literal $suffix:literal { $($variant:ident => $name:literal),* }) => {
         impl $crate::ops::attr::OpAttr for $ty {
+            type Key<'a> = &'a $ty;
+
+            fn key(&self) -> &$ty {
+                self
+            }
+
             fn op_name(&self) -> Option<&'static str> {
                 Some(match self { $($ty::$variant => concat!($prefix, $name, $suffix)),* })
             }
@@ -83,7 +95,8 @@ macro_rules! named_enum {
 /// Declares the op enum: each variant with its fields and its name in IR text, either a
 /// literal or `kind` (a field whose type is a kind enum names the op). Generates the enum,
 /// [`Op::name`](crate::ops::Op::name), [`Op::attrs`](crate::ops::Op::attrs),
-/// [`Op::from_text`](crate::ops::Op::from_text) `Op::variant` and `Op::VARIANTS`. Attributes are printed and
+/// [`Op::from_text`](crate::ops::Op::from_text), `PartialEq`/`Eq`/`Hash` (f64 fields by their
+/// bits, see [`OpAttr::key`](crate::ops::attr::OpAttr::key)) `Op::variant` and `Op::VARIANTS`. Attributes are printed and
 /// read in field order, each under its field's name.
 macro_rules! define_ops {
     (
@@ -98,6 +111,50 @@ macro_rules! define_ops {
         $(#[$meta])*
         pub enum $Op {
             $( $(#[$vmeta])* $V $( ( $tk ) )? $( { $( $f: $t ),* } )? ),*
+        }
+
+        impl PartialEq for $Op {
+            #[allow(unused_variables)]
+            fn eq(&self, other: &Self) -> bool {
+                use $crate::ops::attr::OpAttr as _;
+                match self {
+                    $(
+                        $Op::$V { $( 0: $crate::ops::define::first!(kind0 $tk), )? $( $( $f, )* )? .. } => {
+                            let lhs = (
+                                stringify!($V),
+                                $( $crate::ops::define::first!(kind0 $tk).key(), )?
+                                $( $( $f.key(), )* )?
+                            );
+                            let $Op::$V { $( 0: $crate::ops::define::first!(kind0 $tk), )? $( $( $f, )* )? .. } = other else {
+                                return false;
+                            };
+                            lhs == (
+                                stringify!($V),
+                                $( $crate::ops::define::first!(kind0 $tk).key(), )?
+                                $( $( $f.key(), )* )?
+                            )
+                        }
+                    )*
+                }
+            }
+        }
+
+        impl Eq for $Op {}
+
+        impl std::hash::Hash for $Op {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                use $crate::ops::attr::OpAttr as _;
+                match self {
+                    $(
+                        $Op::$V { $( 0: $crate::ops::define::first!(kind0 $tk), )? $( $( $f, )* )? .. } => (
+                            stringify!($V),
+                            $( $crate::ops::define::first!(kind0 $tk).key(), )?
+                            $( $( $f.key(), )* )?
+                        )
+                            .hash(state),
+                    )*
+                }
+            }
         }
 
         impl $Op {

@@ -169,8 +169,9 @@ named_enum! {
 }
 
 define_ops! {
-    /// An IR operation. Inputs are listed as `name: constraint`; `[x]` is optional.
-    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// An IR operation. Inputs are listed as `name: constraint`; `[x]` is optional. `Eq` and
+    /// `Hash` compare f64 attributes by their bits.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
     pub enum Op {
         /// `(x) -> y`, elementwise.
         Unary(UnaryOp) => kind,
