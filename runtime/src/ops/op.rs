@@ -347,6 +347,12 @@ define_ops! {
 }
 
 impl Op {
+    /// Equality with IEEE float semantics: a NaN attribute never matches and `0.0` matches
+    /// `-0.0` (`==` compares f64 attributes by their bits, so that `Op` is `Eq + Hash`).
+    pub fn same_values(&self, other: &Op) -> bool {
+        self.name() == other.name() && self.attrs() == other.attrs()
+    }
+
     /// Number of outputs.
     pub fn num_outputs(&self) -> usize {
         match self {
@@ -446,6 +452,17 @@ mod tests {
         for r in ReduceOp::ALL {
             assert_eq!(ReduceOp::from_name(r.name()), Some(*r));
         }
+    }
+
+    #[test]
+    fn eq_compares_floats_by_bits_and_same_values_by_value() {
+        let nan = Op::RmsNorm { eps: f64::NAN };
+        assert_eq!(nan, nan.clone());
+        assert!(!nan.same_values(&nan.clone()));
+        let (zero, neg_zero) = (Op::RmsNorm { eps: 0.0 }, Op::RmsNorm { eps: -0.0 });
+        assert_ne!(zero, neg_zero);
+        assert!(zero.same_values(&neg_zero));
+        assert!(!zero.same_values(&Op::LayerNorm { axis: 0, eps: 0.0 }));
     }
 
     #[test]
