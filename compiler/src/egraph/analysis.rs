@@ -110,7 +110,7 @@ impl Analysis<KNode> for KAnalysis {
                     .map(|&c| egraph[c].data.ty().cloned())
                     .collect();
                 let tys = ins
-                    .and_then(|ins| infer_types(k.op(), &ins).ok())
+                    .and_then(|ins| infer_types(k, &ins).ok())
                     .unwrap_or_default();
                 Info { tys, scalar: None }
             }

@@ -139,7 +139,7 @@ impl Builder<'_> {
                 let args: Vec<ValueId> = (0..ins.len())
                     .map(|i| single(&ins, i))
                     .collect::<Result<_>>()?;
-                self.out.add_node(k.op().clone(), &args)?
+                self.out.add_node(k.clone(), &args)?
             }
         };
         self.visiting.remove(&id);

@@ -1,69 +1,20 @@
-//! The e-graph language: one e-node per IR node, `(Key, children)`, with hashable op keys.
-//!
-//! `Op` holds f64 attributes, so it is neither `Eq` nor `Hash`. An [`OpKey`] pairs the op with
-//! its `Debug` text, which spells every attribute exactly (Rust prints f64 in shortest
-//! round-trip form), and compares, orders and hashes by that text only. Leaves name graph
-//! inputs and weights by their original [`ValueId`] number; `Proj(i)` reads output `i` of a
+//! The e-graph language: one e-node per IR node, `(Key, children)`. Leaves name graph inputs
+//! and weights by their original [`ValueId`] number; `Proj(i)` reads output `i` of a
 //! multi-output op (Split, TopK); one `Outputs` node joins every graph output into one root.
+//!
+//! Ops are `Eq + Hash` (f64 attributes by their bits). [`Key`]'s order, which decides the
+//! order of nodes in an e-class and so extraction's tie-breaks, compares two ops by their
+//! `Debug` text, as the text-keyed op wrapper this replaced did.
 
 use crate::ir::Op;
 use egg::{Id, Language};
 use std::cmp::Ordering;
-use std::hash::{Hash, Hasher};
-
-/// An op made hashable by its attribute text.
-#[derive(Debug, Clone)]
-pub struct OpKey {
-    text: String,
-    op: Op,
-}
-
-impl OpKey {
-    /// Wraps an op.
-    pub fn new(op: Op) -> OpKey {
-        OpKey {
-            text: format!("{op:?}"),
-            op,
-        }
-    }
-
-    /// The op.
-    pub fn op(&self) -> &Op {
-        &self.op
-    }
-}
-
-impl PartialEq for OpKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
-    }
-}
-
-impl Eq for OpKey {}
-
-impl Hash for OpKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.text.hash(state);
-    }
-}
-
-impl PartialOrd for OpKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OpKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.text.cmp(&other.text)
-    }
-}
 
 /// What an e-node is, apart from its children.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Key {
     /// An IR op applied to its children.
-    Op(OpKey),
+    Op(Op),
     /// The graph input with this original value id (no children).
     Input(u32),
     /// The weight value with this original value id (no children).
@@ -72,6 +23,35 @@ pub enum Key {
     Proj(u32),
     /// The root: its children are the graph outputs, in order.
     Outputs,
+}
+
+impl Key {
+    /// The variant's position and number, for ordering keys that are not both ops.
+    fn rank(&self) -> (u8, u32) {
+        match self {
+            Key::Op(_) => (0, 0),
+            Key::Input(i) => (1, *i),
+            Key::Weight(i) => (2, *i),
+            Key::Proj(i) => (3, *i),
+            Key::Outputs => (4, 0),
+        }
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Key::Op(a), Key::Op(b)) if a == b => Ordering::Equal,
+            (Key::Op(a), Key::Op(b)) => format!("{a:?}").cmp(&format!("{b:?}")),
+            _ => self.rank().cmp(&other.rank()),
+        }
+    }
 }
 
 /// An e-node.
@@ -87,7 +67,7 @@ impl KNode {
     /// An op node.
     pub fn op(op: Op, children: Vec<Id>) -> KNode {
         KNode {
-            key: Key::Op(OpKey::new(op)),
+            key: Key::Op(op),
             children,
         }
     }
@@ -100,7 +80,7 @@ impl KNode {
     /// The IR op, if this is an op node.
     pub fn as_op(&self) -> Option<&Op> {
         match &self.key {
-            Key::Op(k) => Some(k.op()),
+            Key::Op(op) => Some(op),
             _ => None,
         }
     }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 /// Merges duplicate nodes; returns how many were removed.
 pub fn run(g: &mut Graph) -> Result<usize> {
-    // Keyed by op name and inputs; ops are compared with `==` inside a bucket (attributes may
-    // hold floats, so `Op` is not hashable).
+    // Keyed by op name and inputs; inside a bucket ops are compared with IEEE float semantics
+    // (`Op::same_values`: a NaN attribute never matches), not with `==` (floats by bits).
     let mut seen: HashMap<(&'static str, Vec<ValueId>), Vec<NodeId>> = HashMap::new();
     let mut merged = 0;
     for n in g.topo_order()? {
@@ -17,7 +17,10 @@ pub fn run(g: &mut Graph) -> Result<usize> {
         let node = g.node(n);
         let key = (node.op.name(), node.inputs.clone());
         let bucket = seen.entry(key).or_default();
-        let earlier = bucket.iter().copied().find(|&m| g.node(m).op == node.op);
+        let earlier = bucket
+            .iter()
+            .copied()
+            .find(|&m| g.node(m).op.same_values(&node.op));
         match earlier {
             Some(m) => {
                 let with = g.node(m).outputs.clone();

@@ -1,49 +1,12 @@
-//! Op attributes in text: the generic value printed for every attribute, the parsed `{...}`
-//! block (raw spans), and typed extraction of fields with errors at the attribute's position.
+//! Op attributes in text: the parsed `{...}` block (raw spans), and typed extraction of fields
+//! (the runtime's `AttrReader`) with errors at the attribute's position.
 
 use super::lexer::{Lexer, Source, Tok};
-use super::values::{fmt_f64, parse_f64, parse_i64};
+use super::values::{parse_f64, parse_i64};
 use crate::error::{Error, Result};
 use crate::ir::Dim;
+use kiln_runtime::ops::AttrReader;
 use std::collections::HashSet;
-use std::fmt;
-
-/// An attribute value as printed.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum AttrValue {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    /// A dtype or enum name (`f16`, `reflect`, `tanh`).
-    Ident(&'static str),
-    /// An absent optional value.
-    None,
-    Dim(Dim),
-    List(Vec<AttrValue>),
-}
-
-impl fmt::Display for AttrValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttrValue::Int(v) => write!(f, "{v}"),
-            AttrValue::Float(v) => f.write_str(&fmt_f64(*v)),
-            AttrValue::Bool(v) => write!(f, "{v}"),
-            AttrValue::Ident(s) => f.write_str(s),
-            AttrValue::None => f.write_str("none"),
-            AttrValue::Dim(d) => write!(f, "{d}"),
-            AttrValue::List(items) => {
-                f.write_str("[")?;
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{v}")?;
-                }
-                f.write_str("]")
-            }
-        }
-    }
-}
 
 /// A parsed value: the raw span of a scalar (interpreted by the field's type), or a list.
 #[derive(Debug, Clone)]
@@ -247,66 +210,6 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn int(&mut self, name: &'static str) -> i64 {
-        self.one(name, "an integer", &|t| parse_i64(t).ok_or(None))
-            .unwrap_or_default()
-    }
-
-    pub fn ints(&mut self, name: &'static str) -> Vec<i64> {
-        self.list(name, "integers", &|t| parse_i64(t).ok_or(None))
-    }
-
-    pub fn uint32(&mut self, name: &'static str) -> u32 {
-        self.one(name, "an integer in 0..2^32", &|t| {
-            parse_i64(t).and_then(|v| u32::try_from(v).ok()).ok_or(None)
-        })
-        .unwrap_or_default()
-    }
-
-    pub fn opt_int(&mut self, name: &'static str) -> Option<i64> {
-        self.one(name, "an integer or `none`", &|t| match t {
-            "none" => Ok(None),
-            _ => parse_i64(t).map(Some).ok_or(None),
-        })
-        .flatten()
-    }
-
-    pub fn float(&mut self, name: &'static str) -> f64 {
-        self.one(name, "a number", &|t| parse_f64(t).ok_or(None))
-            .unwrap_or_default()
-    }
-
-    pub fn boolean(&mut self, name: &'static str) -> bool {
-        self.one(name, "`true` or `false`", &|t| match t {
-            "true" => Ok(true),
-            "false" => Ok(false),
-            _ => Err(None),
-        })
-        .unwrap_or_default()
-    }
-
-    pub fn dim(&mut self, name: &'static str) -> Dim {
-        self.one(name, "a dimension", &dim_conv)
-            .unwrap_or_else(|| Dim::known(0))
-    }
-
-    pub fn dims(&mut self, name: &'static str) -> Vec<Dim> {
-        self.list(name, "dimensions", &dim_conv)
-    }
-
-    /// A name from a closed set (`all`, named by `name_of`); the placeholder is `all[0]`.
-    pub fn word<T: Copy>(
-        &mut self,
-        name: &'static str,
-        all: &[T],
-        name_of: fn(T) -> &'static str,
-    ) -> T {
-        let names: Vec<&str> = all.iter().map(|&v| name_of(v)).collect();
-        let what = format!("one of {}", names.join(", "));
-        let conv = |t: &str| all.iter().copied().find(|&v| name_of(v) == t).ok_or(None);
-        self.one(name, &what, &conv).unwrap_or(all[0])
-    }
-
     /// Fails on the first attribute the op does not take, else on the first recorded problem.
     pub fn finish(self) -> Result<()> {
         if let Some(i) = self.used.iter().position(|u| !u) {
@@ -323,6 +226,61 @@ impl<'a> Fields<'a> {
             return Err(self.src.err(a.at, msg));
         }
         self.error.map_or(Ok(()), Err)
+    }
+}
+
+impl AttrReader for Fields<'_> {
+    fn int(&mut self, name: &'static str) -> i64 {
+        self.one(name, "an integer", &|t| parse_i64(t).ok_or(None))
+            .unwrap_or_default()
+    }
+
+    fn ints(&mut self, name: &'static str) -> Vec<i64> {
+        self.list(name, "integers", &|t| parse_i64(t).ok_or(None))
+    }
+
+    fn uint32(&mut self, name: &'static str) -> u32 {
+        self.one(name, "an integer in 0..2^32", &|t| {
+            parse_i64(t).and_then(|v| u32::try_from(v).ok()).ok_or(None)
+        })
+        .unwrap_or_default()
+    }
+
+    fn opt_int(&mut self, name: &'static str) -> Option<i64> {
+        self.one(name, "an integer or `none`", &|t| match t {
+            "none" => Ok(None),
+            _ => parse_i64(t).map(Some).ok_or(None),
+        })
+        .flatten()
+    }
+
+    fn float(&mut self, name: &'static str) -> f64 {
+        self.one(name, "a number", &|t| parse_f64(t).ok_or(None))
+            .unwrap_or_default()
+    }
+
+    fn boolean(&mut self, name: &'static str) -> bool {
+        self.one(name, "`true` or `false`", &|t| match t {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(None),
+        })
+        .unwrap_or_default()
+    }
+
+    fn dim(&mut self, name: &'static str) -> Dim {
+        self.one(name, "a dimension", &dim_conv)
+            .unwrap_or_else(|| Dim::known(0))
+    }
+
+    fn dims(&mut self, name: &'static str) -> Vec<Dim> {
+        self.list(name, "dimensions", &dim_conv)
+    }
+
+    fn word(&mut self, name: &'static str, names: &[&'static str]) -> usize {
+        let what = format!("one of {}", names.join(", "));
+        let conv = |t: &str| names.iter().position(|&n| n == t).ok_or(None);
+        self.one(name, &what, &conv).unwrap_or(0)
     }
 }
 

@@ -17,13 +17,13 @@
 //! kinds, literal sizes, types that disagree with shape inference, verifier rules) as
 //! [`crate::Error::Parse`] at a 1-based line and character column.
 //!
-//! Module map: `lexer` (tokens, positions, raw dim spans), `attrs` (the generic attribute value
-//! and typed field extraction), `op_table` (op ↔ attribute list, one function per direction),
-//! `values` (numbers and weight literals), `printer` and `parser`.
+//! Module map: `lexer` (tokens, positions, raw dim spans), `attrs` (typed field extraction for
+//! the op definitions' generated parsing, `kiln_runtime::ops::Op::from_text`), `values`
+//! (numbers and weight literals), `printer` and `parser`. Op names and attributes come from
+//! the single op definition in `kiln_runtime::ops::op`.
 
 mod attrs;
 mod lexer;
-mod op_table;
 mod parser;
 mod printer;
 mod values;

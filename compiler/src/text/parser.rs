@@ -3,12 +3,11 @@
 
 use super::attrs::{parse_block, Fields};
 use super::lexer::{Lexer, Name, Source, Tok, Token};
-use super::op_table::build_op;
 use super::values::parse_literal;
 use super::FORMAT_VERSION;
 use crate::error::{Error, Result};
 use crate::ir::infer::infer_types;
-use crate::ir::{DType, Dim, Graph, NodeId, Shape, TensorType, ValueDef, ValueId, Weight};
+use crate::ir::{DType, Dim, Graph, NodeId, Op, Shape, TensorType, ValueDef, ValueId, Weight};
 use std::collections::{HashMap, HashSet};
 
 /// Parses and verifies a whole document.
@@ -321,7 +320,7 @@ impl Parser<'_> {
         }
 
         let mut fields = Fields::new(self.src, &opname, op_at, attrs);
-        let op = build_op(&opname, &mut fields)
+        let op = Op::from_text(&opname, &mut fields)
             .ok_or_else(|| self.err(op_at, format!("unknown op `{opname}`")))?;
         fields.finish()?;
         if results.len() != op.num_outputs() {

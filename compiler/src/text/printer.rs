@@ -1,7 +1,6 @@
 //! The deterministic printer: nodes in topological order, node results renumbered `%0, %1, ...`
 //! in print order, weights renumbered `@0, @1, ...` in order of first use (unused ones skipped).
 
-use super::op_table::op_attrs;
 use super::values::write_literal;
 use super::{input_ref, quote, PrintOptions, FORMAT_VERSION};
 use crate::error::{Error, Result};
@@ -123,7 +122,7 @@ pub(crate) fn print_graph(g: &Graph, opts: &PrintOptions) -> Result<String> {
             node.op.name(),
             operands.join(", ")
         );
-        let attrs = op_attrs(&node.op);
+        let attrs = node.op.attrs();
         if !attrs.is_empty() {
             let list: Vec<String> = attrs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             let _ = write!(out, " {{{}}}", list.join(", "));

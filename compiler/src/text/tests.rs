@@ -2,7 +2,6 @@
 //! of documents without nodes (which needs no shape inference).
 use super::attrs::{parse_block, Fields};
 use super::lexer::{Lexer, Source};
-use super::op_table::{build_op, op_attrs};
 use super::*;
 use crate::ir::*;
 use kiln_runtime::Tensor;
@@ -172,20 +171,20 @@ fn every_variant() -> Vec<Op> {
 #[test]
 fn every_op_round_trips_through_its_attribute_block() {
     for op in every_variant() {
-        let attrs = op_attrs(&op);
+        let attrs = op.attrs();
         let list: Vec<String> = attrs.iter().map(|(k, v)| format!("{k} = {v}")).collect();
         let text = format!("{{{}}}", list.join(", "));
         let src = Source::new(&text);
         let mut lx = Lexer::new(&src);
         let raw = parse_block(&mut lx, op.name()).unwrap();
         let mut f = Fields::new(&src, op.name(), 0, raw);
-        let back = build_op(op.name(), &mut f).unwrap();
+        let back = Op::from_text(op.name(), &mut f).unwrap();
         f.finish().unwrap_or_else(|e| panic!("{text}: {e}"));
         // NaN attributes compare unequal; compare the printed forms instead.
         assert_eq!(format!("{back:?}"), format!("{op:?}"), "{text}");
     }
     let src = Source::new("");
-    assert!(build_op("frobnicate", &mut Fields::new(&src, "x", 0, vec![])).is_none());
+    assert!(Op::from_text("frobnicate", &mut Fields::new(&src, "x", 0, vec![])).is_none());
 }
 
 fn parse_err(text: &str) -> (usize, usize, String) {

@@ -4,18 +4,8 @@
 use super::lexer::{Lexer, Tok};
 use crate::error::Result;
 use crate::ir::Weight;
+pub(crate) use kiln_runtime::ops::fmt_f64;
 use kiln_runtime::{bf16, f16, DType, TensorData};
-
-/// An f64 in IR text: `nan`, `inf`, `-inf`, or Rust's shortest round-trip `{:?}` form.
-pub(crate) fn fmt_f64(x: f64) -> String {
-    if x.is_nan() {
-        "nan".to_string()
-    } else if x.is_infinite() {
-        if x > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else {
-        format!("{x:?}")
-    }
-}
 
 /// An f32 in IR text (see [`fmt_f64`]).
 pub(crate) fn fmt_f32(x: f32) -> String {

@@ -2,15 +2,16 @@
 //! symbolic dims, tensor types and every op with its attributes. The compiler re-exports these
 //! as `kiln_compiler::ir`; the runtime's reference kernels and executor interpret them.
 
+pub mod attr;
 mod bind;
+mod define;
 pub mod dim;
-mod dim_parse;
 pub mod op;
-mod op_names;
 pub mod types;
 
+pub use attr::{fmt_f64, AttrReader, AttrValue, OpAttr};
 pub use bind::{bind_inputs, InputError};
+pub use dim::is_symbol_name;
 pub use dim::{Bindings, Dim};
-pub use dim_parse::is_symbol_name;
 pub use op::*;
 pub use types::{Shape, TensorType};

@@ -6,354 +6,351 @@
 //! - Elementwise ops broadcast their inputs numpy-style (right-aligned, size-1 dims stretch).
 //! - Floating-point results are computed in f64 by the interpreter and rounded to the output dtype.
 
+use super::define::{define_ops, named_enum};
 use super::dim::Dim;
 use crate::DType;
 
-/// Elementwise functions of one input. Output dtype = input dtype, except `IsNan`/`IsInf`
-/// (bool). `Not` takes bool only; `BitNot` integers only; the rest take floats (and `Neg`, `Abs`,
-/// `Sign`, `Relu` also integers).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum UnaryOp {
-    Neg,
-    Abs,
-    Sign,
-    Exp,
-    Log,
-    Sqrt,
-    /// `1 / sqrt(x)`.
-    Rsqrt,
-    /// `1 / x`.
-    Reciprocal,
-    Sin,
-    Cos,
-    Tan,
-    Asin,
-    Acos,
-    Atan,
-    Sinh,
-    Cosh,
-    Asinh,
-    Acosh,
-    Atanh,
-    Tanh,
-    /// `1 / (1 + exp(-x))`.
-    Sigmoid,
-    /// `max(x, 0)`.
-    Relu,
-    Erf,
-    Floor,
-    Ceil,
-    /// Round half to even.
-    Round,
-    /// `ln(1 + exp(x))`.
-    Softplus,
-    /// `x / (1 + |x|)`.
-    Softsign,
-    /// Logical not (bool).
-    Not,
-    /// Bitwise not (integers).
-    BitNot,
-    /// NaN test (float → bool).
-    IsNan,
-    /// ±infinity test (float → bool).
-    IsInf,
+named_enum! {
+    /// Elementwise functions of one input. Output dtype = input dtype, except `IsNan`/`IsInf`
+    /// (bool). `Not` takes bool only; `BitNot` integers only; the rest take floats (and `Neg`, `Abs`,
+    /// `Sign`, `Relu` also integers).
+    pub enum UnaryOp as kind "" "" {
+        Neg => "neg",
+        Abs => "abs",
+        Sign => "sign",
+        Exp => "exp",
+        Log => "log",
+        Sqrt => "sqrt",
+        /// `1 / sqrt(x)`.
+        Rsqrt => "rsqrt",
+        /// `1 / x`.
+        Reciprocal => "reciprocal",
+        Sin => "sin",
+        Cos => "cos",
+        Tan => "tan",
+        Asin => "asin",
+        Acos => "acos",
+        Atan => "atan",
+        Sinh => "sinh",
+        Cosh => "cosh",
+        Asinh => "asinh",
+        Acosh => "acosh",
+        Atanh => "atanh",
+        Tanh => "tanh",
+        /// `1 / (1 + exp(-x))`.
+        Sigmoid => "sigmoid",
+        /// `max(x, 0)`.
+        Relu => "relu",
+        Erf => "erf",
+        Floor => "floor",
+        Ceil => "ceil",
+        /// Round half to even.
+        Round => "round",
+        /// `ln(1 + exp(x))`.
+        Softplus => "softplus",
+        /// `x / (1 + |x|)`.
+        Softsign => "softsign",
+        /// Logical not (bool).
+        Not => "not",
+        /// Bitwise not (integers).
+        BitNot => "bitnot",
+        /// NaN test (float → bool).
+        IsNan => "isnan",
+        /// ±infinity test (float → bool).
+        IsInf => "isinf",
+    }
 }
 
-/// Elementwise functions of two broadcast inputs of the same dtype. Comparisons give bool;
-/// `And`/`Or`/`Xor` take bool; `Bit*` and shifts take integers.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    /// Floats: IEEE division. Integers: truncation toward zero; division by zero is an error.
-    Div,
-    /// `x ^ y` (floats; integer bases with integer exponents ≥ 0 also allowed).
-    Pow,
-    /// NaN-propagating maximum.
-    Max,
-    /// NaN-propagating minimum.
-    Min,
-    /// Floor modulo: the result has the sign of the divisor (Python `%`, ONNX `Mod fmod=0`).
-    Mod,
-    /// Truncated modulo: the result has the sign of the dividend (C `fmod`, ONNX `Mod fmod=1`).
-    FMod,
-    Eq,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    And,
-    Or,
-    Xor,
-    BitAnd,
-    BitOr,
-    BitXor,
-    /// `x << y` (integers; shift ≥ width gives 0).
-    Shl,
-    /// `x >> y` logical for unsigned, arithmetic for signed (shift ≥ width gives 0 or -1).
-    Shr,
+named_enum! {
+    /// Elementwise functions of two broadcast inputs of the same dtype. Comparisons give bool;
+    /// `And`/`Or`/`Xor` take bool; `Bit*` and shifts take integers.
+    pub enum BinaryOp as kind "" "" {
+        Add => "add",
+        Sub => "sub",
+        Mul => "mul",
+        /// Floats: IEEE division. Integers: truncation toward zero; division by zero is an error.
+        Div => "div",
+        /// `x ^ y` (floats; integer bases with integer exponents ≥ 0 also allowed).
+        Pow => "pow",
+        /// NaN-propagating maximum.
+        Max => "max",
+        /// NaN-propagating minimum.
+        Min => "min",
+        /// Floor modulo: the result has the sign of the divisor (Python `%`, ONNX `Mod fmod=0`).
+        Mod => "mod",
+        /// Truncated modulo: the result has the sign of the dividend (C `fmod`, ONNX `Mod fmod=1`).
+        FMod => "fmod",
+        Eq => "eq",
+        Lt => "lt",
+        Le => "le",
+        Gt => "gt",
+        Ge => "ge",
+        And => "and",
+        Or => "or",
+        Xor => "xor",
+        BitAnd => "bitand",
+        BitOr => "bitor",
+        BitXor => "bitxor",
+        /// `x << y` (integers; shift ≥ width gives 0).
+        Shl => "shl",
+        /// `x >> y` logical for unsigned, arithmetic for signed (shift ≥ width gives 0 or -1).
+        Shr => "shr",
+    }
 }
 
-/// Reductions over a set of axes.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum ReduceOp {
-    Sum,
-    Mean,
-    /// NaN-propagating.
-    Max,
-    /// NaN-propagating.
-    Min,
-    Prod,
-    /// `sum(|x|)`.
-    L1,
-    /// `sqrt(sum(x²))`.
-    L2,
-    /// `ln(sum(x))`.
-    LogSum,
-    /// `ln(sum(exp(x)))`, computed stably.
-    LogSumExp,
-    /// `sum(x²)`.
-    SumSquare,
+named_enum! {
+    /// Reductions over a set of axes.
+    pub enum ReduceOp as kind "reduce_" "" {
+        Sum => "sum",
+        Mean => "mean",
+        /// NaN-propagating.
+        Max => "max",
+        /// NaN-propagating.
+        Min => "min",
+        Prod => "prod",
+        /// `sum(|x|)`.
+        L1 => "l1",
+        /// `sqrt(sum(x²))`.
+        L2 => "l2",
+        /// `ln(sum(x))`.
+        LogSum => "logsum",
+        /// `ln(sum(exp(x)))`, computed stably.
+        LogSumExp => "logsumexp",
+        /// `sum(x²)`.
+        SumSquare => "sumsquare",
+    }
 }
 
-/// Which of `ArgReduce`'s extremes to find.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum ArgOp {
-    ArgMax,
-    ArgMin,
+named_enum! {
+    /// Which of `ArgReduce`'s extremes to find.
+    pub enum ArgOp as kind "" "" {
+        ArgMax => "argmax",
+        ArgMin => "argmin",
+    }
 }
 
-/// Pooling kinds.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum PoolKind {
-    Max,
-    Avg,
+named_enum! {
+    /// Pooling kinds.
+    pub enum PoolKind as kind "" "_pool" {
+        Max => "max",
+        Avg => "avg",
+    }
 }
 
-/// `Pad` modes (ONNX semantics).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum PadMode {
-    Constant,
-    Reflect,
-    Edge,
-    Wrap,
+named_enum! {
+    /// `Pad` modes (ONNX semantics).
+    pub enum PadMode as word {
+        Constant => "constant",
+        Reflect => "reflect",
+        Edge => "edge",
+        Wrap => "wrap",
+    }
 }
 
-/// The two GELU formulas.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum GeluApprox {
-    /// `0.5·x·(1 + erf(x/√2))`.
-    None,
-    /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
-    Tanh,
+named_enum! {
+    /// The two GELU formulas.
+    pub enum GeluApprox as word {
+        /// `0.5·x·(1 + erf(x/√2))`.
+        None => "none",
+        /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+        Tanh => "tanh",
+    }
 }
 
-/// How a scatter combines an update with `y`: `None` overwrites (the last duplicate wins).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-pub enum ScatterReduction {
-    None,
-    Add,
-    Mul,
-    Max,
-    Min,
+named_enum! {
+    /// How a scatter combines an update with `y`: `None` overwrites (the last duplicate wins).
+    pub enum ScatterReduction as word {
+        None => "none",
+        Add => "add",
+        Mul => "mul",
+        Max => "max",
+        Min => "min",
+    }
 }
 
-/// An IR operation. Inputs are listed as `name: constraint`; `[x]` is optional.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum Op {
-    /// `(x) -> y`, elementwise.
-    Unary(UnaryOp),
-    /// `(a, b) -> y`, elementwise with broadcasting; a and b have the same dtype.
-    Binary(BinaryOp),
-    /// `(cond: bool, x, y) -> cond ? x : y`, all three broadcast; x and y share a dtype.
-    Where,
-    /// `(x) -> x as to` with numpy `astype` rules (float→int truncates toward zero).
-    Cast { to: DType },
-    /// `(x) -> y`. Reduces over `axes` (empty = all axes); `keepdims` keeps them as size 1.
-    /// Sum over an empty set is 0, Prod 1, Max -inf, Min +inf, Mean NaN.
-    Reduce {
-        op: ReduceOp,
-        axes: Vec<i64>,
-        keepdims: bool,
-    },
-    /// `(x) -> i64 indices` of the first (or, with `select_last`, last) extreme along `axis`.
-    ArgReduce {
-        op: ArgOp,
-        axis: i64,
-        keepdims: bool,
-        select_last: bool,
-    },
-    /// `(a, b) -> y`, numpy `matmul`: rank-1 operands are promoted and the promoted dim removed,
-    /// leading (batch) dims broadcast.
-    MatMul,
-    /// `(x) -> exp(x - max) / sum(exp(x - max))` along `axis`.
-    Softmax { axis: i64 },
-    /// `(x) -> log(softmax(x))` along `axis`.
-    LogSoftmax { axis: i64 },
-    /// `(x: [N, C, D1..Dk], w: [M, C/group, K1..Kk], [b: [M]]) -> [N, M, O1..Ok]`.
-    /// `pads` holds k begin pads then k end pads; `strides` and `dilations` have k entries.
-    Conv {
-        strides: Vec<i64>,
-        pads: Vec<i64>,
-        dilations: Vec<i64>,
-        group: i64,
-    },
-    /// `(x: [N, C, D1..Dk], w: [C, M/group, K1..Kk], [b: [M]]) -> [N, M, O1..Ok]` with
-    /// `Oi = strides·(Di-1) + output_padding + ((Ki-1)·dilations + 1) - pad_begin - pad_end`.
-    ConvTranspose {
-        strides: Vec<i64>,
-        pads: Vec<i64>,
-        dilations: Vec<i64>,
-        group: i64,
-        output_padding: Vec<i64>,
-    },
-    /// `(x: [N, C, D1..Dk]) -> [N, C, O1..Ok]`. Max ignores padding; Avg divides by the window
-    /// size including padding when `count_include_pad`, else by the number of real elements.
-    /// `ceil_mode` rounds the output size up (a window must start inside the input or left pad).
-    Pool {
-        kind: PoolKind,
-        kernel: Vec<i64>,
-        strides: Vec<i64>,
-        pads: Vec<i64>,
-        dilations: Vec<i64>,
-        ceil_mode: bool,
-        count_include_pad: bool,
-    },
-    /// `(x) -> x` viewed with `shape` (same element count, row-major).
-    Reshape { shape: Vec<Dim> },
-    /// `(x) -> y` with `y.shape[i] = x.shape[perm[i]]`.
-    Transpose { perm: Vec<i64> },
-    /// `(x) -> x` broadcast (numpy, bidirectional as ONNX `Expand`) with `shape`.
-    Expand { shape: Vec<Dim> },
-    /// `(x) -> y` slicing with ONNX semantics: for each listed axis, negative starts/ends count
-    /// from the end, then clamp to `[0, dim]` (or `[-1, dim-1]` for negative steps).
-    Slice {
-        axes: Vec<i64>,
-        starts: Vec<Dim>,
-        ends: Vec<Dim>,
-        steps: Vec<i64>,
-    },
-    /// `(x1, x2, ...) -> y` joined along `axis`; at least one input.
-    Concat { axis: i64 },
-    /// `(x) -> (y1, ..., yn)` with `yi.shape[axis] = sizes[i]`; the sizes sum to the dim.
-    Split { axis: i64, sizes: Vec<Dim> },
-    /// `(data, indices: i64|i32) -> y`, numpy `take` along `axis`; negative indices count from
-    /// the end; out-of-range indices are an error.
-    Gather { axis: i64 },
-    /// `(data, indices) -> y`, `y[i][j][k] = data[i][indices[i][j][k]][k]` for axis 1 (ONNX).
-    GatherElements { axis: i64 },
-    /// `(x) -> y` padded: `pads` holds rank begin pads then rank end pads (negative pads crop).
-    Pad {
-        pads: Vec<i64>,
-        mode: PadMode,
-        value: f64,
-    },
-    /// `() -> [max(0, ceil((limit - start) / delta))]` of `dtype`: `start, start+delta, ...`.
-    Range {
-        start: Dim,
-        limit: Dim,
-        delta: Dim,
-        dtype: DType,
-    },
-    /// `() -> i64 [n]`: the values of `values` under the run's symbol bindings (a shape
-    /// computation a frontend could not fold into attributes, such as `[batch, seq*12]`).
-    Dims { values: Vec<Dim> },
-    /// `(x) -> y` repeated `repeats[i]` times along each axis.
-    Tile { repeats: Vec<i64> },
-    /// `(x: rank ≥ 2) -> y` keeping the upper (or lower) triangle of the last two dims,
-    /// offset by diagonal `k`; other elements become 0.
-    Trilu { upper: bool, k: i64 },
-    /// `(x) -> y` cumulative sum along `axis`.
-    CumSum {
-        axis: i64,
-        exclusive: bool,
-        reverse: bool,
-    },
-    /// `(x) -> y` cumulative product along `axis` (exclusive starts from 1).
-    CumProd {
-        axis: i64,
-        exclusive: bool,
-        reverse: bool,
-    },
-    /// `(x) -> (values, i64 indices)`: the `k` largest (smallest) along `axis`, sorted; NaN is
-    /// above every number; ties keep the lower index first. `sorted = false` allows any order.
-    TopK {
-        k: i64,
-        axis: i64,
-        largest: bool,
-        sorted: bool,
-    },
-    /// `(data, indices: i64|i32, updates) -> y = data` then, per index position p in row-major
-    /// order, `y[p with p[axis] = indices[p]] ⊕= updates[p]` (ONNX; bad indices are errors).
-    ScatterElements {
-        axis: i64,
-        reduction: ScatterReduction,
-    },
-    /// `(data, indices: i64 [.., q], updates) -> y = data` then, per index tuple in row-major
-    /// order, `y[tuple] ⊕= updates[..]` (slices of shape `data.shape[q..]`; ONNX ScatterND).
-    ScatterND { reduction: ScatterReduction },
-    /// `(x) -> i64 [n]`: the dims `start..end` of x's shape (ONNX `Shape`; `end` None = rank).
-    ShapeOf { start: i64, end: Option<i64> },
-    /// `(x, gamma, [beta]) -> y`: normalise over the axes `axis..rank` with mean and biased
-    /// variance, `(x - mean) / sqrt(var + eps) * gamma + beta`. gamma/beta broadcast.
-    LayerNorm { axis: i64, eps: f64 },
-    /// `(x, gamma) -> x / sqrt(mean(x², last axis) + eps) * gamma`.
-    RmsNorm { eps: f64 },
-    /// `(a, b, bias) -> matmul(a, b) + bias`: [`Op::MatMul`] followed by a broadcasting add of
-    /// `bias` (same dtype, floats), which must broadcast to the product's shape without
-    /// changing it (typically `[N]`). The sum is computed in f64 and rounded once.
-    MatMulBias,
-    /// `(x, skip, gamma, [beta]) -> (y, sum)`: `sum = x + skip` (skip broadcasts to x's shape)
-    /// and `y = layer_norm(sum, gamma, beta) {axis, eps}` as [`Op::LayerNorm`]. Both outputs
-    /// have x's type; `y` normalises the unrounded f64 sum, each output rounded once.
-    SkipLayerNorm { axis: i64, eps: f64 },
-    /// `(x) -> gelu(x)` with the chosen formula.
-    Gelu { approx: GeluApprox },
-    /// Scaled dot-product attention.
-    ///
-    /// Inputs, in order: `q: [B, heads, Sq, D]`, `k: [B, kv_heads, Sk, D]`,
-    /// `v: [B, kv_heads, Sk, Dv]`, then `bias` (when `bias`: additive, broadcast to
-    /// `[B, heads, Sq, Sk]`), then `mask` (when `mask`: `[B, Sk]` bool or integer, non-zero =
-    /// attend), then `cos, sin` (when `rotary`: broadcast to `[B, 1, S, D]`, requires Sq = Sk).
-    /// Output `[B, heads, Sq, Dv]`.
-    ///
-    /// With rotary, q and k first become `x·cos + rotate_half(x)·sin`, where `rotate_half(x)`
-    /// is `concat(-x[..., D/2..], x[..., ..D/2])`. Query head `h` uses key/value head
-    /// `h / (heads / kv_heads)`. Scores `q·kᵀ·scale + bias`; masked positions (mask zero, or
-    /// with `causal` key index `j > i + Sk - Sq`) are excluded; softmax over keys (a row with
-    /// every key excluded gives zeros); output `softmax·v`.
-    Attention {
-        heads: u32,
-        kv_heads: u32,
-        scale: f64,
-        causal: bool,
-        bias: bool,
-        mask: bool,
-        rotary: bool,
-    },
+define_ops! {
+    /// An IR operation. Inputs are listed as `name: constraint`; `[x]` is optional. `Eq` and
+    /// `Hash` compare f64 attributes by their bits.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub enum Op {
+        /// `(x) -> y`, elementwise.
+        Unary(UnaryOp) => kind,
+        /// `(a, b) -> y`, elementwise with broadcasting; a and b have the same dtype.
+        Binary(BinaryOp) => kind,
+        /// `(cond: bool, x, y) -> cond ? x : y`, all three broadcast; x and y share a dtype.
+        Where => "where",
+        /// `(x) -> x as to` with numpy `astype` rules (float→int truncates toward zero).
+        Cast { to: DType } => "cast",
+        /// `(x) -> y`. Reduces over `axes` (empty = all axes); `keepdims` keeps them as size 1.
+        /// Sum over an empty set is 0, Prod 1, Max -inf, Min +inf, Mean NaN.
+        Reduce {
+            op: ReduceOp,
+            axes: Vec<i64>,
+            keepdims: bool,
+        } => kind,
+        /// `(x) -> i64 indices` of the first (or, with `select_last`, last) extreme along `axis`.
+        ArgReduce {
+            op: ArgOp,
+            axis: i64,
+            keepdims: bool,
+            select_last: bool,
+        } => kind,
+        /// `(a, b) -> y`, numpy `matmul`: rank-1 operands are promoted and the promoted dim removed,
+        /// leading (batch) dims broadcast.
+        MatMul => "matmul",
+        /// `(x) -> exp(x - max) / sum(exp(x - max))` along `axis`.
+        Softmax { axis: i64 } => "softmax",
+        /// `(x) -> log(softmax(x))` along `axis`.
+        LogSoftmax { axis: i64 } => "log_softmax",
+        /// `(x: [N, C, D1..Dk], w: [M, C/group, K1..Kk], [b: [M]]) -> [N, M, O1..Ok]`.
+        /// `pads` holds k begin pads then k end pads; `strides` and `dilations` have k entries.
+        Conv {
+            strides: Vec<i64>,
+            pads: Vec<i64>,
+            dilations: Vec<i64>,
+            group: i64,
+        } => "conv",
+        /// `(x: [N, C, D1..Dk], w: [C, M/group, K1..Kk], [b: [M]]) -> [N, M, O1..Ok]` with
+        /// `Oi = strides·(Di-1) + output_padding + ((Ki-1)·dilations + 1) - pad_begin - pad_end`.
+        ConvTranspose {
+            strides: Vec<i64>,
+            pads: Vec<i64>,
+            dilations: Vec<i64>,
+            group: i64,
+            output_padding: Vec<i64>,
+        } => "conv_transpose",
+        /// `(x: [N, C, D1..Dk]) -> [N, C, O1..Ok]`. Max ignores padding; Avg divides by the window
+        /// size including padding when `count_include_pad`, else by the number of real elements.
+        /// `ceil_mode` rounds the output size up (a window must start inside the input or left pad).
+        Pool {
+            kind: PoolKind,
+            kernel: Vec<i64>,
+            strides: Vec<i64>,
+            pads: Vec<i64>,
+            dilations: Vec<i64>,
+            ceil_mode: bool,
+            count_include_pad: bool,
+        } => kind,
+        /// `(x) -> x` viewed with `shape` (same element count, row-major).
+        Reshape { shape: Vec<Dim> } => "reshape",
+        /// `(x) -> y` with `y.shape[i] = x.shape[perm[i]]`.
+        Transpose { perm: Vec<i64> } => "transpose",
+        /// `(x) -> x` broadcast (numpy, bidirectional as ONNX `Expand`) with `shape`.
+        Expand { shape: Vec<Dim> } => "expand",
+        /// `(x) -> y` slicing with ONNX semantics: for each listed axis, negative starts/ends count
+        /// from the end, then clamp to `[0, dim]` (or `[-1, dim-1]` for negative steps).
+        Slice {
+            axes: Vec<i64>,
+            starts: Vec<Dim>,
+            ends: Vec<Dim>,
+            steps: Vec<i64>,
+        } => "slice",
+        /// `(x1, x2, ...) -> y` joined along `axis`; at least one input.
+        Concat { axis: i64 } => "concat",
+        /// `(x) -> (y1, ..., yn)` with `yi.shape[axis] = sizes[i]`; the sizes sum to the dim.
+        Split { axis: i64, sizes: Vec<Dim> } => "split",
+        /// `(data, indices: i64|i32) -> y`, numpy `take` along `axis`; negative indices count from
+        /// the end; out-of-range indices are an error.
+        Gather { axis: i64 } => "gather",
+        /// `(data, indices) -> y`, `y[i][j][k] = data[i][indices[i][j][k]][k]` for axis 1 (ONNX).
+        GatherElements { axis: i64 } => "gather_elements",
+        /// `(x) -> y` padded: `pads` holds rank begin pads then rank end pads (negative pads crop).
+        Pad {
+            pads: Vec<i64>,
+            mode: PadMode,
+            value: f64,
+        } => "pad",
+        /// `() -> [max(0, ceil((limit - start) / delta))]` of `dtype`: `start, start+delta, ...`.
+        Range {
+            start: Dim,
+            limit: Dim,
+            delta: Dim,
+            dtype: DType,
+        } => "range",
+        /// `() -> i64 [n]`: the values of `values` under the run's symbol bindings (a shape
+        /// computation a frontend could not fold into attributes, such as `[batch, seq*12]`).
+        Dims { values: Vec<Dim> } => "dims",
+        /// `(x) -> y` repeated `repeats[i]` times along each axis.
+        Tile { repeats: Vec<i64> } => "tile",
+        /// `(x: rank ≥ 2) -> y` keeping the upper (or lower) triangle of the last two dims,
+        /// offset by diagonal `k`; other elements become 0.
+        Trilu { upper: bool, k: i64 } => "trilu",
+        /// `(x) -> y` cumulative sum along `axis`.
+        CumSum {
+            axis: i64,
+            exclusive: bool,
+            reverse: bool,
+        } => "cumsum",
+        /// `(x) -> y` cumulative product along `axis` (exclusive starts from 1).
+        CumProd {
+            axis: i64,
+            exclusive: bool,
+            reverse: bool,
+        } => "cumprod",
+        /// `(x) -> (values, i64 indices)`: the `k` largest (smallest) along `axis`, sorted; NaN is
+        /// above every number; ties keep the lower index first. `sorted = false` allows any order.
+        TopK {
+            k: i64,
+            axis: i64,
+            largest: bool,
+            sorted: bool,
+        } => "topk",
+        /// `(data, indices: i64|i32, updates) -> y = data` then, per index position p in row-major
+        /// order, `y[p with p[axis] = indices[p]] ⊕= updates[p]` (ONNX; bad indices are errors).
+        ScatterElements {
+            axis: i64,
+            reduction: ScatterReduction,
+        } => "scatter_elements",
+        /// `(data, indices: i64 [.., q], updates) -> y = data` then, per index tuple in row-major
+        /// order, `y[tuple] ⊕= updates[..]` (slices of shape `data.shape[q..]`; ONNX ScatterND).
+        ScatterND { reduction: ScatterReduction } => "scatter_nd",
+        /// `(x) -> i64 [n]`: the dims `start..end` of x's shape (ONNX `Shape`; `end` None = rank).
+        ShapeOf { start: i64, end: Option<i64> } => "shape_of",
+        /// `(x, gamma, [beta]) -> y`: normalise over the axes `axis..rank` with mean and biased
+        /// variance, `(x - mean) / sqrt(var + eps) * gamma + beta`. gamma/beta broadcast.
+        LayerNorm { axis: i64, eps: f64 } => "layer_norm",
+        /// `(x, gamma) -> x / sqrt(mean(x², last axis) + eps) * gamma`.
+        RmsNorm { eps: f64 } => "rms_norm",
+        /// `(a, b, bias) -> matmul(a, b) + bias`: [`Op::MatMul`] followed by a broadcasting add of
+        /// `bias` (same dtype, floats), which must broadcast to the product's shape without
+        /// changing it (typically `[N]`). The sum is computed in f64 and rounded once.
+        MatMulBias => "matmul_bias",
+        /// `(x, skip, gamma, [beta]) -> (y, sum)`: `sum = x + skip` (skip broadcasts to x's shape)
+        /// and `y = layer_norm(sum, gamma, beta) {axis, eps}` as [`Op::LayerNorm`]. Both outputs
+        /// have x's type; `y` normalises the unrounded f64 sum, each output rounded once.
+        SkipLayerNorm { axis: i64, eps: f64 } => "skip_layer_norm",
+        /// `(x) -> gelu(x)` with the chosen formula.
+        Gelu { approx: GeluApprox } => "gelu",
+        /// Scaled dot-product attention.
+        ///
+        /// Inputs, in order: `q: [B, heads, Sq, D]`, `k: [B, kv_heads, Sk, D]`,
+        /// `v: [B, kv_heads, Sk, Dv]`, then `bias` (when `bias`: additive, broadcast to
+        /// `[B, heads, Sq, Sk]`), then `mask` (when `mask`: `[B, Sk]` bool or integer, non-zero =
+        /// attend), then `cos, sin` (when `rotary`: broadcast to `[B, 1, S, D]`, requires Sq = Sk).
+        /// Output `[B, heads, Sq, Dv]`.
+        ///
+        /// With rotary, q and k first become `x·cos + rotate_half(x)·sin`, where `rotate_half(x)`
+        /// is `concat(-x[..., D/2..], x[..., ..D/2])`. Query head `h` uses key/value head
+        /// `h / (heads / kv_heads)`. Scores `q·kᵀ·scale + bias`; masked positions (mask zero, or
+        /// with `causal` key index `j > i + Sk - Sq`) are excluded; softmax over keys (a row with
+        /// every key excluded gives zeros); output `softmax·v`.
+        Attention {
+            heads: u32,
+            kv_heads: u32,
+            scale: f64,
+            causal: bool,
+            bias: bool,
+            mask: bool,
+            rotary: bool,
+        } => "attention",
+    }
 }
 
 impl Op {
-    /// The op's name in IR text (`add`, `matmul`, `layer_norm`, ...).
-    pub fn name(&self) -> &'static str {
-        super::op_names::op_name(self)
+    /// Equality with IEEE float semantics: a NaN attribute never matches and `0.0` matches
+    /// `-0.0` (`==` compares f64 attributes by their bits, so that `Op` is `Eq + Hash`).
+    pub fn same_values(&self, other: &Op) -> bool {
+        self.name() == other.name() && self.attrs() == other.attrs()
     }
 
     /// Number of outputs.
@@ -439,3 +436,7 @@ impl Op {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "op_tests.rs"]
+mod tests;

@@ -1,3 +1,4 @@
 //! The integration tests of `kiln-runtime`, linked as one binary.
 
 mod artifact_corruption;
+mod plan_golden;

@@ -1,6 +1,6 @@
 //! Parser for the text form of symbolic dimensions (`seq+1`, `batch*seq`, `(s+1)/2`, `max(a,b)`).
 
-use super::dim::Dim;
+use super::Dim;
 use std::fmt;
 
 /// A dim expression that did not parse; `offset` is a byte offset into the text.

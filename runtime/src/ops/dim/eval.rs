@@ -1,0 +1,90 @@
+//! Evaluating symbolic dims against run-time symbol bindings, fully or partially.
+
+use super::arith::{floor_div, floor_mod};
+use super::{Atom, Bindings, Dim};
+use std::fmt;
+
+/// Why a dim could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DimEvalError {
+    /// A symbol has no binding.
+    Unbound(String),
+    /// Division or modulo by zero.
+    DivByZero,
+    /// The value does not fit in an i64.
+    Overflow,
+}
+
+impl fmt::Display for DimEvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DimEvalError::Unbound(s) => write!(f, "symbol `{s}` has no value"),
+            DimEvalError::DivByZero => f.write_str("division by zero in a dimension"),
+            DimEvalError::Overflow => f.write_str("dimension overflows i64"),
+        }
+    }
+}
+
+impl Dim {
+    /// Replaces symbols that have a binding by their value (others stay symbolic).
+    pub fn substitute(&self, b: &Bindings) -> Dim {
+        let mut out = Dim::known(0);
+        for (m, c) in &self.terms {
+            let mut term = Dim::known(*c);
+            for (a, p) in &m.0 {
+                let v = match a {
+                    Atom::Sym(s) => b
+                        .get(&**s)
+                        .map(|&v| Dim::known(v))
+                        .unwrap_or_else(|| Dim::sym(s)),
+                    Atom::Div(x, y) => x.substitute(b).floor_div(&y.substitute(b)),
+                    Atom::Mod(x, y) => x.substitute(b).rem(&y.substitute(b)),
+                    Atom::Max(x, y) => x.substitute(b).maximum(&y.substitute(b)),
+                    Atom::Min(x, y) => x.substitute(b).minimum(&y.substitute(b)),
+                };
+                for _ in 0..*p {
+                    term = term.mul(&v);
+                }
+            }
+            out = out.add(&term);
+        }
+        out
+    }
+
+    /// Evaluates against bindings; every symbol must be bound.
+    pub fn eval(&self, b: &Bindings) -> Result<i64, DimEvalError> {
+        let mut total: i64 = 0;
+        for (m, c) in &self.terms {
+            let mut term = *c;
+            for (a, p) in &m.0 {
+                let v = eval_atom(a, b)?;
+                for _ in 0..*p {
+                    term = term.checked_mul(v).ok_or(DimEvalError::Overflow)?;
+                }
+            }
+            total = total.checked_add(term).ok_or(DimEvalError::Overflow)?;
+        }
+        Ok(total)
+    }
+}
+
+fn eval_atom(a: &Atom, b: &Bindings) -> Result<i64, DimEvalError> {
+    Ok(match a {
+        Atom::Sym(s) => *b
+            .get(&**s)
+            .ok_or_else(|| DimEvalError::Unbound(s.to_string()))?,
+        Atom::Div(x, y) | Atom::Mod(x, y) => {
+            let (x, y) = (x.eval(b)?, y.eval(b)?);
+            if y == 0 {
+                return Err(DimEvalError::DivByZero);
+            }
+            if matches!(a, Atom::Div(..)) {
+                floor_div(x, y)
+            } else {
+                floor_mod(x, y)
+            }
+        }
+        Atom::Max(x, y) => x.eval(b)?.max(y.eval(b)?),
+        Atom::Min(x, y) => x.eval(b)?.min(y.eval(b)?),
+    })
+}
