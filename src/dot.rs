@@ -28,53 +28,22 @@ fn quoted(s: &str) -> String {
     out
 }
 
-/// The attributes of a node's op, from its `Debug` form without the variant name:
-/// `LayerNorm { axis: -1, eps: 1e-5 }` gives `axis: -1, eps: 1e-5`.
+/// The attributes of a node's op as the `.kir` text spells them (`axis = -1, eps = 1e-5`),
+/// cut after [`MAX_ATTRS`] characters.
 fn attrs(node: &Node) -> String {
-    let debug = format!("{:?}", node.op);
-    let Some(start) = debug.find(['{', '(']) else {
-        return String::new();
-    };
-    let inner = debug[start..]
-        .trim_start_matches(['{', '(', ' '])
-        .trim_end_matches(['}', ')', ' ']);
-    // Parts that only repeat the op's name (`Add` of `add`, `op: Mean` of `reduce_mean`) go.
-    let squash = |s: &str| s.to_ascii_lowercase().replace('_', "");
-    let name = squash(node.op.name());
-    let kept: Vec<&str> = top_level_parts(inner)
+    let inner = node
+        .op
+        .attrs()
         .into_iter()
-        .filter(|part| {
-            let value = squash(part.rsplit(": ").next().unwrap_or(part));
-            value.is_empty() || !name.contains(&value)
-        })
-        .collect();
-    let inner = kept.join(", ");
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if inner.chars().count() > MAX_ATTRS {
         let cut: String = inner.chars().take(MAX_ATTRS).collect();
         format!("{cut}…")
     } else {
-        inner.to_string()
+        inner
     }
-}
-
-/// `s` split at the commas outside brackets, each part trimmed.
-fn top_level_parts(s: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0);
-    for (i, c) in s.char_indices() {
-        match c {
-            '[' | '(' | '{' => depth += 1,
-            ']' | ')' | '}' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(s[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(s[start..].trim());
-    parts.retain(|p| !p.is_empty());
-    parts
 }
 
 /// The dot node an operand edge starts at, or `None` for a weight.
@@ -158,12 +127,16 @@ mod tests {
     }
 
     #[test]
-    fn parts_split_outside_brackets_only() {
-        assert_eq!(
-            top_level_parts("op: Mean, axes: [1, 2], keepdims: false"),
-            ["op: Mean", "axes: [1, 2]", "keepdims: false"]
+    fn labels_spell_attributes_as_the_text_format_does() {
+        let src = "kir 1\ngraph {\n  input %x: f32[n, 4]\n  \
+                   %0 = reduce_mean(%x) {axes = [1], keepdims = false} : f32[n]\n  \
+                   output \"y\" = %0\n}\n";
+        let g = kiln_compiler::text::parse(src).unwrap();
+        let dot = to_dot(&g, "m");
+        assert!(
+            dot.contains("label=\"reduce_mean\\naxes = [1], keepdims = false\""),
+            "{dot}"
         );
-        assert!(top_level_parts("").is_empty());
     }
 
     #[test]

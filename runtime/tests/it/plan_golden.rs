@@ -9,7 +9,7 @@ use kiln_runtime::ops::{
 };
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, ConvStep, GemmB, GemmStep, GeneratedStep, Io, Kernel,
-    Layout, Plan, Slot, Step, Storage, ValueInfo, PLAN_VERSION,
+    Layout, Plan, Slot, SlotId, Step, Storage, ValueId, ValueInfo, PLAN_VERSION,
 };
 use kiln_runtime::DType;
 
@@ -254,13 +254,13 @@ fn kernels() -> Vec<Kernel> {
 /// A plan (not a runnable one) using every variant of every enum the plan holds.
 fn golden_plan() -> Plan {
     let storages = [
-        Storage::Input { slot: 3 },
+        Storage::Input { slot: SlotId(3) },
         Storage::Weight {
             offset: 128,
             len: 4096,
         },
-        Storage::Slot(2),
-        Storage::Alias(1),
+        Storage::Slot(SlotId(2)),
+        Storage::Alias(ValueId(1)),
     ];
     let values: Vec<ValueInfo> = DType::ALL
         .iter()
@@ -281,8 +281,8 @@ fn golden_plan() -> Plan {
         .enumerate()
         .map(|(i, kernel)| Step {
             kernel,
-            inputs: vec![i as u32 % 9, (i as u32 + 4) % 9],
-            outputs: vec![(i as u32 + 1) % 9],
+            inputs: vec![ValueId(i as u32 % 9), ValueId((i as u32 + 4) % 9)],
+            outputs: vec![ValueId((i as u32 + 1) % 9)],
             origin: format!("%{i} = step"),
         })
         .collect();
@@ -291,16 +291,16 @@ fn golden_plan() -> Plan {
         inputs: vec![
             Io {
                 name: "input_ids".into(),
-                value: 0,
+                value: ValueId(0),
             },
             Io {
                 name: "attention mask".into(),
-                value: 4,
+                value: ValueId(4),
             },
         ],
         outputs: vec![Io {
             name: "logits".into(),
-            value: 8,
+            value: ValueId(8),
         }],
         values,
         steps,
