@@ -12,20 +12,10 @@ const IO_COLOR: &str = "#d9e8fb";
 /// Attribute text longer than this is cut (with `…`) so labels stay readable.
 const MAX_ATTRS: usize = 60;
 
-/// A string as a quoted dot identifier or label (`"` and `\` escaped).
+/// A string as a quoted dot identifier or label: the `.kir` quoting (`"`, `\`, newline and
+/// control characters escaped), which Graphviz reads the same way.
 fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    kiln_compiler::text::quote(s)
 }
 
 /// The attributes of a node's op as the `.kir` text spells them (`axis = -1, eps = 1e-5`),

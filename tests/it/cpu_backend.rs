@@ -15,7 +15,7 @@
 
 use crate::common;
 
-use common::{allclose, resize_axis1, take_rows};
+use common::{allclose, resize_axis1, take_rows, Kind};
 use kiln::backend::{compile_model, compile_model_to, input_names, CompileOptions};
 use kiln_runtime::{LoadOptions, Model, Tensor};
 use std::collections::BTreeMap;
@@ -26,17 +26,6 @@ const RTOL: f64 = 1e-3;
 const ATOL: f64 = 1e-4;
 
 type Feeds = BTreeMap<String, Tensor>;
-
-/// How a family's inputs may change shape.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    /// Bidirectional text encoder with a padding mask: batch 3, three padding tokens appended.
-    Encoder,
-    /// Causal decoder: batch 3, half the sequence.
-    Causal,
-    /// Image model: batch 3.
-    Vision,
-}
 
 /// Which form of a fixture.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -23,7 +23,7 @@
 
 use crate::common;
 
-use common::{resize_axis1, take_rows, unmasked};
+use common::{resize_axis1, take_rows, unmasked, Kind};
 
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
@@ -32,15 +32,6 @@ use std::time::Instant;
 
 const RTOL: f64 = 1e-3;
 const ATOL: f64 = 1e-4;
-
-/// How a family's outputs relate across shapes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    /// Bidirectional text encoder with a padding mask (BERT, DistilBERT).
-    Encoder,
-    /// Causal decoder returning logits (GPT-2, OPT, BLOOM).
-    Causal,
-}
 
 /// The family of a model file, from the prefix of its name; `None` for a family this test does
 /// not know (which fails: add it here).
@@ -152,20 +143,17 @@ fn variants(
                 label: format!("batch 3 × seq {long} (masked padding appended)"),
             });
         }
+        Kind::Vision => return Err("the family models are text models".into()),
     }
     Ok(out)
 }
 
 /// Checks one model file; `Ok` is the summary, `Err` the failure (both one line).
 fn check(model: &Path) -> Result<String, String> {
-    let stem = model
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .ok_or("the file name is not UTF-8")?;
-    let name = stem.strip_suffix("-dynamo").unwrap_or(stem);
+    let name = common::model_name(model)?;
     let kind = kind_of(name).ok_or_else(|| {
         format!(
-            "unknown family `{name}`: add its name prefix to `kind_of` in tests/onnx_families.rs"
+            "unknown family `{name}`: add its name prefix to `kind_of` in tests/it/onnx_families.rs"
         )
     })?;
     let npz = model.with_file_name(format!("{name}.npz"));
@@ -187,14 +175,7 @@ fn check(model: &Path) -> Result<String, String> {
         reference.shape()
     );
 
-    let is_static = g.inputs().iter().all(|&v| {
-        g.value(v)
-            .ty
-            .shape
-            .dims()
-            .iter()
-            .all(|d| d.as_known().is_some())
-    });
+    let is_static = common::has_static_inputs(&g);
     for v in variants(kind, &inputs, first)? {
         let result = kiln_compiler::interp::run(&g, &v.inputs);
         if is_static {
@@ -237,16 +218,7 @@ fn check(model: &Path) -> Result<String, String> {
 
 /// The model files this test checks: `tests/models/*.onnx`, sorted.
 fn models() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("models");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "onnx"))
-        .collect();
-    files.sort();
-    files
+    common::onnx_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models"))
 }
 
 #[test]
@@ -283,12 +255,7 @@ fn every_family_model_matches_pytorch_at_both_shapes() {
             }
         }
     }
-    assert!(
-        failed.is_empty(),
-        "{} model(s) failed:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
+    common::assert_none_failed(&failed);
 }
 
 #[test]

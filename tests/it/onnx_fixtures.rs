@@ -16,7 +16,7 @@
 
 use crate::common;
 
-use common::{resize_axis1, take_rows, unmasked};
+use common::{resize_axis1, take_rows, unmasked, Kind};
 
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
@@ -25,17 +25,6 @@ use std::time::Instant;
 
 const RTOL: f64 = 1e-3;
 const ATOL: f64 = 1e-4;
-
-/// How a family's outputs relate across shapes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    /// Bidirectional text encoder with a padding mask (BERT).
-    Encoder,
-    /// Causal decoder (GPT-2, Llama).
-    Causal,
-    /// Image model with a dynamic batch only (ViT, ResNet).
-    Vision,
-}
 
 /// The inputs at the other shape, the expected first output (from the run at the original
 /// shape), a function of the new first output to compare with it, and a label.
@@ -120,14 +109,7 @@ fn check(shared: &Path, name: &str, kind: Kind, dynamo: bool) -> Result<String, 
     );
 
     let (new_inputs, want, pick, label) = variant(kind, &inputs, first);
-    let is_static = g.inputs().iter().all(|&v| {
-        g.value(v)
-            .ty
-            .shape
-            .dims()
-            .iter()
-            .all(|d| d.as_known().is_some())
-    });
+    let is_static = common::has_static_inputs(&g);
     let result = kiln::run_reference(&g, &model, &new_inputs, &npz);
     if is_static {
         let e = match result {

@@ -85,11 +85,7 @@ struct Checked {
 
 /// Checks one model file; `Err` is a one-line failure.
 fn check(model: &Path) -> Result<Checked, String> {
-    let stem = model
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .ok_or("the file name is not UTF-8")?;
-    let name = stem.strip_suffix("-dynamo").unwrap_or(stem);
+    let name = common::model_name(model)?;
     let want = expected(name).ok_or_else(|| {
         format!("no expected fused counts for `{name}`: add it to `expected` in tests/optimizer_fixtures.rs")
     })?;
@@ -157,17 +153,6 @@ fn check(model: &Path) -> Result<Checked, String> {
     })
 }
 
-/// The `.onnx` files of `dir`, sorted.
-fn onnx_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "onnx"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Checks `files` on two worker threads (the interpreter is single-threaded); returns each
 /// file's result in order, after printing the summaries.
 fn check_all(files: &[PathBuf]) -> Vec<(String, Result<Checked, String>)> {
@@ -196,12 +181,7 @@ fn assert_all_passed(results: &[(String, Result<Checked, String>)]) {
         .iter()
         .filter_map(|(stem, r)| r.as_ref().err().map(|e| format!("{stem}: {e}")))
         .collect();
-    assert!(
-        failed.is_empty(),
-        "{} model(s) failed:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
+    common::assert_none_failed(&failed);
 }
 
 #[test]
@@ -209,7 +189,7 @@ fn shared_fixtures_fuse_exactly_and_keep_their_outputs() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let files = onnx_files(&shared.join("fixtures"));
+    let files = common::onnx_files(&shared.join("fixtures"));
     assert!(
         files.len() >= 10,
         "expected both exports of the five shared fixtures, found {files:?}"
@@ -225,7 +205,7 @@ fn shared_fixtures_fuse_exactly_and_keep_their_outputs() {
 #[test]
 fn family_models_fuse_exactly_and_keep_their_outputs() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models");
-    let files = onnx_files(&dir);
+    let files = common::onnx_files(&dir);
     assert!(
         files.len() >= 10,
         "expected the exported family models in tests/models, found {files:?}"
@@ -242,7 +222,7 @@ fn every_model_has_an_expectation() {
         dirs.push(shared.join("fixtures"));
     }
     for dir in dirs {
-        for file in onnx_files(&dir) {
+        for file in common::onnx_files(&dir) {
             let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
             let name = stem.strip_suffix("-dynamo").unwrap_or(&stem);
             assert!(

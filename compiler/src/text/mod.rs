@@ -74,7 +74,7 @@ pub(crate) fn is_name_char(c: char) -> bool {
 }
 
 /// A string literal with `"`, `\`, newline and other control characters escaped.
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -350,31 +350,13 @@ fn attention_rotary() {
 #[test]
 fn attention_rejects_inconsistent_shapes() {
     let ([q, k, v], _) = qkv(BASE, 80);
-    let bad_heads = attn_op(
-        Cfg {
-            h: 3,
-            kvh: 3,
-            ..BASE
-        },
-        1.0,
-        false,
-        false,
-        false,
-    );
+    // Plain attention ops whose head counts do not match the tensors, or each other.
+    let heads = |h, kvh| attn_op(Cfg { h, kvh, ..BASE }, 1.0, false, false, false);
+    let bad_heads = heads(3, 3);
     assert!(eval(&bad_heads, &[&q, &k, &v])
         .unwrap_err()
         .contains("heads"));
-    let not_multiple = attn_op(
-        Cfg {
-            h: 2,
-            kvh: 3,
-            ..BASE
-        },
-        1.0,
-        false,
-        false,
-        false,
-    );
+    let not_multiple = heads(2, 3);
     assert!(eval(&not_multiple, &[&q, &k, &v]).is_err());
     let op = attn_op(BASE, 1.0, false, false, false);
     let v_short = t(DType::F64, &[2, 2, 2, 3], &[0.0; 24]);

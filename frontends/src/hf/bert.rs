@@ -10,7 +10,7 @@
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
 use crate::error::Error;
-use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, UnaryOp, ValueId};
+use kiln_compiler::ir::{BinaryOp, DType, GeluApprox, Graph, Op, UnaryOp, ValueId};
 use serde::Deserialize;
 
 /// The fields of a BERT `config.json` that shape the graph, with transformers' defaults.
@@ -154,16 +154,7 @@ pub fn load_embeddings(
         &[c.type_vocab_size, h],
     )?;
     let x = b.op(Op::Gather { axis: 0 }, &[word, inputs.input_ids])?;
-    let ids = b.op(
-        Op::Range {
-            start: Dim::known(0),
-            limit: Dim::sym("seq"),
-            delta: Dim::known(1),
-            dtype: DType::I64,
-        },
-        &[],
-    )?;
-    let pe = b.op(Op::Gather { axis: 0 }, &[pos, ids])?;
+    let pe = b.position_embeddings(pos)?;
     let te = b.op(Op::Gather { axis: 0 }, &[types, inputs.token_type_ids])?;
     let x = b.bin(BinaryOp::Add, x, pe)?;
     let x = b.bin(BinaryOp::Add, x, te)?;

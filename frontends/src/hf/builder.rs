@@ -83,6 +83,23 @@ impl<'a> Builder<'a> {
         Ok(self.graph.add_node(op, inputs)?[0])
     }
 
+    /// The positions `0..len` as a `dtype` vector.
+    pub fn positions(&mut self, len: &Dim, dtype: DType) -> Result<ValueId, Error> {
+        let range = Op::Range {
+            start: Dim::known(0),
+            limit: len.clone(),
+            delta: Dim::known(1),
+            dtype,
+        };
+        self.op(range, &[])
+    }
+
+    /// The rows `0..seq` of a learned position-embedding `table` (`[max_positions, hidden]`).
+    pub fn position_embeddings(&mut self, table: ValueId) -> Result<ValueId, Error> {
+        let ids = self.positions(&Dim::sym("seq"), DType::I64)?;
+        self.op(Op::Gather { axis: 0 }, &[table, ids])
+    }
+
     /// `a <op> b`.
     pub fn bin(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> Result<ValueId, Error> {
         self.op(Op::Binary(op), &[a, b])

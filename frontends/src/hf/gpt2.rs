@@ -164,16 +164,7 @@ pub fn load_embeddings(
     let wte = b.weight("wte.weight", &[c.vocab_size, c.n_embd])?;
     let wpe = b.weight("wpe.weight", &[c.n_positions, c.n_embd])?;
     let tok = b.op(Op::Gather { axis: 0 }, &[wte, ids])?;
-    let pos_ids = b.op(
-        Op::Range {
-            start: Dim::known(0),
-            limit: Dim::sym("seq"),
-            delta: Dim::known(1),
-            dtype: DType::I64,
-        },
-        &[],
-    )?;
-    let pos = b.op(Op::Gather { axis: 0 }, &[wpe, pos_ids])?;
+    let pos = b.position_embeddings(wpe)?;
     Ok((b.bin(BinaryOp::Add, tok, pos)?, wte))
 }
 

@@ -179,15 +179,8 @@ pub fn default_inv_freq(theta: f64, dim: usize) -> Vec<f64> {
 /// `0..seq` (`seq` symbolic): `emb = concat(freqs, freqs)` with
 /// `freqs = positions[:, None] · inv_freq[None, :]` (the rotate-half layout).
 pub fn tables(b: &mut Builder, seq: &Dim, inv_freq: &[f64]) -> Result<(ValueId, ValueId), Error> {
-    let pos = b.op(
-        Op::Range {
-            start: Dim::known(0),
-            limit: seq.clone(),
-            delta: Dim::known(1),
-            dtype: b.dtype,
-        },
-        &[],
-    )?;
+    let dtype = b.dtype;
+    let pos = b.positions(seq, dtype)?;
     let pos = b.op(
         Op::Reshape {
             shape: vec![seq.clone(), Dim::known(1)],

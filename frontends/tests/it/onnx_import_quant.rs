@@ -59,15 +59,7 @@ fn quantize_without_zero_point() {
         DType::U8,
         &[0.0, 2.0, 2.0, 0.0, 255.0, 0.0],
     );
-    let m = Model::new(21)
-        .input("x", DataType::Float, &["6"])
-        .floats("s", &[], &[2.0])
-        .node(
-            "QuantizeLinear",
-            &["x", "s"],
-            &["y"],
-            vec![ai("output_dtype", DataType::Int8 as i64)],
-        );
+    let m = quantize_to(&["6"], 2.0, DataType::Int8);
     exact(
         &m.eval(&["y"], x)[0],
         DType::I8,
@@ -79,31 +71,25 @@ fn quantize_without_zero_point() {
 #[test]
 fn quantize_per_axis() {
     let x = f32s(&[2, 3], &[1.5, 3.0, 5.0, -2.5, 255.0, -600.0]);
-    let m = Model::new(13)
-        .input("x", DataType::Float, &["2", "3"])
-        .floats("s", &[3], &[1.0, 2.0, 4.0])
-        .init("z", ints(DataType::Int8, &[3], &[0, -10, 10]))
-        .node(
-            "QuantizeLinear",
-            &["x", "s", "z"],
-            &["y"],
-            vec![ai("axis", 1)],
-        );
+    let per_axis = |dims: &[&str], axis: i64| {
+        Model::new(13)
+            .input("x", DataType::Float, dims)
+            .floats("s", &[3], &[1.0, 2.0, 4.0])
+            .init("z", ints(DataType::Int8, &[3], &[0, -10, 10]))
+            .node(
+                "QuantizeLinear",
+                &["x", "s", "z"],
+                &["y"],
+                vec![ai("axis", axis)],
+            )
+    };
+    let m = per_axis(&["2", "3"], 1);
     // x / s = [[1.5, 1.5, 1.25], [-2.5, 127.5, -150]] → [[2, 2, 1], [-2, 128, -150]] + zp.
     let want = [2.0, -8.0, 11.0, -2.0, 118.0, -128.0];
     exact(&m.eval(&["y"], x.clone())[0], DType::I8, &want);
     // The same along axis -2 with the transposed layout.
     let xt = f32s(&[3, 2], &[1.5, -2.5, 3.0, 255.0, 5.0, -600.0]);
-    let m = Model::new(13)
-        .input("x", DataType::Float, &["3", "2"])
-        .floats("s", &[3], &[1.0, 2.0, 4.0])
-        .init("z", ints(DataType::Int8, &[3], &[0, -10, 10]))
-        .node(
-            "QuantizeLinear",
-            &["x", "s", "z"],
-            &["y"],
-            vec![ai("axis", -2)],
-        );
+    let m = per_axis(&["3", "2"], -2);
     let want_t = [2.0, -2.0, -8.0, 118.0, 11.0, -128.0];
     exact(&m.eval(&["y"], xt)[0], DType::I8, &want_t);
 }
@@ -193,14 +179,19 @@ fn matmul_integer() {
 /// A quantized type Kiln lacks is refused.
 #[test]
 fn quantize_to_int16_is_unsupported() {
-    let m = Model::new(21)
-        .input("x", DataType::Float, &["2"])
-        .floats("s", &[], &[1.0])
+    let m = quantize_to(&["2"], 1.0, DataType::Int16);
+    unsupported(m.import(&["y"]), "INT16");
+}
+
+/// `y = QuantizeLinear(x: f32[dims], scale)` at opset 21 with `output_dtype = to`.
+fn quantize_to(dims: &[&str], scale: f32, to: DataType) -> Model {
+    Model::new(21)
+        .input("x", DataType::Float, dims)
+        .floats("s", &[], &[scale])
         .node(
             "QuantizeLinear",
             &["x", "s"],
             &["y"],
-            vec![ai("output_dtype", DataType::Int16 as i64)],
-        );
-    unsupported(m.import(&["y"]), "INT16");
+            vec![ai("output_dtype", to as i64)],
+        )
 }

@@ -172,42 +172,30 @@ fn topk_with_a_run_time_k_is_unsupported() {
 
 #[test]
 fn scatters_and_cumprod_import_with_their_attributes() {
-    let data = input("d", DataType::Float, &[2, 3]);
-    let upd = input("u", DataType::Float, &[2, 1]);
-    let idx = i64_init("i", &[2, 1], &[-1, 0]);
-    let attrs = vec![int_attr("axis", 1), str_attr("reduction", "mul")];
-    let m = one_node(
-        18,
-        "ScatterElements",
-        vec![data, upd],
-        vec![idx],
-        &["d", "i", "u"],
-        &["y"],
-        attrs,
-    );
-    let g = import(&m).unwrap();
+    // `op(d: f32[2, 3], i, u)` run on d = [[1, 2, 3], [4, 5, 6]] and the given updates.
     let d = Tensor::from_f32(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let scatter = |op: &str, idx: TensorProto, attrs: Vec<AttributeProto>, u: Tensor| {
+        let upd_dims: Vec<i64> = u.shape().iter().map(|&n| n as i64).collect();
+        let data = input("d", DataType::Float, &[2, 3]);
+        let upd = input("u", DataType::Float, &upd_dims);
+        let ins = vec![data, upd];
+        let m = one_node(18, op, ins, vec![idx], &["d", "i", "u"], &["y"], attrs);
+        let g = import(&m).unwrap();
+        run(&g, vec![("d", d.clone()), ("u", u)])[0].to_f64_vec()
+    };
     let u = Tensor::from_f32(vec![2, 1], vec![10.0, -1.0]).unwrap();
-    let out = run(&g, vec![("d", d.clone()), ("u", u)]);
-    assert_eq!(out[0].to_f64_vec(), [1.0, 2.0, 30.0, -4.0, 5.0, 6.0]);
-
-    let upd = input("u", DataType::Float, &[1, 3]);
-    let idx = i64_init("i", &[1, 1], &[1]);
-    let data = input("d", DataType::Float, &[2, 3]);
-    let attrs = vec![str_attr("reduction", "max")];
-    let m = one_node(
-        18,
-        "ScatterND",
-        vec![data, upd],
-        vec![idx],
-        &["d", "i", "u"],
-        &["y"],
+    let attrs = vec![int_attr("axis", 1), str_attr("reduction", "mul")];
+    let out = scatter(
+        "ScatterElements",
+        i64_init("i", &[2, 1], &[-1, 0]),
         attrs,
+        u,
     );
-    let g = import(&m).unwrap();
+    assert_eq!(out, [1.0, 2.0, 30.0, -4.0, 5.0, 6.0]);
     let u = Tensor::from_f32(vec![1, 3], vec![9.0, 0.0, 6.5]).unwrap();
-    let out = run(&g, vec![("d", d.clone()), ("u", u)]);
-    assert_eq!(out[0].to_f64_vec(), [1.0, 2.0, 3.0, 9.0, 5.0, 6.5]);
+    let attrs = vec![str_attr("reduction", "max")];
+    let out = scatter("ScatterND", i64_init("i", &[1, 1], &[1]), attrs, u);
+    assert_eq!(out, [1.0, 2.0, 3.0, 9.0, 5.0, 6.5]);
 
     let data = input("d", DataType::Float, &[2, 3]);
     let axis = i64_init("a", &[], &[1]);

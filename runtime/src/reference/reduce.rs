@@ -156,6 +156,22 @@ pub fn reduce(op: ReduceOp, axes: &[i64], keepdims: bool, x: &Tensor) -> KResult
 
 /// The position in `v` of its first (or last) most extreme element; `more(a, b)` is `Greater`
 /// when `a` is more extreme than `b`. `v` is not empty.
+/// The position of the extreme element of each group of `v` (see [`arg_of`]).
+fn arg_per_group<T: Copy>(
+    groups: &[Vec<usize>],
+    v: &[T],
+    more: impl Fn(T, T) -> Ordering + Copy,
+    select_last: bool,
+) -> Vec<i64> {
+    groups
+        .iter()
+        .map(|g| {
+            let vals: Vec<T> = g.iter().map(|&i| v[i]).collect();
+            arg_of(&vals, more, select_last) as i64
+        })
+        .collect()
+}
+
 fn arg_of<T: Copy>(v: &[T], more: impl Fn(T, T) -> Ordering, select_last: bool) -> usize {
     let mut best = 0;
     for k in 1..v.len() {
@@ -196,29 +212,11 @@ pub fn arg_reduce(
             (false, true) => Ordering::Less,
             _ => flip(a.partial_cmp(&b).unwrap_or(Ordering::Equal)),
         };
-        groups
-            .iter()
-            .map(|g| {
-                arg_of(
-                    &g.iter().map(|&i| v[i]).collect::<Vec<_>>(),
-                    more,
-                    select_last,
-                ) as i64
-            })
-            .collect()
+        arg_per_group(&groups, &v, more, select_last)
     } else {
         let v = x.to_i64_vec();
         let more = |a: i64, b: i64| flip(a.cmp(&b));
-        groups
-            .iter()
-            .map(|g| {
-                arg_of(
-                    &g.iter().map(|&i| v[i]).collect::<Vec<_>>(),
-                    more,
-                    select_last,
-                ) as i64
-            })
-            .collect()
+        arg_per_group(&groups, &v, more, select_last)
     };
     Tensor::from_i64(shape, out).map_err(|e| e.to_string())
 }

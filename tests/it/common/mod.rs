@@ -342,3 +342,59 @@ pub fn unmasked(t: &Tensor, mask: &Tensor, rows: &[usize]) -> Tensor {
     let n = out.len();
     Tensor::from_f64_values(kiln_runtime::DType::F32, vec![n], &out).unwrap()
 }
+
+/// How a model family's outputs relate across input shapes, which decides how the family tests
+/// compare runs at two shapes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// Bidirectional text encoder with a padding mask (BERT, DistilBERT): outputs agree at the
+    /// unmasked positions.
+    Encoder,
+    /// Causal decoder (GPT-2, OPT, BLOOM, Llama): logits of a prefix agree.
+    Causal,
+    /// Image model with a dynamic batch only (ViT, ResNet): rows agree.
+    Vision,
+}
+
+/// Panics listing every failure (one per line) when `failed` is not empty.
+pub fn assert_none_failed(failed: &[String]) {
+    assert!(
+        failed.is_empty(),
+        "{} model(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+/// The family name of a model file: its stem without the `-dynamo` of the torch.export variant
+/// (`gpt2-tiny-dynamo.onnx` is `gpt2-tiny`).
+pub fn model_name(model: &Path) -> Result<&str, String> {
+    let stem = model
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or("the file name is not UTF-8")?;
+    Ok(stem.strip_suffix("-dynamo").unwrap_or(stem))
+}
+
+/// Whether every input of `g` has only known dims (no `batch` or `seq` to vary).
+pub fn has_static_inputs(g: &kiln_compiler::ir::Graph) -> bool {
+    g.inputs().iter().all(|&v| {
+        g.value(v)
+            .ty
+            .shape
+            .dims()
+            .iter()
+            .all(|d| d.as_known().is_some())
+    })
+}
+
+/// The `.onnx` files of `dir`, sorted.
+pub fn onnx_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    files.sort();
+    files
+}

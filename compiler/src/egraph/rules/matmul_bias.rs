@@ -175,32 +175,28 @@ graph {{
 
     #[test]
     fn non_constant_or_widening_bias_does_not_fuse() {
-        // An activation of the product's own shape (a residual) fuses not and is no candidate.
-        let residual = r#"kir 1
-graph {
+        // `x·w + r` with an activation `r` of the given shape.
+        let plus_activation = |r_shape: &str| {
+            format!(
+                "kir 1
+graph {{
   input %x: f32[2, 3, 4]
-  input %r: f32[2, 3, 5]
-  weight @0 "w": f32[4, 5] = [0.5, -1.0, 0.25, 2.0, -0.75, 1.5, 0.0, -0.5, 1.0, 0.125, -2.0, 0.75, 1.25, -0.25, 0.5, 1.0, -1.5, 0.375, 0.0, 2.5]
+  input %r: f32[{r_shape}]
+  weight @0 \"w\": f32[4, 5] = [0.5, -1.0, 0.25, 2.0, -0.75, 1.5, 0.0, -0.5, 1.0, 0.125, -2.0, 0.75, 1.25, -0.25, 0.5, 1.0, -1.5, 0.375, 0.0, 2.5]
   %0 = matmul(%x, @0) : f32[2, 3, 5]
   %1 = add(%0, %r) : f32[2, 3, 5]
-  output "y" = %1
-}
-"#;
-        let (text, report) = check(residual, 0.0);
+  output \"y\" = %1
+}}
+"
+            )
+        };
+        // An activation of the product's own shape (a residual) fuses not and is no candidate.
+        let (text, report) = check(&plus_activation("2, 3, 5"), 0.0);
         assert!(!text.contains("matmul_bias"), "{text}");
         assert!(report.misses.iter().all(|m| m.rule != "matmul-bias-fuse"));
         // A broadcast activation added to the product: a bias-shaped candidate, not constant.
-        let src = r#"kir 1
-graph {
-  input %x: f32[2, 3, 4]
-  input %r: f32[5]
-  weight @0 "w": f32[4, 5] = [0.5, -1.0, 0.25, 2.0, -0.75, 1.5, 0.0, -0.5, 1.0, 0.125, -2.0, 0.75, 1.25, -0.25, 0.5, 1.0, -1.5, 0.375, 0.0, 2.5]
-  %0 = matmul(%x, @0) : f32[2, 3, 5]
-  %1 = add(%0, %r) : f32[2, 3, 5]
-  output "y" = %1
-}
-"#;
-        let (text, report) = check(src, 0.0);
+        let src = plus_activation("5");
+        let (text, report) = check(&src, 0.0);
         assert!(!text.contains("matmul_bias"), "{text}");
         assert!(text.contains("matmul(") && text.contains("add("), "{text}");
         let miss = report

@@ -5,19 +5,12 @@
 use super::reference::{assert_close, check, isas, Case, Rng, T4};
 use super::Dims;
 
-fn dims(
-    batch: usize,
-    heads: usize,
-    kv_heads: usize,
-    sq: usize,
-    sk: usize,
-    d: usize,
-    dv: usize,
-) -> Dims {
+/// `[B, H, Sq, D]` attention dims from `(batch, heads, kv_heads, sq, sk, d, dv)`.
+fn dims(b: usize, h: usize, kvh: usize, sq: usize, sk: usize, d: usize, dv: usize) -> Dims {
     Dims {
-        batch,
-        heads,
-        kv_heads,
+        batch: b,
+        heads: h,
+        kv_heads: kvh,
         sq,
         sk,
         d,
