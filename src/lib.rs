@@ -1,6 +1,7 @@
 //! Kiln: an ahead-of-time neural-network model compiler. This facade re-exports the crates and
-//! holds what the `kiln` command line shares with applications: model loading by path, running
-//! with the reference interpreter, and `.npz` input/output files.
+//! holds what the `kiln` command line shares with applications: model loading by path, the CPU
+//! backend as callers of the compile pipeline, running with the reference interpreter, `.npz`
+//! input/output files, graph summaries (JSON, Graphviz) and the ONNX conformance runner.
 
 pub mod backend;
 pub mod conformance;

@@ -1,4 +1,5 @@
-//! Kiln frontends: ONNX import (and, with its issue, Hugging Face safetensors folders).
+//! Kiln frontends: ONNX import and Hugging Face safetensors folders (BERT, GPT-2, Llama, ViT),
+//! each into a Kiln IR graph. Import only: running and conformance testing live elsewhere.
 //!
 //! Every loader here treats its input as untrusted: a bad file is an [`Error`] naming the file
 //! (and the tensor, node or external-data location at fault), never a panic.

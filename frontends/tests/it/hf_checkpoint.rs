@@ -4,11 +4,11 @@
 //! folder (mis-shaped or missing weights, truncated or garbage files, escaping shard names,
 //! missing or invalid `config.json`, unsupported architectures).
 
-use half::{bf16, f16};
 use kiln_compiler::ir::{DType, WeightData};
 use kiln_frontends::hf::checkpoint::Checkpoint;
 use kiln_frontends::hf::{load_folder, supported};
 use kiln_frontends::Error;
+use kiln_runtime::{bf16, f16};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::path::Path;
