@@ -144,6 +144,12 @@ pub enum NpzError {
         /// Bytes present.
         found: usize,
     },
+    /// The output file cannot be written (it names the path and the cause).
+    #[error("{source}")]
+    Output {
+        /// What went wrong, with the path.
+        source: Box<kiln_runtime::artifact::ArtifactError>,
+    },
     /// The zip writer failed.
     #[error("{}: cannot write the .npz: {message}", path.display())]
     Write {
@@ -288,34 +294,7 @@ pub fn write_npz(
     compression: Compression,
 ) -> Result<(), NpzError> {
     let bytes = write_npz_bytes(tensors, compression, path)?;
-    write_atomically(path, &bytes).map_err(|source| NpzError::Io {
-        path: path.to_path_buf(),
-        source,
+    kiln_runtime::artifact::write_atomically(path, &bytes).map_err(|e| NpzError::Output {
+        source: Box::new(e),
     })
-}
-
-/// Writes `bytes` to `path` through a temporary sibling file and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file")
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".kiln-tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

@@ -83,12 +83,8 @@ fn write_pass_list(path: &Path, results: &[kiln::conformance::CaseResult]) -> an
         }
     }
     let text = pass_list_text(results);
-    let tmp = path.with_extension("txt.tmp");
-    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        std::fs::remove_file(&tmp).ok();
-    }
-    written.with_context(|| format!("{}: cannot write the pass list", path.display()))
+    kiln_runtime::artifact::write_atomically(path, text.as_bytes())
+        .context("cannot write the pass list")
 }
 
 #[cfg(test)]

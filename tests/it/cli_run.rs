@@ -147,3 +147,47 @@ fn the_shipped_model_text_is_stable_under_print_and_parse() {
         vec!["batch", "seq"]
     );
 }
+
+/// Regression (issue 12, case 1): an output path that exists and is not a regular file — a
+/// device, a symbolic link, a directory — was replaced by the temp-file rename (as root,
+/// `--outputs /dev/stdout` destroyed the device node). It is refused, in one line, untouched.
+#[test]
+fn an_output_that_is_not_a_regular_file_is_refused_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.npz");
+    std::fs::write(&target, b"kept").unwrap();
+    let link = dir.path().join("link.npz");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let subdir = dir.path().join("sub.npz");
+    std::fs::create_dir(&subdir).unwrap();
+    let null = Path::new("/dev/null");
+    for out in [null, link.as_path(), subdir.as_path()] {
+        let o = run_example(out, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error: ")
+                && err.contains(&out.display().to_string())
+                && err.contains("not a regular file")
+                && err.trim_end().lines().count() == 1,
+            "{err}"
+        );
+    }
+    let model = example("tiny_classifier.kir");
+    let o = kiln(&[&"compile", &model, &"-o", &null]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    // Everything is as it was, and no temporary file was left behind.
+    assert!(std::fs::metadata(null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), b"kept");
+    assert!(subdir.is_dir());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+}

@@ -87,7 +87,7 @@ fn a_failed_write_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing-dir").join("out.npz");
     let err = write_npz(&path, &every_dtype(), Compression::Stored).unwrap_err();
-    assert!(matches!(err, NpzError::Io { .. }), "{err}");
+    assert!(matches!(err, NpzError::Output { .. }), "{err}");
     assert!(err.to_string().contains("missing-dir"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -31,6 +31,17 @@ pub enum ArtifactError {
         /// The path.
         path: PathBuf,
     },
+    /// An output path that exists and is not a regular file: writing through a temporary file
+    /// and a rename would replace the device, FIFO, directory or symbolic link.
+    #[error(
+        "{}: exists and is not a regular file; Kiln does not replace a device, FIFO, directory or \
+         symbolic link with its output (name a regular file or a new path)",
+        path.display()
+    )]
+    NotReplaceable {
+        /// The path.
+        path: PathBuf,
+    },
     /// A path the writer cannot place a temporary file beside (no file name).
     #[error("{}: not a file path (it has no file name)", path.display())]
     InvalidPath {
@@ -256,6 +267,7 @@ impl ArtifactError {
         match self {
             ArtifactError::Io { path, .. }
             | ArtifactError::NotAFile { path }
+            | ArtifactError::NotReplaceable { path }
             | ArtifactError::InvalidPath { path }
             | ArtifactError::Truncated { path, .. }
             | ArtifactError::NotKiln { path, .. }

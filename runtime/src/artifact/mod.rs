@@ -74,7 +74,7 @@ pub use checksum::payload_checksum;
 pub use error::ArtifactError;
 pub use header::{Header, SectionEntry, SectionKind, Target};
 pub use reader::Artifact;
-pub use writer::ArtifactWriter;
+pub use writer::{write_atomically, ArtifactWriter};
 
 /// The first eight bytes of every `.kiln` file (a non-ASCII first byte, the name, a CR-LF pair
 /// that text-mode transfers would mangle, and DOS end-of-file, in the manner of PNG).

@@ -219,22 +219,13 @@ fn write_file_leaves_nothing_behind_on_error() {
     assert!(matches!(err, ArtifactError::Io { .. }), "{err}");
     assert!(err.to_string().contains("model.kiln"), "{err}");
     assert!(!missing.exists());
-    // The target is an existing directory: the temporary file is written, the rename fails,
-    // and the temporary file is removed.
+    // The target is an existing directory: refused before any temporary file is written (a
+    // rename would replace an empty one), and left as it was.
     let occupied = dir.0.join("occupied");
     std::fs::create_dir(&occupied).unwrap();
     std::fs::write(occupied.join("keep"), b"x").unwrap();
     let err = w.write_file(&occupied).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ArtifactError::Io {
-                action: "rename the temporary file",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, ArtifactError::NotReplaceable { .. }), "{err}");
     assert!(occupied.is_dir());
     assert_eq!(dir.entries(), vec!["occupied".to_string()]);
     // A path without a file name.

@@ -157,30 +157,45 @@ impl ArtifactWriter {
     /// temporary file is removed and `path` is left as it was (absent, or the old artifact).
     /// A process that has the old artifact mapped keeps seeing the old bytes.
     pub fn write_file(&self, path: &Path) -> Result<(), ArtifactError> {
-        let io = |action: &'static str| {
-            move |source: std::io::Error| ArtifactError::Io {
-                path: path.to_path_buf(),
-                action,
-                source,
-            }
-        };
-        let name = path.file_name().ok_or_else(|| ArtifactError::InvalidPath {
-            path: path.to_path_buf(),
-        })?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let bytes = self.to_bytes();
-        let (mut file, temp) = create_temp(dir, name).map_err(io("create a temporary file"))?;
-        file.write_all(&bytes)
-            .map_err(io("write the temporary file"))?;
-        file.sync_all().map_err(io("flush the temporary file"))?;
-        drop(file);
-        fs::rename(&temp.path, path).map_err(io("rename the temporary file"))?;
-        temp.keep();
-        Ok(())
+        write_atomically(path, &self.to_bytes())
     }
+}
+
+/// Writes `bytes` to `path` atomically: into a new temporary file beside it, flushed, then
+/// renamed over `path`, so a failure never leaves a partial file. Something at `path` that is
+/// not a regular file (a device such as `/dev/stdout`, a FIFO, a directory, a symbolic link) is
+/// refused rather than replaced by the rename. Every file Kiln writes (artifacts, `.npz`
+/// outputs) goes through here.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
+    let io = |action: &'static str| {
+        move |source: std::io::Error| ArtifactError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    };
+    let name = path.file_name().ok_or_else(|| ArtifactError::InvalidPath {
+        path: path.to_path_buf(),
+    })?;
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_file() {
+            return Err(ArtifactError::NotReplaceable {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (mut file, temp) = create_temp(dir, name).map_err(io("create a temporary file"))?;
+    file.write_all(bytes)
+        .map_err(io("write the temporary file"))?;
+    file.sync_all().map_err(io("flush the temporary file"))?;
+    drop(file);
+    fs::rename(&temp.path, path).map_err(io("rename the temporary file"))?;
+    temp.keep();
+    Ok(())
 }
 
 /// A temporary file that is removed when dropped, unless kept.
