@@ -60,6 +60,16 @@ pub enum Error {
         /// The artifact.
         path: PathBuf,
     },
+    /// A model path that is neither a regular file nor a folder (a device such as `/dev/zero`, a
+    /// FIFO, a socket, or a symbolic link to one): never read.
+    #[error(
+        "{}: not a regular file or a folder (a device, FIFO or socket is never read as a model)",
+        path.display()
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// A path that is no kind of model Kiln knows.
     #[error("{}: unknown model kind (expected {})", path.display(), model::SUPPORTED_KINDS)]
     UnknownKind {

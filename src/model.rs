@@ -34,6 +34,11 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
     if meta.is_dir() {
         return Ok(ModelKind::HfFolder);
     }
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())

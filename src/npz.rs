@@ -22,6 +22,12 @@ pub enum NpzError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The path is not a regular file (a device such as `/dev/zero`, a FIFO, a folder).
+    #[error("{}: not a regular file (inputs are read from .npz files only)", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is not a readable zip archive.
     #[error("{}: not a valid .npz (zip) file: {message}", path.display())]
     NotZip {
@@ -193,6 +199,15 @@ fn member_error(path: &Path, key: &str, fault: NpyFault) -> NpzError {
 
 /// Reads an `.npz` file.
 pub fn read_npz(path: &Path) -> Result<BTreeMap<String, Tensor>, NpzError> {
+    let meta = std::fs::metadata(path).map_err(|source| NpzError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return Err(NpzError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
     let bytes = std::fs::read(path).map_err(|source| NpzError::Io {
         path: path.to_path_buf(),
         source,

@@ -13,7 +13,7 @@ use kiln_compiler::pipeline::{self, Options};
 use kiln_compiler::text::{print_with, PrintOptions};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Kiln: an ahead-of-time neural-network model compiler.
 #[derive(Debug, Parser)]
@@ -264,8 +264,30 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an output path that names the same file as one of the command's inputs (also
+/// through another name: a hard or symbolic link): writing it would destroy that input
+/// (`kiln compile m.onnx -o m.onnx`, `--outputs` equal to `--inputs`). Checked before any work.
+pub(crate) fn refuse_output_over_input(output: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let Some(out) = id(output) else {
+        return Ok(()); // a new file
+    };
+    for input in inputs {
+        if id(input) == Some(out) {
+            bail!(
+                "{}: is also an input of this command ({}); write the output to another path",
+                output.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    refuse_output_over_input(&args.outputs, &[&args.model, &args.inputs])?;
     let file = args.model.display().to_string();
     let outputs = match args.backend {
         Backend::Reference => {

@@ -191,3 +191,70 @@ fn an_output_that_is_not_a_regular_file_is_refused_not_replaced() {
     assert!(subdir.is_dir());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
 }
+
+/// Regression (issue 12, case 9): a model or input path that is a device (or a symbolic link to
+/// one, such as `/dev/zero`) was read until memory ran out. It is refused before any read.
+#[test]
+fn a_device_as_model_or_inputs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero_onnx = dir.path().join("zero.onnx");
+    std::os::unix::fs::symlink("/dev/zero", &zero_onnx).unwrap();
+    let zero_npz = dir.path().join("zero.npz");
+    std::os::unix::fs::symlink("/dev/zero", &zero_npz).unwrap();
+    let out = dir.path().join("out.npz");
+    let inputs = example("tiny_classifier_inputs.npz");
+    let model = example("tiny_classifier.kir");
+    for (m, i, culprit) in [
+        (&zero_onnx, &inputs, &zero_onnx),
+        (&model, &zero_npz, &zero_npz),
+    ] {
+        let o = kiln(&[&"run", m, &"--inputs", i, &"--outputs", &out]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error: ")
+                && err.contains(&culprit.display().to_string())
+                && err.contains("not a regular file"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+/// Regression (issue 12, case 10): `kiln compile m.kir -o m.kir` overwrote the model and
+/// `--outputs` equal to `--inputs` overwrote the inputs (also through a hard link). Refused
+/// before any work, the file untouched.
+#[test]
+fn an_output_that_is_one_of_the_inputs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.kir");
+    std::fs::copy(example("tiny_classifier.kir"), &model).unwrap();
+    let inputs = dir.path().join("in.npz");
+    std::fs::copy(example("tiny_classifier_inputs.npz"), &inputs).unwrap();
+    let alias = dir.path().join("alias.npz");
+    std::fs::hard_link(&inputs, &alias).unwrap();
+    let before = (
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&inputs).unwrap(),
+    );
+    let runs: [Vec<&dyn AsRef<std::ffi::OsStr>>; 4] = [
+        vec![&"compile", &model, &"-o", &model],
+        vec![&"run", &model, &"--inputs", &inputs, &"--outputs", &inputs],
+        vec![&"run", &model, &"--inputs", &inputs, &"--outputs", &alias],
+        vec![&"run", &model, &"--inputs", &inputs, &"--outputs", &model],
+    ];
+    for args in runs {
+        let o = kiln(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error: ") && err.contains("is also an input of this command"),
+            "{err}"
+        );
+    }
+    let after = (
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&inputs).unwrap(),
+    );
+    assert!(before == after, "an input changed");
+}
