@@ -139,7 +139,13 @@ pub fn run_graph_cpu(
 ) -> Result<Vec<(String, Tensor)>, String> {
     let compiled =
         pipeline::compile(g, &Target::host(), &Options::default()).map_err(|e| e.to_string())?;
-    let model = Model::from_bytes(compiled.to_bytes(), &LoadOptions { threads: Some(1) })
-        .map_err(|e| e.to_string())?;
+    let model = Model::from_bytes(
+        compiled.to_bytes(),
+        &LoadOptions {
+            threads: Some(1),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     model.session().run(inputs).map_err(|e| e.to_string())
 }

@@ -112,6 +112,7 @@ pub fn run_reference(
     model: &Path,
     inputs: &BTreeMap<String, Tensor>,
     inputs_path: &Path,
+    budget: &kiln_runtime::MemoryBudget,
 ) -> Result<Vec<(String, Tensor)>, Error> {
     let expected = input_names(g);
     if let Some(key) = inputs.keys().find(|k| !expected.contains(k)) {
@@ -122,7 +123,7 @@ pub fn run_reference(
             expected,
         });
     }
-    kiln_compiler::interp::run(g, inputs).map_err(|e| match e {
+    kiln_compiler::interp::run_within(g, inputs, budget).map_err(|e| match e {
         kiln_compiler::Error::Input { name, message } => Error::Input {
             path: inputs_path.to_path_buf(),
             name,
@@ -217,7 +218,14 @@ mod tests {
         g.add_output("y", x);
         let mut inputs = BTreeMap::new();
         inputs.insert("z".to_string(), Tensor::scalar_f32(1.0));
-        let err = run_reference(&g, Path::new("m.kir"), &inputs, Path::new("in.npz")).unwrap_err();
+        let err = run_reference(
+            &g,
+            Path::new("m.kir"),
+            &inputs,
+            Path::new("in.npz"),
+            &kiln_runtime::MemoryBudget::available(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "in.npz: array `z` names no input of m.kir (expected inputs: `x`)"

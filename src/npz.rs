@@ -250,14 +250,24 @@ pub fn read_npz_bytes(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Tens
                 key: name,
             });
         };
+        // Inflate no further than the declared size (a zip bomb declares a few bytes and
+        // inflates to gigabytes); the `.npy` header then says how many bytes the array needs.
+        let declared = member.size();
         let mut data = Vec::new();
-        member
-            .read_to_end(&mut data)
-            .map_err(|e| NpzError::Member {
-                path: path.to_path_buf(),
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
+        let read = (&mut member)
+            .take(declared.saturating_add(1))
+            .read_to_end(&mut data);
+        let unreadable = |message: String| NpzError::Member {
+            path: path.to_path_buf(),
+            key: key.clone(),
+            message,
+        };
+        if data.len() as u64 > declared {
+            return Err(unreadable(format!(
+                "it inflates to more than the {declared} bytes its zip header declares"
+            )));
+        }
+        read.map_err(|e| unreadable(format!("{e} (its zip header declares {declared} bytes)")))?;
         let t = npy::decode(&data).map_err(|f| member_error(path, &key, f))?;
         out.insert(key, t);
     }

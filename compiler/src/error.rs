@@ -51,6 +51,9 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A run of the reference interpreter that would need more memory than its budget.
+    #[error(transparent)]
+    Budget(#[from] kiln_runtime::BudgetError),
     /// A node failed while being evaluated by the reference interpreter.
     #[error("node {node} ({op}) failed: {message}")]
     Eval {

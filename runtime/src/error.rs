@@ -71,6 +71,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A run that would need more memory than its budget ([`crate::LoadOptions::max_memory`]).
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
     /// A run that could not start (shapes that do not evaluate, memory, threads).
     #[error("{message}")]
     Run {

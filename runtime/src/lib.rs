@@ -5,6 +5,7 @@
 //! none of the optimizer, code generator or frontends.
 
 pub mod artifact;
+pub mod budget;
 pub mod code;
 pub mod cpu;
 mod dtype;
@@ -19,6 +20,7 @@ mod tensor;
 #[cfg(any(test, feature = "test-util"))]
 pub mod test_util;
 
+pub use budget::{BudgetError, MemoryBudget};
 pub use cpu::{CpuFeature, CpuFeatures};
 pub use dtype::DType;
 pub use error::Error;

@@ -15,6 +15,10 @@ pub struct LoadOptions {
     /// Worker threads for the kernels (default: the machine's available parallelism, or the
     /// `KILN_THREADS` environment variable).
     pub threads: Option<usize>,
+    /// The most bytes one run may allocate (arena, input copies, outputs); a run that needs
+    /// more is refused before allocating. Default: the memory available when the run's shapes
+    /// change ([`crate::MemoryBudget::available`]).
+    pub max_memory: Option<u64>,
 }
 
 /// A loaded, validated model ready to run.
@@ -25,6 +29,7 @@ pub struct Model {
     code: Option<CodeModule>,
     pool: rayon::ThreadPool,
     isa: Isa,
+    max_memory: Option<u64>,
 }
 
 impl Model {
@@ -108,7 +113,13 @@ impl Model {
             code,
             pool,
             isa: Isa::detect(),
+            max_memory: options.max_memory,
         })
+    }
+
+    /// The memory budget of one run ([`LoadOptions::max_memory`], else what is available now).
+    pub fn budget(&self) -> crate::MemoryBudget {
+        crate::MemoryBudget::from_option(self.max_memory)
     }
 
     /// A new session (per-thread scratch memory) for running this model.

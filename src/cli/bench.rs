@@ -10,18 +10,27 @@ use std::time::Instant;
 
 const WARMUP: usize = 3;
 
+/// The most timed iterations one bench records (each keeps its time, and with `--profile` the
+/// time of every step).
+const MAX_ITERS: u32 = 100_000;
+
 /// Runs `kiln bench`.
 pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.model.display().to_string();
-    if args.iters == 0 {
-        bail!("--iters must be at least 1");
+    if args.iters == 0 || args.iters > MAX_ITERS {
+        bail!(
+            "--iters must be between 1 and {MAX_ITERS} (got {})",
+            args.iters
+        );
     }
+    let max_memory = super::max_memory(&args.max_memory)?;
     let inputs = kiln::read_npz(&args.inputs)?;
     let mut times = Vec::with_capacity(args.iters as usize);
     match args.backend {
         Backend::Cpu => {
             let load = LoadOptions {
                 threads: args.threads,
+                max_memory,
             };
             let t = Instant::now();
             let model = load_runnable(&args.model, &CompileOptions::default(), &load)?;
@@ -60,9 +69,10 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     source,
                 }
             })?;
+            let budget = kiln_runtime::MemoryBudget::from_option(max_memory);
             for _ in 0..args.iters {
                 let t = Instant::now();
-                kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?;
+                kiln::run_reference(&g, &args.model, &inputs, &args.inputs, &budget)?;
                 times.push(t.elapsed().as_secs_f64() * 1e3);
             }
         }

@@ -122,6 +122,19 @@ pub struct RunArgs {
     #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(0..=3))]
     pub opt_level: u8,
+    /// The most memory the run may allocate (`512MB`, `2GiB`); a run that needs more is refused
+    /// before allocating. Default: the memory available.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
+}
+
+/// The `--max-memory` limit in bytes, if given.
+pub fn max_memory(arg: &Option<String>) -> anyhow::Result<Option<u64>> {
+    arg.as_deref()
+        .map(|s| {
+            kiln_runtime::budget::parse_size(s).map_err(|e| anyhow::anyhow!("--max-memory {e}"))
+        })
+        .transpose()
 }
 
 /// Arguments of `kiln inspect`.
@@ -159,6 +172,9 @@ pub struct BenchArgs {
     /// Also print the median time per kernel kind and the slowest steps (CPU backend).
     #[arg(long)]
     pub profile: bool,
+    /// The most memory a run may allocate (`512MB`, `2GiB`). Default: the memory available.
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 /// Arguments of `kiln conformance`.
@@ -288,6 +304,7 @@ pub(crate) fn refuse_output_over_input(output: &Path, inputs: &[&Path]) -> anyho
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     refuse_output_over_input(&args.outputs, &[&args.model, &args.inputs])?;
+    let max_memory = max_memory(&args.max_memory)?;
     let file = args.model.display().to_string();
     let outputs = match args.backend {
         Backend::Reference => {
@@ -298,14 +315,19 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             pipeline::optimize(&mut g, &optimize)
                 .with_context(|| format!("{file}: the optimizer failed"))?;
             let inputs = kiln::read_npz(&args.inputs)?;
-            kiln::run_reference(&g, &args.model, &inputs, &args.inputs)?
+            let budget = kiln_runtime::MemoryBudget::from_option(max_memory);
+            kiln::run_reference(&g, &args.model, &inputs, &args.inputs, &budget)?
         }
         Backend::Cpu => {
             let opts = kiln::backend::CompileOptions {
                 optimize: args.opt_level > 0,
                 ..Default::default()
             };
-            let model = kiln::backend::load_runnable(&args.model, &opts, &Default::default())?;
+            let load = kiln_runtime::LoadOptions {
+                max_memory,
+                ..Default::default()
+            };
+            let model = kiln::backend::load_runnable(&args.model, &opts, &load)?;
             let inputs = kiln::read_npz(&args.inputs)?;
             kiln::backend::run_model(&model, &args.model, &inputs, &args.inputs)?
         }

@@ -435,8 +435,14 @@ fn one_and_two_worker_threads_agree_bitwise() {
     let outs: Vec<_> = [1, 2]
         .into_iter()
         .map(|n| {
-            let model = Model::load_with(&art, &LoadOptions { threads: Some(n) })
-                .unwrap_or_else(|e| panic!("{e}"));
+            let model = Model::load_with(
+                &art,
+                &LoadOptions {
+                    threads: Some(n),
+                    ..Default::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(model.pool().current_num_threads(), n);
             run(&model, &feeds).unwrap_or_else(|e| panic!("{n} threads: {e}"))
         })

@@ -121,7 +121,7 @@ const KEY_WEIGHT: &str = "encoder.layer.0.attention.self.key.weight";
 const FFN_WEIGHT: &str = "encoder.layer.0.intermediate.dense.weight";
 
 /// The weights of a 1-layer BERT with hidden 4, 2 heads, intermediate 8, vocab 10.
-fn tiny_weights() -> Vec<(String, Vec<usize>)> {
+pub(crate) fn tiny_weights() -> Vec<(String, Vec<usize>)> {
     let mut w: Vec<(String, Vec<usize>)> = vec![
         ("bert.embeddings.word_embeddings.weight".into(), vec![10, 4]),
         (
@@ -157,7 +157,7 @@ fn tiny_weights() -> Vec<(String, Vec<usize>)> {
 
 /// Writes `config.json` (`arch`, `extra` fields; `model_type` is `bert` unless the architecture
 /// is a `Foo…` one) and `model.safetensors` with `weights`.
-fn write_folder(dir: &Path, arch: &str, extra: &str, weights: &[(String, Vec<usize>)]) {
+pub(crate) fn write_folder(dir: &Path, arch: &str, extra: &str, weights: &[(String, Vec<usize>)]) {
     let model_type = if arch.starts_with("Foo") {
         "foo"
     } else {

@@ -98,7 +98,14 @@ fn check(shared: &Path, name: &str, kind: Kind, dynamo: bool) -> Result<String, 
     let g = kiln::load_model(&model).map_err(|e| format!("import: {e}"))?;
     let t_import = t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
-    let outs = kiln::run_reference(&g, &model, &inputs, &npz).map_err(|e| format!("run: {e}"))?;
+    let outs = kiln::run_reference(
+        &g,
+        &model,
+        &inputs,
+        &npz,
+        &kiln_runtime::MemoryBudget::available(),
+    )
+    .map_err(|e| format!("run: {e}"))?;
     let t_run = t0.elapsed().as_secs_f64();
     let (out_name, first) = outs.first().ok_or("the graph has no outputs")?;
     let max = common::allclose(first, &reference, RTOL, ATOL)
@@ -110,7 +117,13 @@ fn check(shared: &Path, name: &str, kind: Kind, dynamo: bool) -> Result<String, 
 
     let (new_inputs, want, pick, label) = variant(kind, &inputs, first);
     let is_static = common::has_static_inputs(&g);
-    let result = kiln::run_reference(&g, &model, &new_inputs, &npz);
+    let result = kiln::run_reference(
+        &g,
+        &model,
+        &new_inputs,
+        &npz,
+        &kiln_runtime::MemoryBudget::available(),
+    );
     if is_static {
         let e = match result {
             Ok(_) => return Err(format!("{label}: static-shape graph accepted other shapes")),

@@ -165,6 +165,7 @@ pub fn to_graph(
         leaves: HashMap::new(),
         visiting: HashSet::new(),
     };
+    b.out.copy_input_limits(b.src);
     for &v in b.src.inputs() {
         let val = b.src.value(v);
         let name = val.name.clone().unwrap_or_else(|| format!("in{}", v.0));

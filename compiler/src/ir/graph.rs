@@ -5,6 +5,7 @@ use super::infer::infer_types;
 use super::op::Op;
 use super::types::TensorType;
 use super::weights::{Weight, WeightId, WeightStore};
+use super::InputLimits;
 use crate::error::{Error, Result};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
@@ -73,9 +74,37 @@ pub struct Graph {
     inputs: Vec<ValueId>,
     outputs: Vec<(String, ValueId)>,
     weights: WeightStore,
+    /// What the model accepts beyond the input types, by input name (set by frontends that know
+    /// it; carried into the plan and checked when a run binds its inputs).
+    input_limits: std::collections::BTreeMap<String, InputLimits>,
 }
 
+/// No limits, for inputs without any.
+static NO_LIMITS: InputLimits = InputLimits {
+    max_dims: Vec::new(),
+    values: None,
+};
+
 impl Graph {
+    /// Declares what input `name` accepts beyond its type (replacing earlier limits).
+    pub fn set_input_limits(&mut self, name: &str, limits: InputLimits) {
+        if limits.is_empty() {
+            self.input_limits.remove(name);
+        } else {
+            self.input_limits.insert(name.to_string(), limits);
+        }
+    }
+
+    /// The limits of input `name` (empty when none were declared).
+    pub fn input_limits(&self, name: &str) -> &InputLimits {
+        self.input_limits.get(name).unwrap_or(&NO_LIMITS)
+    }
+
+    /// Takes every input's limits from `src` (a graph with the same input names).
+    pub fn copy_input_limits(&mut self, src: &Graph) {
+        self.input_limits = src.input_limits.clone();
+    }
+
     /// An empty graph.
     pub fn new() -> Graph {
         Graph::default()

@@ -137,8 +137,10 @@ fn build(
     let mut inputs = Vec::new();
     for &v in g.inputs() {
         let id = b.value(v, Storage::Input { slot: SlotId(0) })?;
+        let name = g.value(v).name.clone().unwrap_or_default();
         inputs.push(Io {
-            name: g.value(v).name.clone().unwrap_or_default(),
+            limits: g.input_limits(&name).clone(),
+            name,
             value: id,
         });
     }
@@ -171,6 +173,7 @@ fn build(
     let mut outputs = Vec::new();
     for (name, v) in g.outputs() {
         outputs.push(Io {
+            limits: Default::default(),
             name: name.clone(),
             value: b.use_value(*v, &alias)?,
         });

@@ -71,7 +71,8 @@ fn evaluate(g: &Graph, n: NodeId) -> Option<Vec<Tensor>> {
     let mut produced = 0usize;
     for &v in &node.outputs {
         let shape = g.value(v).ty.shape.eval(&none).ok()?;
-        produced = produced.checked_add(shape.iter().product())?;
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+        produced = produced.checked_add(n)?;
     }
     if produced > MAX_FOLD_ELEMENTS {
         return None;

@@ -251,6 +251,14 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
         attention_mask: b.input("attention_mask", DType::I64, &dims)?,
         token_type_ids: b.input("token_type_ids", DType::I64, &dims)?,
     };
+    let positions = Some(("max_position_embeddings", c.max_position_embeddings));
+    b.limit_ids("input_ids", "vocab_size", c.vocab_size, positions);
+    b.limit_ids(
+        "token_type_ids",
+        "type_vocab_size",
+        c.type_vocab_size,
+        positions,
+    );
     let x = load_embeddings(&mut b, &c, "embeddings", &inputs)?;
     let x = load_encoder(&mut b, &c, "encoder", x, inputs.attention_mask)?;
     b.finish(&[("last_hidden_state", x)])

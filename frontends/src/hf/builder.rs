@@ -51,6 +51,35 @@ impl<'a> Builder<'a> {
             .add_input(name, TensorType::new(dtype, Shape(dims))))
     }
 
+    /// Declares that input `name` holds ids of an embedding table with `rows` rows (from the
+    /// config field `field`), as PyTorch's `nn.Embedding` requires, and — when `positions`
+    /// gives a position table's `(field, rows)` — that its axis 1 (the sequence) is at most that
+    /// long. Runs check both before allocating anything.
+    pub fn limit_ids(
+        &mut self,
+        name: &str,
+        field: &str,
+        rows: usize,
+        positions: Option<(&str, usize)>,
+    ) {
+        let limits = kiln_compiler::ir::InputLimits {
+            max_dims: positions
+                .map(|(pf, n)| kiln_compiler::ir::DimLimit {
+                    axis: 1,
+                    max: n as i64,
+                    why: format!("{pf} in config.json"),
+                })
+                .into_iter()
+                .collect(),
+            values: Some(kiln_compiler::ir::ValueRange {
+                min: 0,
+                max: rows as i64 - 1,
+                why: format!("{field} in config.json"),
+            }),
+        };
+        self.graph.set_input_limits(name, limits);
+    }
+
     /// The weight `name` with the expected shape, as the graph's dtype.
     pub fn weight(&mut self, name: &str, shape: &[usize]) -> Result<ValueId, Error> {
         let w = self.ck.weight(name, shape, self.dtype)?;

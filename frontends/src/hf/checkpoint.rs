@@ -103,10 +103,7 @@ impl Checkpoint {
     }
 
     fn add_file(&mut self, path: PathBuf) -> Result<(), Error> {
-        let file = std::fs::File::open(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let file = open_regular(&path)?;
         // SAFETY: the mapping is only read. As with every mmap-based loader, a checkpoint that
         // another process modifies while it is mapped is outside our guarantees; every offset
         // read from it is validated against the mapping's length first.
@@ -234,10 +231,48 @@ impl Checkpoint {
     }
 }
 
-/// Reads a text file, naming it on failure.
-pub fn read(path: &Path) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|source| Error::Io {
+/// The largest JSON file of a model folder Kiln reads (configs and index files are kilobytes).
+const MAX_TEXT_BYTES: u64 = 256 << 20;
+
+/// Opens a file of a model folder, refusing devices, FIFOs and folders before opening (a link to
+/// `/dev/zero` would be read forever; opening a FIFO blocks).
+fn open_regular(path: &Path) -> Result<std::fs::File, Error> {
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let not_regular = || {
+        io(std::io::Error::other(
+            "not a regular file (a device, FIFO or folder)",
+        ))
+    };
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// Reads a text file of a model folder (a regular file of at most 256 MiB), naming it on
+/// failure.
+pub fn read(path: &Path) -> Result<String, Error> {
+    use std::io::Read;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut text = String::new();
+    open_regular(path)?
+        .take(MAX_TEXT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_TEXT_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "larger than {MAX_TEXT_BYTES} bytes, which no model folder's JSON file needs"
+        ))));
+    }
+    Ok(text)
 }

@@ -146,6 +146,12 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
     }
     let ids = b.input("input_ids", DType::I64, &["batch", "seq"])?;
     let mask = b.input("attention_mask", DType::I64, &["batch", "seq"])?;
+    b.limit_ids(
+        "input_ids",
+        "vocab_size",
+        c.vocab_size,
+        Some(("n_positions", c.n_positions)),
+    );
     let (mut h, wte) = load_embeddings(&mut b, &c, ids)?;
     for i in 0..c.n_layer {
         h = load_block(&mut b, &c, &p("h", i), i, h, mask)?;

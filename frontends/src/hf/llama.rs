@@ -134,6 +134,8 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
 
     let ids = b.input("input_ids", DType::I64, &["batch", "seq"])?;
     let mask = b.input("attention_mask", DType::I64, &["batch", "seq"])?;
+    // Rotary positions have no table, so only the ids are bounded.
+    b.limit_ids("input_ids", "vocab_size", c.vocab_size, None);
     let embed = b.weight("embed_tokens.weight", &[c.vocab_size, d.hidden])?;
     let mut x = b.op(Op::Gather { axis: 0 }, &[embed, ids])?;
     if c.num_hidden_layers > 0 {

@@ -32,7 +32,8 @@ pub fn supported() -> Vec<&'static str> {
 
 /// Whether `dir` looks like a Hugging Face model folder.
 pub fn is_model_folder(dir: &Path) -> bool {
-    dir.is_dir() && dir.join("config.json").is_file()
+    // `exists`, not `is_file`: a `config.json` that is a device is then refused by name.
+    dir.is_dir() && dir.join("config.json").exists()
 }
 
 /// Builds the graph of a Hugging Face model folder.

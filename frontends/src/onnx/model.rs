@@ -145,6 +145,10 @@ fn normal_domain(domain: &str) -> &str {
     }
 }
 
+/// The newest opset of each ONNX domain whose ops Kiln imports (the ONNX 1.20 node tests use
+/// these); a newer one may change what an op means, so it is refused rather than guessed.
+pub const NEWEST_OPSETS: [(&str, i64); 2] = [("", 28), ("ai.onnx.ml", 5)];
+
 /// The opset version of each imported domain. Since IR version 3 a model that uses ops of the
 /// default domain must import it; older models predate opset imports and use opset 1.
 fn opset_imports(proto: &ModelProto) -> Result<BTreeMap<String, i64>, String> {
@@ -157,6 +161,16 @@ fn opset_imports(proto: &ModelProto) -> Result<BTreeMap<String, i64>, String> {
                 domain_name(domain),
                 o.version
             ));
+        }
+        if let Some(&(_, newest)) = NEWEST_OPSETS.iter().find(|(d, _)| *d == domain) {
+            if o.version > newest {
+                return Err(format!(
+                    "opset {} of domain `{}` is newer than the newest Kiln knows ({newest}); \
+                     its ops may mean something else there (export with opset {newest} or older)",
+                    o.version,
+                    domain_name(domain)
+                ));
+            }
         }
         match opsets.insert(domain.to_string(), o.version) {
             Some(v) if v != o.version => {

@@ -2,7 +2,7 @@
 //! offsets as 64-byte-aligned prefix sums, and one zero-initialised, 64-byte-aligned arena.
 
 use crate::ops::Bindings;
-use crate::plan::{Plan, Storage};
+use crate::plan::{Kernel, Plan, Storage, ValueId};
 
 /// Alignment of every slot (and of the arena itself), in bytes.
 pub const ALIGN: usize = 64;
@@ -25,12 +25,17 @@ impl std::fmt::Debug for Arena {
 }
 
 impl Arena {
-    /// Grows (never shrinks) to at least `bytes` bytes; new bytes are zero.
-    pub fn reserve(&mut self, bytes: usize) {
+    /// Grows (never shrinks) to at least `bytes` bytes; new bytes are zero. An allocation the
+    /// system refuses is an error, not an abort.
+    pub fn reserve(&mut self, bytes: usize) -> Result<(), String> {
         let blocks = bytes.div_ceil(ALIGN);
         if blocks > self.blocks.len() {
+            self.blocks
+                .try_reserve_exact(blocks - self.blocks.len())
+                .map_err(|e| format!("cannot allocate the {bytes}-byte arena: {e}"))?;
             self.blocks.resize(blocks, Block([0; ALIGN]));
         }
+        Ok(())
     }
 
     /// Size in bytes.
@@ -61,6 +66,47 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Everything a run with this layout allocates, at most: the arena, a copy of each input,
+    /// each output, and the largest scratch of a reference step (which copies its operands
+    /// through bytes into tensors and computes in f64: up to twice the bytes plus 8 bytes per
+    /// element of each operand).
+    pub fn run_bytes(&self, plan: &Plan) -> u64 {
+        let bytes = |v: &ValueId| self.bytes[v.index()] as u64;
+        let elements = |v: &ValueId| {
+            self.shapes[v.index()]
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+                .unwrap_or(u64::MAX)
+        };
+        let io = plan
+            .inputs
+            .iter()
+            .chain(&plan.outputs)
+            .map(|io| bytes(&io.value))
+            .fold(0u64, u64::saturating_add);
+        let scratch = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kernel, Kernel::Reference(_)))
+            .map(|s| {
+                let each = |v: &ValueId| {
+                    bytes(v)
+                        .saturating_mul(2)
+                        .saturating_add(elements(v).saturating_mul(8))
+                };
+                s.inputs
+                    .iter()
+                    .chain(&s.outputs)
+                    .map(each)
+                    .fold(0u64, u64::saturating_add)
+            })
+            .max()
+            .unwrap_or(0);
+        (self.arena_bytes as u64)
+            .saturating_add(io)
+            .saturating_add(scratch)
+    }
+
     /// Evaluates every value's shape and every slot's size under `b`.
     pub fn compute(plan: &Plan, b: &Bindings) -> Result<Layout, String> {
         let mut shapes = Vec::with_capacity(plan.values.len());

@@ -59,12 +59,19 @@ impl<'m> Session<'m> {
             .map(|io| (io.name.as_str(), &plan.value(io.value).ty))
             .collect();
         let b = bind_inputs(&expected, inputs)?;
+        for io in &plan.inputs {
+            io.limits.check(&io.name, &inputs[&io.name])?;
+        }
         if self.layout.as_ref().is_none_or(|l| l.bindings != b) {
+            self.layout = None;
             let layout = Layout::compute(plan, &b).map_err(|message| Error::Run { message })?;
+            self.model.budget().check(layout.run_bytes(plan), inputs)?;
+            self.arena
+                .reserve(layout.arena_bytes)
+                .map_err(|message| Error::Run { message })?;
             self.layout = Some(layout);
         }
         let layout = self.layout.as_ref().expect("layout was just computed");
-        self.arena.reserve(layout.arena_bytes);
         // SAFETY: the arena holds at least `layout.arena_bytes` zero-initialised bytes at a
         // 64-byte-aligned base, and this session is its only user while the frame lives.
         let frame = unsafe { Frame::new(plan, layout, self.arena.base(), self.model.weights()) };

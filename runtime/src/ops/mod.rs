@@ -6,6 +6,7 @@ pub mod attr;
 mod bind;
 mod define;
 pub mod dim;
+mod limits;
 pub mod op;
 pub mod types;
 
@@ -13,5 +14,6 @@ pub use attr::{fmt_f64, AttrReader, AttrValue, OpAttr};
 pub use bind::{bind_inputs, InputError};
 pub use dim::is_symbol_name;
 pub use dim::{Bindings, Dim};
+pub use limits::{DimLimit, InputLimits, ValueRange};
 pub use op::*;
 pub use types::{Shape, TensorType};

@@ -10,14 +10,14 @@ mod ids;
 mod text;
 mod validate;
 
-use crate::ops::{Dim, Op, TensorType};
+use crate::ops::{Dim, InputLimits, Op, TensorType};
 use serde::{Deserialize, Serialize};
 
 pub use ids::{SlotId, StepId, ValueId};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 /// A compiled model's execution plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,8 @@ pub struct Io {
     pub name: String,
     /// The value id.
     pub value: ValueId,
+    /// What the model accepts beyond the type (inputs only; checked when a run binds them).
+    pub limits: InputLimits,
 }
 
 /// One value: its type (dims may be symbolic) and where its bytes live.

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use kiln_runtime::ops::{
-    ArgOp, BinaryOp, Dim, GeluApprox, Op, PadMode, PoolKind, ReduceOp, ScatterReduction, Shape,
-    TensorType, UnaryOp,
+    ArgOp, BinaryOp, Dim, DimLimit, GeluApprox, InputLimits, Op, PadMode, PoolKind, ReduceOp,
+    ScatterReduction, Shape, TensorType, UnaryOp, ValueRange,
 };
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, ConvStep, GemmB, GemmStep, GeneratedStep, Io, Kernel,
@@ -14,10 +14,10 @@ use kiln_runtime::plan::{
 use kiln_runtime::DType;
 
 /// The plan version the committed golden file was written with.
-const GOLDEN_VERSION: u32 = 1;
+const GOLDEN_VERSION: u32 = 2;
 
 fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v1.bin")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v2.bin")
 }
 
 fn d(text: &str) -> Dim {
@@ -292,15 +292,29 @@ fn golden_plan() -> Plan {
             Io {
                 name: "input_ids".into(),
                 value: ValueId(0),
+                limits: InputLimits {
+                    max_dims: vec![DimLimit {
+                        axis: 1,
+                        max: 512,
+                        why: "max_position_embeddings in config.json".into(),
+                    }],
+                    values: Some(ValueRange {
+                        min: 0,
+                        max: 30521,
+                        why: "vocab_size in config.json".into(),
+                    }),
+                },
             },
             Io {
                 name: "attention mask".into(),
                 value: ValueId(4),
+                limits: InputLimits::default(),
             },
         ],
         outputs: vec![Io {
             name: "logits".into(),
             value: ValueId(8),
+            limits: InputLimits::default(),
         }],
         values,
         steps,

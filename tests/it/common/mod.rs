@@ -144,8 +144,28 @@ pub mod onnx {
         }
     }
 
+    /// An i64 tensor stored as raw little-endian bytes.
+    pub fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+        TensorProto {
+            name: name.to_string(),
+            data_type: DataType::Int64 as i32,
+            dims: dims.to_vec(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    }
+
     /// A typed f32 graph input or output; a dim that is not a number is symbolic.
     pub fn value_f32(name: &str, dims: &[&str]) -> ValueInfoProto {
+        value(name, DataType::Float, dims)
+    }
+
+    /// A typed i64 graph input or output; a dim that is not a number is symbolic.
+    pub fn value_i64(name: &str, dims: &[&str]) -> ValueInfoProto {
+        value(name, DataType::Int64, dims)
+    }
+
+    fn value(name: &str, dtype: DataType, dims: &[&str]) -> ValueInfoProto {
         let dim = dims
             .iter()
             .map(|d| Dimension {
@@ -160,7 +180,7 @@ pub mod onnx {
             name: name.to_string(),
             r#type: Some(TypeProto {
                 value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: DataType::Float as i32,
+                    elem_type: dtype as i32,
                     shape: Some(TensorShapeProto { dim }),
                 })),
                 ..Default::default()

@@ -74,8 +74,9 @@ struct ConstSlot {
     value: Option<ValueId>,
 }
 
-/// Constant folding gives up above this many input elements (the node is emitted instead).
-const FOLD_LIMIT: usize = 1 << 24;
+/// Constant folding gives up when its inputs and outputs together exceed this many bytes (the
+/// node is emitted instead, and runs within the run's memory budget).
+const FOLD_LIMIT_BYTES: u64 = 64 << 20;
 
 /// State shared by all importers while one graph is imported.
 #[derive(Debug)]
@@ -265,20 +266,29 @@ impl Ctx {
             }
         }
         let mut tensors = Vec::with_capacity(inputs.len());
-        let mut total = 0usize;
+        let mut total = 0u64;
         for o in inputs {
             let Some(t) = self.const_tensor(o) else {
                 return Ok(None);
             };
-            total = total.saturating_add(t.len());
+            total = total.saturating_add((t.len() * t.dtype().size()) as u64);
             tensors.push(t);
         }
-        if total > FOLD_LIMIT {
+        if total > FOLD_LIMIT_BYTES {
             return Ok(None);
         }
-        // Type-check first, so that folding never hides an error the graph would report.
+        // Type-check first, so that folding never hides an error the graph would report; the
+        // outputs' sizes count too (`ConstantOfShape([65536, 65536])` has a 2-element input).
         let tys: Vec<TensorType> = inputs.iter().map(|o| self.ty(o)).collect();
-        kiln_compiler::ir::infer::infer_types(op, &tys)?;
+        for ty in kiln_compiler::ir::infer::infer_types(op, &tys)? {
+            let bytes = ty.shape.0.iter().try_fold(ty.dtype.size() as u64, |a, d| {
+                a.checked_mul(u64::try_from(d.as_known()?).ok()?)
+            });
+            total = bytes.map_or(u64::MAX, |b| total.saturating_add(b));
+        }
+        if total > FOLD_LIMIT_BYTES {
+            return Ok(None);
+        }
         let refs: Vec<&Tensor> = tensors.iter().collect();
         match eval_op(op, &refs, &Bindings::new()) {
             Ok(out) => Ok(Some(out.into_iter().map(|t| self.constant(t)).collect())),

@@ -83,11 +83,26 @@ fn slice(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     )?])
 }
 
+/// `Gather`; constant indices outside a known axis are refused here, since the compiled model
+/// could only fail on them.
 fn gather(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
-    let op = Op::Gather {
-        axis: n.int("axis", 0),
-    };
-    Ok(vec![op1(ctx, op, &[n.input(0)?, n.input(1)?])?])
+    let axis = n.int("axis", 0);
+    let (data, indices) = (n.input(0)?, n.input(1)?);
+    let dims = dims_of(ctx, data);
+    let size = norm_axis(axis, dims.len())
+        .ok()
+        .and_then(|a| dims[a].as_known());
+    if let (Some(size), Some(ids)) = (size, ctx.const_i64s(indices)) {
+        if let Some(bad) = ids.iter().find(|&&i| i < -size || i >= size) {
+            return invalid(format!(
+                "constant index {bad} is out of range for axis {axis} of size {size} \
+                 (valid: {} to {})",
+                -size,
+                size - 1
+            ));
+        }
+    }
+    Ok(vec![op1(ctx, Op::Gather { axis }, &[data, indices])?])
 }
 
 fn gather_elements(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {

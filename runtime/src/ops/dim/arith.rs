@@ -4,17 +4,30 @@
 use super::{Atom, Dim, Mono};
 use std::collections::BTreeMap;
 
-pub(super) fn floor_div(a: i64, b: i64) -> i64 {
-    let q = a.wrapping_div(b);
-    if (a % b != 0) && ((a < 0) != (b < 0)) {
-        q - 1
+/// `floor(a / b)`; `None` for a zero divisor or `i64::MIN / -1`.
+pub(super) fn floor_div(a: i64, b: i64) -> Option<i64> {
+    let q = a.checked_div(b)?;
+    if (a.checked_rem(b)? != 0) && ((a < 0) != (b < 0)) {
+        Some(q - 1)
     } else {
-        q
+        Some(q)
     }
 }
 
-pub(super) fn floor_mod(a: i64, b: i64) -> i64 {
-    a.wrapping_sub(floor_div(a, b).wrapping_mul(b))
+/// `a - b * floor(a / b)` (the sign of `b`); `None` for a zero divisor.
+pub(super) fn floor_mod(a: i64, b: i64) -> Option<i64> {
+    let r = a.checked_rem(b).or((b == -1).then_some(0))?;
+    Some(if r != 0 && ((r < 0) != (b < 0)) {
+        r + b
+    } else {
+        r
+    })
+}
+
+/// `(a, b)` in canonical order, for atoms of commutative operations.
+fn ordered(a: &Dim, b: &Dim) -> (Box<Dim>, Box<Dim>) {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    (Box::new(x.clone()), Box::new(y.clone()))
 }
 
 impl Mono {
@@ -22,12 +35,13 @@ impl Mono {
         Mono(Vec::new())
     }
 
-    fn mul(&self, other: &Mono) -> Mono {
+    fn mul(&self, other: &Mono) -> Option<Mono> {
         let mut m: BTreeMap<Atom, u32> = self.0.iter().cloned().collect();
         for (a, p) in &other.0 {
-            *m.entry(a.clone()).or_insert(0) += p;
+            let e = m.entry(a.clone()).or_insert(0);
+            *e = e.checked_add(*p)?;
         }
-        Mono(m.into_iter().collect())
+        Some(Mono(m.into_iter().collect()))
     }
 
     /// `self / other` when `other` divides `self` exactly.
@@ -48,27 +62,36 @@ impl Mono {
 }
 
 impl Dim {
-    /// `self + other`.
+    /// `self + other` (an unreduced [`Atom::WideAdd`] when a coefficient would overflow).
     pub fn add(&self, other: &Dim) -> Dim {
+        self.checked_add(other).unwrap_or_else(|| {
+            let (a, b) = ordered(self, other);
+            Dim::atom(Atom::WideAdd(a, b))
+        })
+    }
+
+    fn checked_add(&self, other: &Dim) -> Option<Dim> {
         let mut terms = self.terms.clone();
         for (m, c) in &other.terms {
             let e = terms.entry(m.clone()).or_insert(0);
-            *e = e.wrapping_add(*c);
+            *e = e.checked_add(*c)?;
             if *e == 0 {
                 terms.remove(m);
             }
         }
-        Dim { terms }
+        Some(Dim { terms })
     }
 
     /// `-self`.
     pub fn neg(&self) -> Dim {
-        Dim {
-            terms: self
-                .terms
-                .iter()
-                .map(|(m, c)| (m.clone(), c.wrapping_neg()))
-                .collect(),
+        let terms: Option<BTreeMap<Mono, i64>> = self
+            .terms
+            .iter()
+            .map(|(m, c)| Some((m.clone(), c.checked_neg()?)))
+            .collect();
+        match terms {
+            Some(terms) => Dim { terms },
+            None => self.mul(&Dim::known(-1)),
         }
     }
 
@@ -77,17 +100,37 @@ impl Dim {
         self.add(&other.neg())
     }
 
-    /// `self * other`.
+    /// `self * other` (an unreduced [`Atom::WideMul`] when a coefficient or power would
+    /// overflow).
     pub fn mul(&self, other: &Dim) -> Dim {
+        self.checked_mul(other).unwrap_or_else(|| {
+            let (a, b) = ordered(self, other);
+            Dim::atom(Atom::WideMul(a, b))
+        })
+    }
+
+    fn checked_mul(&self, other: &Dim) -> Option<Dim> {
         let mut out = Dim::known(0);
         for (m1, c1) in &self.terms {
             for (m2, c2) in &other.terms {
                 let mut terms = BTreeMap::new();
-                let c = c1.wrapping_mul(*c2);
-                if c != 0 {
-                    terms.insert(m1.mul(m2), c);
-                }
-                out = out.add(&Dim { terms });
+                terms.insert(m1.mul(m2)?, c1.checked_mul(*c2)?);
+                out = out.checked_add(&Dim { terms })?;
+            }
+        }
+        Some(out)
+    }
+
+    /// `self^p`, by repeated squaring.
+    pub fn pow(&self, mut p: u32) -> Dim {
+        let (mut base, mut out) = (self.clone(), Dim::known(1));
+        while p > 0 {
+            if p & 1 == 1 {
+                out = out.mul(&base);
+            }
+            p >>= 1;
+            if p > 0 {
+                base = base.mul(&base);
             }
         }
         out
@@ -101,10 +144,10 @@ impl Dim {
         }
         let mut terms = BTreeMap::new();
         for (m, c) in &self.terms {
-            if c % dc != 0 {
+            if c.checked_rem(dc)? != 0 {
                 return None;
             }
-            terms.insert(m.div(dm)?, c / dc);
+            terms.insert(m.div(dm)?, c.checked_div(dc)?);
         }
         Some(Dim { terms })
     }
@@ -112,8 +155,8 @@ impl Dim {
     /// Floor division `self / other`.
     pub fn floor_div(&self, other: &Dim) -> Dim {
         if let (Some(a), Some(b)) = (self.as_known(), other.as_known()) {
-            if b != 0 {
-                return Dim::known(floor_div(a, b));
+            if let Some(q) = floor_div(a, b) {
+                return Dim::known(q);
             }
         }
         if other.as_known() != Some(0) {
@@ -135,8 +178,8 @@ impl Dim {
     /// Floor modulo `self % other` (the result has the sign of `other`).
     pub fn rem(&self, other: &Dim) -> Dim {
         if let (Some(a), Some(b)) = (self.as_known(), other.as_known()) {
-            if b != 0 {
-                return Dim::known(floor_mod(a, b));
+            if let Some(r) = floor_mod(a, b) {
+                return Dim::known(r);
             }
         }
         if other.as_known() != Some(0) && (self.div_exact(other).is_some() || self == other) {
@@ -175,5 +218,45 @@ impl Dim {
                 Dim::atom(make(Box::new(a.clone()), Box::new(b.clone())))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::dim::{Bindings, DimEvalError};
+
+    /// Regression (issue 12, case 11): coefficients wrapped, so different dims compared equal
+    /// (`2^62*x*4` was `0`, `i64::MAX + 1` was `i64::MIN`). Overflowing results stay unreduced:
+    /// unequal to anything they do not equal, printed and parsed back as themselves, and an
+    /// overflow error when evaluated.
+    #[test]
+    fn overflowing_arithmetic_never_wraps() {
+        let x = Dim::sym("x");
+        let big = Dim::known(1 << 62);
+        let wrapped = big.mul(&x).mul(&Dim::known(4));
+        assert_ne!(wrapped, Dim::known(0));
+        assert_eq!(wrapped.to_string(), "wide_mul(4,4611686018427387904*x)");
+        let max_plus_one = Dim::known(i64::MAX).add(&Dim::known(1));
+        assert_ne!(max_plus_one, Dim::known(i64::MIN));
+        assert_ne!(Dim::known(i64::MIN).neg(), Dim::known(i64::MIN));
+        for d in [&wrapped, &max_plus_one] {
+            assert_eq!(&Dim::parse(&d.to_string()).unwrap(), d);
+        }
+        let b: Bindings = [("x".to_string(), 1)].into();
+        assert_eq!(wrapped.eval(&b), Err(DimEvalError::Overflow));
+        assert_eq!(max_plus_one.eval(&b), Err(DimEvalError::Overflow));
+        // Exact results that fit are still reduced: (2^62*x*4) / 4 is not, but x*2 - x is x.
+        assert_eq!(x.mul(&Dim::known(2)).sub(&x), x);
+        assert_eq!(
+            Dim::known(i64::MIN).floor_div(&Dim::known(-1)).eval(&b),
+            Err(DimEvalError::Overflow)
+        );
+        assert_eq!(Dim::known(i64::MIN).rem(&Dim::known(-1)), Dim::known(0));
+        assert_eq!(Dim::known(-7).rem(&Dim::known(2)), Dim::known(1));
+        assert_eq!(Dim::known(-7).floor_div(&Dim::known(2)), Dim::known(-4));
+        // Powers are evaluated by squaring, not one multiplication per unit of the exponent.
+        assert_eq!(x.pow(3).eval(&[("x".to_string(), 3)].into()), Ok(27));
+        assert_eq!(x.pow(u32::MAX).eval(&b), Ok(1));
     }
 }

@@ -43,6 +43,8 @@ impl fmt::Display for Atom {
             }
             Atom::Max(x, y) => write!(f, "max({x},{y})"),
             Atom::Min(x, y) => write!(f, "min({x},{y})"),
+            Atom::WideAdd(x, y) => write!(f, "wide_add({x},{y})"),
+            Atom::WideMul(x, y) => write!(f, "wide_mul({x},{y})"),
         }
     }
 }

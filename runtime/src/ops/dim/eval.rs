@@ -41,10 +41,10 @@ impl Dim {
                     Atom::Mod(x, y) => x.substitute(b).rem(&y.substitute(b)),
                     Atom::Max(x, y) => x.substitute(b).maximum(&y.substitute(b)),
                     Atom::Min(x, y) => x.substitute(b).minimum(&y.substitute(b)),
+                    Atom::WideAdd(x, y) => x.substitute(b).add(&y.substitute(b)),
+                    Atom::WideMul(x, y) => x.substitute(b).mul(&y.substitute(b)),
                 };
-                for _ in 0..*p {
-                    term = term.mul(&v);
-                }
+                term = term.mul(&v.pow(*p));
             }
             out = out.add(&term);
         }
@@ -57,10 +57,10 @@ impl Dim {
         for (m, c) in &self.terms {
             let mut term = *c;
             for (a, p) in &m.0 {
-                let v = eval_atom(a, b)?;
-                for _ in 0..*p {
-                    term = term.checked_mul(v).ok_or(DimEvalError::Overflow)?;
-                }
+                let v = eval_atom(a, b)?.checked_pow(*p);
+                term = v
+                    .and_then(|v| term.checked_mul(v))
+                    .ok_or(DimEvalError::Overflow)?;
             }
             total = total.checked_add(term).ok_or(DimEvalError::Overflow)?;
         }
@@ -83,7 +83,16 @@ fn eval_atom(a: &Atom, b: &Bindings) -> Result<i64, DimEvalError> {
             } else {
                 floor_mod(x, y)
             }
+            .ok_or(DimEvalError::Overflow)?
         }
+        Atom::WideAdd(x, y) => x
+            .eval(b)?
+            .checked_add(y.eval(b)?)
+            .ok_or(DimEvalError::Overflow)?,
+        Atom::WideMul(x, y) => x
+            .eval(b)?
+            .checked_mul(y.eval(b)?)
+            .ok_or(DimEvalError::Overflow)?,
         Atom::Max(x, y) => x.eval(b)?.max(y.eval(b)?),
         Atom::Min(x, y) => x.eval(b)?.min(y.eval(b)?),
     })

@@ -41,6 +41,11 @@ pub enum Atom {
     Max(Box<Dim>, Box<Dim>),
     /// Minimum of two dims whose difference is not a constant.
     Min(Box<Dim>, Box<Dim>),
+    /// The exact sum of two dims whose canonical sum has a coefficient beyond i64 (kept
+    /// unreduced, so that no wrapped coefficient ever makes two different dims compare equal).
+    WideAdd(Box<Dim>, Box<Dim>),
+    /// The exact product of two dims whose canonical product overflows, as [`Atom::WideAdd`].
+    WideMul(Box<Dim>, Box<Dim>),
 }
 
 impl Dim {
@@ -101,7 +106,12 @@ impl Dim {
                     Atom::Sym(s) => {
                         out.insert(s.to_string());
                     }
-                    Atom::Div(x, y) | Atom::Mod(x, y) | Atom::Max(x, y) | Atom::Min(x, y) => {
+                    Atom::Div(x, y)
+                    | Atom::Mod(x, y)
+                    | Atom::Max(x, y)
+                    | Atom::Min(x, y)
+                    | Atom::WideAdd(x, y)
+                    | Atom::WideMul(x, y) => {
                         x.collect_symbols(out);
                         y.collect_symbols(out);
                     }

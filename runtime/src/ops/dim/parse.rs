@@ -33,13 +33,15 @@ pub fn parse(text: &str) -> Result<Dim, DimParseError> {
     Ok(d)
 }
 
+/// The names of dim functions, which cannot be symbols.
+const FUNCTIONS: [&str; 4] = ["max", "min", "wide_add", "wide_mul"];
+
 /// Whether `name` can be written as a bare symbol.
 pub fn is_symbol_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name != "max"
-        && name != "min"
+        && !FUNCTIONS.contains(&name)
 }
 
 struct Parser<'a> {
@@ -169,16 +171,18 @@ impl Parser<'_> {
                     self.pos += 1;
                 }
                 let name = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
-                if name == "max" || name == "min" {
+                if FUNCTIONS.contains(&name) {
                     self.expect(b'(')?;
                     let a = self.expr()?;
                     self.expect(b',')?;
                     let b = self.expr()?;
                     self.expect(b')')?;
-                    Ok(if name == "max" {
-                        a.maximum(&b)
-                    } else {
-                        a.minimum(&b)
+                    // The wide forms reduce again when the operands do not overflow.
+                    Ok(match name {
+                        "max" => a.maximum(&b),
+                        "min" => a.minimum(&b),
+                        "wide_add" => a.add(&b),
+                        _ => a.mul(&b),
                     })
                 } else {
                     Ok(Dim::sym(name))
