@@ -14,7 +14,15 @@ use kiln_runtime::ops::Bindings;
 use kiln_runtime::{DType, Model, Tensor};
 use std::collections::BTreeMap;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    // Errors print as the CLI prints them: one readable line, exit status 1.
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
@@ -42,13 +50,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .eval(&bindings)
             .map_err(|e| format!("input `{}`: {e}", io.name))?;
         let n: usize = shape.iter().product();
-        // Small deterministic values: token ids for integer inputs, a ramp for floats.
+        // Small deterministic values: integer inputs cycle through the first values of the range
+        // the model declares for them (token ids inside the vocabulary, token type ids 0 and 1),
+        // or are all 1 (attention masks) when it declares none; floats are a ramp.
         let t = match ty.dtype {
-            DType::I64 | DType::I32 => Tensor::from_i64_values(
-                ty.dtype,
-                shape,
-                &(0..n as i64).map(|i| i % 7).collect::<Vec<_>>(),
-            )?,
+            DType::I64 | DType::I32 => {
+                let values: Vec<i64> = match &io.limits.values {
+                    Some(r) => {
+                        let span = (r.max - r.min).clamp(0, 6) + 1;
+                        (0..n as i64).map(|i| r.min + i % span).collect()
+                    }
+                    None => vec![1; n],
+                };
+                Tensor::from_i64_values(ty.dtype, shape, &values)?
+            }
             d => Tensor::from_f64_values(
                 d,
                 shape,

@@ -12,7 +12,8 @@ use std::path::Path;
 pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file, an `.onnx` file, a Hugging Face \
     model folder or a `.kiln` artifact";
 
-/// What a model path holds, judged from its name and whether it is a directory.
+/// What a model path holds, judged from its first bytes, else its name, and whether it is a
+/// directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
     /// IR text (`.kir`).
@@ -39,6 +40,13 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
             path: path.to_path_buf(),
         });
     }
+    let head = first_bytes(path);
+    if head.starts_with(&kiln_runtime::artifact::MAGIC) {
+        return Ok(ModelKind::Artifact);
+    }
+    if is_kir_text(&head) {
+        return Ok(ModelKind::Kir);
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -47,10 +55,31 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
         Some("kir") => Ok(ModelKind::Kir),
         Some("onnx") => Ok(ModelKind::Onnx),
         Some("kiln") => Ok(ModelKind::Artifact),
+        // An ONNX model is a protobuf whose first field is `ir_version` (field 1, a varint).
+        _ if head.first() == Some(&0x08) => Ok(ModelKind::Onnx),
         _ => Err(Error::UnknownKind {
             path: path.to_path_buf(),
         }),
     }
+}
+
+/// Up to the first 256 bytes of a regular file (none when it cannot be read).
+fn first_bytes(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(256).read_to_end(&mut head);
+    }
+    head
+}
+
+/// Whether `head` starts like IR text: `kir <version>` after blank lines and `#` comments.
+fn is_kir_text(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|l| l.starts_with("kir "))
 }
 
 /// Loads a model into an IR graph (`.kir` and `.onnx` files, the latter with external data
@@ -92,6 +121,9 @@ fn load_hf_folder(dir: &Path) -> Result<Graph, Error> {
             path: dir.to_path_buf(),
             message: "not a Hugging Face model folder (no `config.json`)".to_string(),
         }));
+    }
+    if let Some(note) = kiln_frontends::hf::task_head_note(dir) {
+        eprintln!("warning: {}: {note}", dir.display());
     }
     kiln_frontends::hf::load_folder(dir).map_err(import)
 }

@@ -80,6 +80,44 @@ fn value_summary(g: &Graph, name: &str, v: ValueId) -> ValueSummary {
     }
 }
 
+impl Summary {
+    /// The summary as `#` comment lines, which `kiln inspect` prints above the IR text (so the
+    /// text stays parseable): inputs and outputs with their types, weights, ops and fused ops.
+    pub fn comment_lines(&self) -> String {
+        let values = |list: &[ValueSummary]| {
+            list.iter()
+                .map(|v| {
+                    let dims: Vec<String> = v
+                        .shape
+                        .iter()
+                        .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string))
+                        .collect();
+                    format!("{}: {}[{}]", v.name, v.dtype, dims.join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let ops: Vec<String> = self.ops.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        let f = &self.fusions;
+        format!(
+            "# {} ({} stage)\n# inputs: {}\n# outputs: {}\n# weights: {} ({})\n\
+             # nodes: {} ({})\n# fused ops: Attention {}, LayerNorm {}, RmsNorm {}, Gelu {}\n",
+            self.file,
+            self.stage,
+            values(&self.inputs),
+            values(&self.outputs),
+            self.weights.count,
+            kiln_runtime::budget::human(self.weights.bytes),
+            self.nodes,
+            ops.join(", "),
+            f.attention,
+            f.layer_norm,
+            f.rms_norm,
+            f.gelu
+        )
+    }
+}
+
 /// Summarizes a graph.
 pub fn summarize(g: &Graph, file: &str, stage: &str) -> Summary {
     let mut ops = BTreeMap::new();
@@ -170,6 +208,12 @@ mod tests {
         assert_eq!(
             json["fusions"],
             serde_json::json!({"Attention": 0, "LayerNorm": 0, "RmsNorm": 0, "Gelu": 1})
+        );
+        assert_eq!(
+            s.comment_lines(),
+            "# m.kir (imported stage)\n# inputs: x: f32[batch, 3]\n# outputs: z: f32[batch, 3]\n\
+             # weights: 1 (12 bytes)\n# nodes: 2 (add 1, gelu 1)\n\
+             # fused ops: Attention 0, LayerNorm 0, RmsNorm 0, Gelu 1\n"
         );
     }
 }

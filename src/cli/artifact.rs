@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// Runs `kiln compile`.
 pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    super::refuse_output_over_input(&args.output, &[&args.model])?;
+    super::check_output(&args.output, &[&args.model])?;
     let file = args.model.display().to_string();
     if args.target == Target::Cuda {
         bail!("{file}: target `cuda` is not available yet (issue: CUDA backend); use --target cpu");

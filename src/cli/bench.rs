@@ -36,6 +36,8 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let model = load_runnable(&args.model, &CompileOptions::default(), &load)?;
             writeln!(out, "load_ms: {:.3}", t.elapsed().as_secs_f64() * 1e3)?;
             writeln!(out, "threads: {}", model.pool().current_num_threads())?;
+            let inputs =
+                super::model_inputs_only(inputs, &kiln::backend::input_names(&model), &args.inputs);
             // The first run checks the inputs and reports problems with the file names.
             run_model(&model, &args.model, &inputs, &args.inputs)?;
             let mut session = model.session();
@@ -70,6 +72,8 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 }
             })?;
             let budget = kiln_runtime::MemoryBudget::from_option(max_memory);
+            let inputs =
+                super::model_inputs_only(inputs, &kiln::model::input_names(&g), &args.inputs);
             for _ in 0..args.iters {
                 let t = Instant::now();
                 kiln::run_reference(&g, &args.model, &inputs, &args.inputs, &budget)?;

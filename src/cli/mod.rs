@@ -237,6 +237,7 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Stage::Kernels => return artifact::inspect_kernels(&args.model, args.format, out),
     };
     let mut g = kiln::load_model(&args.model)?;
+    let imported = kiln::summarize(&g, &file, "imported").fusions;
     let optimize = Options {
         optimize: args.stage == Some(Stage::Optimized),
     };
@@ -249,9 +250,10 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             };
             let ir =
                 print_with(&g, &opts).with_context(|| format!("{file}: cannot print the IR"))?;
+            let summary = kiln::summarize(&g, &file, stage).comment_lines();
             match &report {
-                Some(r) => format!("{}{ir}", report::text(&g, r)?),
-                None => ir,
+                Some(r) => format!("{summary}{}{ir}", report::text(&g, r, &imported)?),
+                None => format!("{summary}{ir}"),
             }
         }
         Format::Dot => kiln::dot::to_dot(&g, &file),
@@ -267,7 +269,7 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     .map(|(name, n)| (name.to_string(), n.into()))
                     .collect();
                 obj.insert("passes".to_string(), passes.into());
-                obj.insert("optimizer".to_string(), report::json(&g, r)?);
+                obj.insert("optimizer".to_string(), report::json(&g, r, &imported)?);
             }
             let mut s = serde_json::to_string_pretty(&v)
                 .with_context(|| format!("{file}: cannot encode the summary"))?;
@@ -280,11 +282,27 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses an output path that names the same file as one of the command's inputs (also
-/// through another name: a hard or symbolic link): writing it would destroy that input
-/// (`kiln compile m.onnx -o m.onnx`, `--outputs` equal to `--inputs`). Checked before any work.
-pub(crate) fn refuse_output_over_input(output: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
+/// Checks an output path before any work: its folder must take a new file (the output is
+/// written there atomically, through a temporary file), and it must not name the same file as
+/// one of the command's inputs (also through another name: a hard or symbolic link), which
+/// writing it would destroy (`kiln compile m.onnx -o m.onnx`, `--outputs` equal to `--inputs`).
+pub(crate) fn check_output(output: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
+    let folder = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let probe = folder.join(format!(".kiln-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => bail!("cannot write outputs to {}: {e}", output.display()),
+    }
     let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
     let Some(out) = id(output) else {
         return Ok(()); // a new file
@@ -301,9 +319,42 @@ pub(crate) fn refuse_output_over_input(output: &Path, inputs: &[&Path]) -> anyho
     Ok(())
 }
 
+/// The arrays of an `.npz` that are inputs of the model; other keys (a reference file's `out`,
+/// say) are dropped with a one-line note on stderr naming them and the expected inputs.
+pub fn model_inputs_only(
+    mut inputs: BTreeMap<String, kiln_runtime::Tensor>,
+    expected: &[String],
+    path: &Path,
+) -> BTreeMap<String, kiln_runtime::Tensor> {
+    let extra: Vec<String> = inputs
+        .keys()
+        .filter(|k| !expected.contains(k))
+        .cloned()
+        .collect();
+    if !extra.is_empty() {
+        let list = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        eprintln!(
+            "note: {}: ignoring {} (not inputs of the model, whose inputs are {})",
+            path.display(),
+            list(&extra),
+            list(expected)
+        );
+        for k in &extra {
+            inputs.remove(k);
+        }
+    }
+    inputs
+}
+
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    refuse_output_over_input(&args.outputs, &[&args.model, &args.inputs])?;
+    check_output(&args.outputs, &[&args.model, &args.inputs])?;
     let max_memory = max_memory(&args.max_memory)?;
     let file = args.model.display().to_string();
     let outputs = match args.backend {
@@ -314,7 +365,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             };
             pipeline::optimize(&mut g, &optimize)
                 .with_context(|| format!("{file}: the optimizer failed"))?;
-            let inputs = kiln::read_npz(&args.inputs)?;
+            let inputs = model_inputs_only(
+                kiln::read_npz(&args.inputs)?,
+                &kiln::model::input_names(&g),
+                &args.inputs,
+            );
             let budget = kiln_runtime::MemoryBudget::from_option(max_memory);
             kiln::run_reference(&g, &args.model, &inputs, &args.inputs, &budget)?
         }
@@ -328,7 +383,11 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let model = kiln::backend::load_runnable(&args.model, &opts, &load)?;
-            let inputs = kiln::read_npz(&args.inputs)?;
+            let inputs = model_inputs_only(
+                kiln::read_npz(&args.inputs)?,
+                &kiln::backend::input_names(&model),
+                &args.inputs,
+            );
             kiln::backend::run_model(&model, &args.model, &inputs, &args.inputs)?
         }
         Backend::Cuda => bail!(

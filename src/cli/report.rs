@@ -3,6 +3,7 @@
 //! as `#` comment lines above the IR text (the text stays parseable) or as a JSON object.
 
 use anyhow::Context;
+use kiln::summary::Fusions;
 use kiln_compiler::ir::{Graph, ValueId};
 use kiln_compiler::optimize::Optimized;
 use kiln_compiler::text::result_numbers;
@@ -58,8 +59,23 @@ fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// The report as `#` lines.
-pub fn text(g: &Graph, r: &Optimized) -> anyhow::Result<String> {
+/// Fused ops in the optimized graph `g` that the importer had already produced (`imported`
+/// fused ops before optimizing, capped per pattern by what is left) and those the optimizer made.
+fn made_and_imported(g: &Graph, imported: &Fusions) -> (usize, usize) {
+    let after = kiln::summarize(g, "", "").fusions;
+    let pairs = [
+        (after.attention, imported.attention),
+        (after.layer_norm, imported.layer_norm),
+        (after.rms_norm, imported.rms_norm),
+        (after.gelu, imported.gelu),
+    ];
+    let kept: usize = pairs.iter().map(|&(a, i)| a.min(i)).sum();
+    let total: usize = pairs.iter().map(|&(a, _)| a).sum();
+    (total - kept, kept)
+}
+
+/// The report as `#` lines; `imported` counts the fused ops the graph had before optimizing.
+pub fn text(g: &Graph, r: &Optimized, imported: &Fusions) -> anyhow::Result<String> {
     let names = result_numbers(g).context("cannot number the optimized graph")?;
     let e = &r.egraph;
     let mut s = String::new();
@@ -77,7 +93,12 @@ pub fn text(g: &Graph, r: &Optimized) -> anyhow::Result<String> {
         e.egraph_nodes, e.egraph_classes, e.iterations, e.stop_reason, e.cost_before, e.cost_after
     );
     let sites = fused_sites(g, &names);
-    let _ = writeln!(s, "# fused: {}", sites.len());
+    let (made, kept) = made_and_imported(g, imported);
+    let _ = writeln!(
+        s,
+        "# fused: {made} by the optimizer ({} fused ops in all, {kept} already imported fused)",
+        sites.len()
+    );
     for (pattern, at) in &sites {
         let _ = writeln!(s, "#   {pattern} at {at}");
     }
@@ -89,8 +110,9 @@ pub fn text(g: &Graph, r: &Optimized) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// The report as a JSON object.
-pub fn json(g: &Graph, r: &Optimized) -> anyhow::Result<serde_json::Value> {
+/// The report as a JSON object; `imported` counts the fused ops before optimizing.
+pub fn json(g: &Graph, r: &Optimized, imported: &Fusions) -> anyhow::Result<serde_json::Value> {
+    let (made, kept) = made_and_imported(g, imported);
     let names = result_numbers(g).context("cannot number the optimized graph")?;
     let e = &r.egraph;
     let sites: Vec<serde_json::Value> = fused_sites(g, &names)
@@ -114,6 +136,8 @@ pub fn json(g: &Graph, r: &Optimized) -> anyhow::Result<serde_json::Value> {
         "stop_reason": format!("{:?}", e.stop_reason),
         "cost_before": e.cost_before,
         "cost_after": e.cost_after,
+        "fused_by_optimizer": made,
+        "fused_on_import": kept,
         "fused_sites": sites,
         "not_fused": missed,
     }))

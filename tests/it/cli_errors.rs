@@ -81,13 +81,26 @@ fn malformed_ir_reports_line_and_column() {
 }
 
 #[test]
-fn an_unknown_npz_key_lists_the_expected_inputs() {
-    let mut inputs = tokens(vec![1, 2], DType::I64);
-    inputs.insert("attention_mask".into(), Tensor::scalar_f32(1.0));
+fn a_misspelt_npz_key_is_noted_and_the_missing_input_named() {
+    let mut inputs = BTreeMap::new();
+    inputs.insert(
+        "token".into(),
+        Tensor::from_i64(vec![1, 2], vec![1, 2]).unwrap(),
+    );
     let (_d, npz, o) = run_with(inputs);
-    let msg = user_error(&o, &npz.display().to_string());
-    assert!(msg.contains("`attention_mask`"), "{msg}");
-    assert!(msg.contains("expected inputs: `tokens`"), "{msg}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("note: ") && lines[0].contains("ignoring `token`"),
+        "{err}"
+    );
+    let want = format!("error: {}: input `tokens`", npz.display());
+    assert!(
+        lines[1].starts_with(&want) && lines[1].contains("missing"),
+        "{err}"
+    );
 }
 
 #[test]

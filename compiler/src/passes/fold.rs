@@ -21,9 +21,17 @@ pub fn run(g: &mut Graph) -> Result<usize> {
         let Some(outs) = evaluate(g, n) else {
             continue;
         };
-        let base = match &g.node(n).name {
-            Some(name) => format!("{name}.folded"),
-            None => format!("folded.{}", n.0),
+        // Named after the node, else after the op and the weight it was computed from
+        // (`transpose(mlp.w1)`), so the artifact's weights say where they came from.
+        let node = g.node(n);
+        let source = node.inputs.iter().find_map(|&v| match g.value(v).def {
+            ValueDef::Weight(w) => Some(g.weights().get(w).name.clone()),
+            _ => None,
+        });
+        let base = match (&node.name, source) {
+            (Some(name), _) => format!("{name}.folded"),
+            (None, Some(w)) => format!("{}({w})", node.op.name()),
+            (None, None) => format!("{}.folded.{}", node.op.name(), n.0),
         };
         let values: Vec<ValueId> = outs
             .iter()
@@ -117,7 +125,7 @@ mod tests {
         assert_eq!(run(&mut g).unwrap(), 1);
         assert_eq!(g.num_nodes(), 0);
         let names: Vec<&str> = g.weights().iter().map(|(_, w)| w.name.as_str()).collect();
-        assert_eq!(names, ["w", "folded.0.0", "folded.0.1"]);
+        assert_eq!(names, ["w", "split(w).0", "split(w).1"]);
         crate::verify(&g).unwrap();
     }
 
@@ -125,12 +133,15 @@ mod tests {
     fn folded_names_do_not_collide() {
         let mut g = Graph::new();
         g.add_input("x", TensorType::new(DType::F32, Shape::known(&[1])));
-        let w = weight(&mut g, "folded.0", 2);
+        let w = weight(&mut g, "neg(w)", 2);
         let y = g.add_node(Op::Unary(UnaryOp::Neg), &[w]).unwrap()[0];
+        let w2 = weight(&mut g, "w", 2);
+        let z = g.add_node(Op::Unary(UnaryOp::Neg), &[w2]).unwrap()[0];
         g.add_output("y", y);
-        assert_eq!(run(&mut g).unwrap(), 1);
+        g.add_output("z", z);
+        assert_eq!(run(&mut g).unwrap(), 2);
         let names: Vec<&str> = g.weights().iter().map(|(_, w)| w.name.as_str()).collect();
-        assert_eq!(names, ["folded.0", "folded.0.1"]);
+        assert_eq!(names, ["neg(w)", "w", "neg(neg(w))", "neg(w).1"]);
     }
 
     #[test]

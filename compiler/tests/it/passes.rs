@@ -294,7 +294,7 @@ fn printed_ir_before_and_after() {
     assert_eq!(
         after,
         "kir 1\ngraph {\n  input %x: f32[n, 4]\n  \
-         weight @0 \"folded.0\": f32[4] = [1.0, 2.0, 3.0, 4.0]\n  \
+         weight @0 \"sqrt(w)\": f32[4] = [1.0, 2.0, 3.0, 4.0]\n  \
          %0 = mul(%x, @0) : f32[n, 4]\n  %1 = add(%0, %0) : f32[n, 4]\n  output \"y\" = %1\n}\n"
     );
     assert_eq!((stats.simplify, stats.fold, stats.cse), (1, 1, 1));

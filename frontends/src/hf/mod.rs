@@ -36,6 +36,35 @@ pub fn is_model_folder(dir: &Path) -> bool {
     dir.is_dir() && dir.join("config.json").exists()
 }
 
+/// When `config.json` names only architectures Kiln does not build but its `model_type` is a
+/// family Kiln builds (`BertForSequenceClassification` of `bert`), what is built instead: the
+/// family's base graph, without the task head. `None` otherwise (or when the config is unreadable:
+/// loading the folder reports that).
+pub fn task_head_note(dir: &Path) -> Option<String> {
+    let cfg: serde_json::Value =
+        serde_json::from_str(&read(&dir.join("config.json")).ok()?).ok()?;
+    let archs: Vec<&str> = cfg
+        .get("architectures")?
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let model_type = cfg.get("model_type")?.as_str()?;
+    if archs.is_empty()
+        || archs
+            .iter()
+            .any(|a| ARCHITECTURES.iter().any(|(s, _, _)| s == a))
+    {
+        return None;
+    }
+    let (base, _, _) = ARCHITECTURES.iter().find(|(_, t, _)| *t == model_type)?;
+    Some(format!(
+        "config.json names `{}`, whose task head Kiln does not build yet; building the \
+         `{base}` graph without it (its outputs are the base model's)",
+        archs.join("`, `")
+    ))
+}
+
 /// Builds the graph of a Hugging Face model folder.
 pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
     let cfg_path = dir.join("config.json");

@@ -1,7 +1,7 @@
 //! The plan as text for people: the summary and step list `kiln inspect --stage kernels` prints
 //! and the lowering filetests snapshot.
 
-use super::{Io, Kernel, Plan, Storage, ValueId};
+use super::{Access, Activation, GemmB, Io, Kernel, Layout as AttnLayout, Plan, Storage, ValueId};
 use crate::ops::Dim;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -14,6 +14,91 @@ impl Kernel {
             Kernel::Generated(_) => "generated".into(),
             k => k.name(),
         }
+    }
+}
+
+/// A step's kernel parameters in words (`k=8 n=16 packed@704+1024 +bias gelu_erf`).
+fn kernel_detail(k: &Kernel) -> String {
+    let flag = |on: bool, word: &str| {
+        if on {
+            format!(" {word}")
+        } else {
+            String::new()
+        }
+    };
+    let act = |a: Activation| match a {
+        Activation::None => String::new(),
+        Activation::Relu => " relu".into(),
+        Activation::GeluErf => " gelu_erf".into(),
+        Activation::GeluTanh => " gelu_tanh".into(),
+    };
+    let list = |v: &[i64]| v.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    match k {
+        Kernel::Gemm(g) => {
+            let b = match g.b {
+                GemmB::Packed { offset, len, k, n } => {
+                    format!(" k={k} n={n} packed@{offset}+{len}")
+                }
+                GemmB::Value { trans } => format!(" b=value{}", flag(trans, "transposed")),
+            };
+            format!(
+                "{b}{}{}{}",
+                flag(g.bias, "+bias"),
+                act(g.activation),
+                flag(g.residual, "+residual")
+            )
+        }
+        Kernel::Attention(a) => {
+            let l = |x: AttnLayout| match x {
+                AttnLayout::Bhsd => "bhsd",
+                AttnLayout::Bshd => "bshd",
+            };
+            format!(
+                " heads={} kv_heads={} scale={}{}{}{}{} q,k,v,out={},{},{},{}",
+                a.heads,
+                a.kv_heads,
+                crate::ops::fmt_f64(a.scale),
+                flag(a.causal, "causal"),
+                flag(a.bias, "+bias"),
+                flag(a.mask, "+mask"),
+                flag(a.rotary, "rotary"),
+                l(a.layouts[0]),
+                l(a.layouts[1]),
+                l(a.layouts[2]),
+                l(a.layouts[3])
+            )
+        }
+        Kernel::Generated(g) => {
+            let access: Vec<&str> = g
+                .access
+                .iter()
+                .map(|a| match a {
+                    Access::Full => "full",
+                    Access::Row => "row",
+                    Access::Col => "col",
+                    Access::Scalar => "scalar",
+                })
+                .collect();
+            format!(
+                " {} reads={}{}",
+                g.symbol,
+                access.join(","),
+                flag(g.in_place, "in-place")
+            )
+        }
+        Kernel::Conv(c) => format!(
+            " w={:?} strides={} pads={} dilations={} group={} packed@{}+{}{}{}",
+            c.w_shape,
+            list(&c.strides),
+            list(&c.pads),
+            list(&c.dilations),
+            c.group,
+            c.offset,
+            c.len,
+            flag(c.bias, "+bias"),
+            act(c.activation)
+        ),
+        Kernel::Reference(_) | Kernel::GatherRows => String::new(),
     }
 }
 
@@ -39,30 +124,14 @@ impl Plan {
         })
     }
 
-    /// One line per step: `step 3: gemm Packed { .. } bias=true activation=Gelu residual=false
-    /// (v4) -> v7    # %7 = matmul_bias`.
+    /// One line per step: `step 3: gemm k=8 n=16 packed@704+1024 +bias gelu_erf (v4) -> v7
+    /// # %7 = matmul_bias`.
     pub fn step_lines(&self) -> Vec<String> {
         self.steps
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let detail = match &s.kernel {
-                    Kernel::Gemm(g) => format!(
-                        " {:?} bias={} activation={:?} residual={}",
-                        g.b, g.bias, g.activation, g.residual
-                    ),
-                    Kernel::Attention(a) => format!(
-                        " heads={} kv_heads={} causal={} layouts={:?}",
-                        a.heads, a.kv_heads, a.causal, a.layouts
-                    ),
-                    Kernel::Generated(g) => format!(
-                        " {} access={:?}{}",
-                        g.symbol,
-                        g.access,
-                        if g.in_place { " in-place" } else { "" }
-                    ),
-                    _ => String::new(),
-                };
+                let detail = kernel_detail(&s.kernel);
                 let ids = |v: &[ValueId]| {
                     v.iter()
                         .map(|x| format!("v{x}"))
@@ -101,13 +170,14 @@ impl Plan {
         let _ = write!(
             s,
             "inputs: {}\noutputs: {}\nkernels: {} steps ({})\n\
-             arena: {} slots, {} bytes (+ 64-byte alignment per slot)\n",
+             arena: {} slots, {} bytes (+ 64-byte alignment per slot){}\n",
             io(&self.inputs),
             io(&self.outputs),
             self.steps.len(),
             counts.join(", "),
             self.slots.len(),
-            self.arena_size()
+            self.arena_size(),
+            self.arena_examples()
         );
         if with_steps {
             for line in self.step_lines() {
@@ -116,6 +186,24 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// The arena size evaluated with every symbol 1 and every symbol 128 (`; at every symbol =
+    /// 1: 832 bytes, = 128: 98.6 kB`), or nothing when the size is known.
+    fn arena_examples(&self) -> String {
+        let size = self.arena_size();
+        let symbols = size.symbols();
+        if symbols.is_empty() {
+            return String::new();
+        }
+        let at = |v: i64| {
+            let b: crate::ops::Bindings = symbols.iter().map(|s| (s.clone(), v)).collect();
+            match size.eval(&b) {
+                Ok(n) => crate::budget::human(n.max(0) as u64),
+                Err(e) => e.to_string(),
+            }
+        };
+        format!("; with every symbol = 1: {}, = 128: {}", at(1), at(128))
     }
 
     /// One line per value held in the arena or the weights: `v3: f32[batch, 5, 8] slot 1`
