@@ -154,7 +154,7 @@ impl CpuFeatures {
     pub fn parse(list: &str) -> Result<CpuFeatures, String> {
         let mut set = CpuFeatures::NONE;
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let f = CpuFeature::from_name(name).ok_or_else(|| {
+            let f = CpuFeature::from_name(&name.to_ascii_lowercase()).ok_or_else(|| {
                 let known: Vec<&str> = CpuFeature::ALL.iter().map(|f| f.name()).collect();
                 format!("unknown CPU feature `{name}` (known: {})", known.join(", "))
             })?;

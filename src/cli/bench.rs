@@ -17,13 +17,13 @@ const MAX_ITERS: u32 = 100_000;
 /// Runs `kiln bench`.
 pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.model.display().to_string();
-    if args.iters == 0 || args.iters > MAX_ITERS {
+    if args.iters > MAX_ITERS {
         bail!(
-            "--iters must be between 1 and {MAX_ITERS} (got {})",
+            "--iters {} is more than the {MAX_ITERS} timed runs one bench records",
             args.iters
         );
     }
-    let max_memory = super::max_memory(&args.max_memory)?;
+    let max_memory = args.max_memory;
     let inputs = kiln::read_npz(&args.inputs)?;
     let mut times = Vec::with_capacity(args.iters as usize);
     match args.backend {

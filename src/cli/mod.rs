@@ -95,11 +95,12 @@ pub struct CompileArgs {
     pub target: Target,
     /// CPU features the generated code may use, comma-separated (`avx2,fma,avx512f`); the
     /// default is this machine's. The artifact is refused on machines that lack one.
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", value_parser = cpu_feature_list)]
     pub cpu_features: Option<String>,
-    /// Optimization level: `-O0` skips the optimizer.
+    /// Optimization level: `-O1` (the default) runs the optimizer, `-O0` skips it; there are
+    /// no other levels.
     #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
-          value_parser = clap::value_parser!(u8).range(0..=3))]
+          value_parser = clap::value_parser!(u8).range(0..=1))]
     pub opt_level: u8,
 }
 
@@ -118,23 +119,27 @@ pub struct RunArgs {
     /// The backend.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
-    /// Optimization level: `-O0` skips the optimizer.
+    /// Optimization level: `-O1` (the default) runs the optimizer, `-O0` skips it; there are
+    /// no other levels.
     #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
-          value_parser = clap::value_parser!(u8).range(0..=3))]
+          value_parser = clap::value_parser!(u8).range(0..=1))]
     pub opt_level: u8,
     /// The most memory the run may allocate (`512MB`, `2GiB`); a run that needs more is refused
     /// before allocating. Default: the memory available.
-    #[arg(long, value_name = "SIZE")]
-    pub max_memory: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    pub max_memory: Option<u64>,
 }
 
-/// The `--max-memory` limit in bytes, if given.
-pub fn max_memory(arg: &Option<String>) -> anyhow::Result<Option<u64>> {
-    arg.as_deref()
-        .map(|s| {
-            kiln_runtime::budget::parse_size(s).map_err(|e| anyhow::anyhow!("--max-memory {e}"))
-        })
-        .transpose()
+/// Parses `--max-memory` (`512MB`, `2GiB`); a bad size is a usage error.
+fn memory_size(text: &str) -> Result<u64, String> {
+    kiln_runtime::budget::parse_size(text)
+}
+
+/// Checks `--cpu-features` (names in any case); an unknown name is a usage error.
+fn cpu_feature_list(text: &str) -> Result<String, String> {
+    let list = text.to_ascii_lowercase();
+    kiln_runtime::CpuFeatures::parse(&list)?;
+    Ok(list)
 }
 
 /// Arguments of `kiln inspect`.
@@ -161,7 +166,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "IN.npz")]
     pub inputs: PathBuf,
     /// Number of timed iterations (after 3 untimed warm-up runs).
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub iters: u32,
     /// The backend.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
@@ -173,8 +178,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub profile: bool,
     /// The most memory a run may allocate (`512MB`, `2GiB`). Default: the memory available.
-    #[arg(long, value_name = "SIZE")]
-    pub max_memory: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = memory_size)]
+    pub max_memory: Option<u64>,
 }
 
 /// Arguments of `kiln conformance`.
@@ -197,8 +202,8 @@ pub struct ConformanceArgs {
     #[arg(short, long)]
     pub verbose: bool,
     /// Number of worker threads (default: the available parallelism).
-    #[arg(short, long, value_name = "N")]
-    pub jobs: Option<usize>,
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
 }
 
 /// Runs a parsed command line, writing results to `out`.
@@ -355,7 +360,7 @@ pub fn model_inputs_only(
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     check_output(&args.outputs, &[&args.model, &args.inputs])?;
-    let max_memory = max_memory(&args.max_memory)?;
+    let max_memory = args.max_memory;
     let file = args.model.display().to_string();
     let outputs = match args.backend {
         Backend::Reference => {

@@ -206,6 +206,28 @@ fn usage_errors_keep_clap_status_2() {
         vec!["inspect", "m.kir", "--format", "xml"],
         vec!["frobnicate"],
         vec![],
+        // Values that are never valid are usage errors too (issue 18).
+        vec!["bench", "m.kir", "--inputs", "i.npz", "--iters", "0"],
+        vec!["conformance", "dir", "-j", "0"],
+        vec![
+            "compile",
+            "m.kir",
+            "-o",
+            "m.kiln",
+            "--cpu-features",
+            "avx9000",
+        ],
+        vec!["compile", "m.kir", "-o", "m.kiln", "-O", "2"],
+        vec![
+            "run",
+            "m.kir",
+            "--inputs",
+            "i",
+            "--outputs",
+            "o",
+            "--max-memory",
+            "lots",
+        ],
     ] {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
         let o = c.args(&args).output().unwrap();
