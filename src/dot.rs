@@ -1,6 +1,7 @@
 //! Graphviz (`dot`) rendering of a graph for `kiln inspect --format dot`: one box per node
-//! labelled with its op and attributes (fused ops filled), graph inputs and outputs as ellipses,
-//! and one edge per operand labelled with the value's type. Weights are not drawn.
+//! labelled with its op and attributes (fused ops filled, with the pattern they replaced), graph
+//! inputs and outputs as ellipses, weights as small dashed boxes with their shapes, and one edge
+//! per operand labelled with the value's dtype and symbolic shape.
 
 use kiln_compiler::ir::{Graph, Node, ValueDef, ValueId};
 use std::fmt::Write;
@@ -36,7 +37,7 @@ fn attrs(node: &Node) -> String {
     }
 }
 
-/// The dot node an operand edge starts at, or `None` for a weight.
+/// The dot node an operand edge starts at.
 fn source(g: &Graph, v: ValueId) -> Option<String> {
     match g.value(v).def {
         ValueDef::Input => g
@@ -45,8 +46,21 @@ fn source(g: &Graph, v: ValueId) -> Option<String> {
             .position(|&i| i == v)
             .map(|i| format!("in{i}")),
         ValueDef::Node { node, .. } => Some(format!("n{}", node.0)),
-        ValueDef::Weight(_) => None,
+        ValueDef::Weight(w) => Some(format!("w{}", w.0)),
     }
+}
+
+/// What a fused op replaced, for its label (`None` for ops that are not fused).
+fn replaced(op_name: &str) -> Option<&'static str> {
+    Some(match op_name {
+        "attention" => "fused: q·kᵀ, scale, mask, softmax, ·v",
+        "layer_norm" => "fused: mean, variance, normalize, scale, shift",
+        "skip_layer_norm" => "fused: residual add, layer norm",
+        "rms_norm" => "fused: mean of squares, rsqrt, scale",
+        "gelu" => "fused: the erf or tanh GELU formula",
+        "matmul_bias" => "fused: matmul, bias, activation",
+        _ => return None,
+    })
 }
 
 /// Renders `g` (named `name` in the output) as a dot digraph.
@@ -69,17 +83,47 @@ pub fn to_dot(g: &Graph, name: &str) -> String {
     for &n in &nodes {
         let node = g.node(n);
         let a = attrs(node);
-        let label = if a.is_empty() {
-            node.op.name().to_string()
-        } else {
-            format!("{}\n{a}", node.op.name())
-        };
+        let mut label = node.op.name().to_string();
+        if !a.is_empty() {
+            label = format!("{label}\n{a}");
+        }
+        if let Some(what) = node
+            .op
+            .is_fused()
+            .then(|| replaced(node.op.name()))
+            .flatten()
+        {
+            label = format!("{label}\n{what}");
+        }
         let fill = if node.op.is_fused() {
             format!(", style=filled, fillcolor=\"{FUSED_COLOR}\"")
         } else {
             String::new()
         };
         let _ = writeln!(s, "  n{} [label={}{fill}];", n.0, quoted(&label));
+    }
+    // The weights the nodes read (the store may hold others, e.g. replaced by folding).
+    let used: std::collections::BTreeSet<usize> = nodes
+        .iter()
+        .flat_map(|&n| g.node(n).inputs.iter())
+        .filter_map(|&v| match g.value(v).def {
+            ValueDef::Weight(w) => Some(w.0 as usize),
+            _ => None,
+        })
+        .collect();
+    for (id, w) in g
+        .weights()
+        .iter()
+        .filter(|(id, _)| used.contains(&(id.0 as usize)))
+    {
+        let shape: Vec<String> = w.shape.iter().map(|d| d.to_string()).collect();
+        let label = format!("{}\n{}[{}]", w.name, w.dtype.name(), shape.join(", "));
+        let _ = writeln!(
+            s,
+            "  w{} [label={}, shape=box, style=dashed, fontsize=8];",
+            id.0,
+            quoted(&label)
+        );
     }
     for (i, (out, v)) in g.outputs().iter().enumerate() {
         let label = format!("{out}\n{}", g.value(*v).ty);
@@ -91,9 +135,16 @@ pub fn to_dot(g: &Graph, name: &str) -> String {
     }
     for &n in &nodes {
         for &v in &g.node(n).inputs {
-            if let Some(from) = source(g, v) {
-                let ty = g.value(v).ty.to_string();
-                let _ = writeln!(s, "  {from} -> n{} [label={}];", n.0, quoted(&ty));
+            match (source(g, v), &g.value(v).def) {
+                // A weight's box already shows its type.
+                (Some(from), ValueDef::Weight(_)) => {
+                    let _ = writeln!(s, "  {from} -> n{} [style=dashed];", n.0);
+                }
+                (Some(from), _) => {
+                    let ty = g.value(v).ty.to_string();
+                    let _ = writeln!(s, "  {from} -> n{} [label={}];", n.0, quoted(&ty));
+                }
+                (None, _) => {}
             }
         }
     }
@@ -110,6 +161,26 @@ pub fn to_dot(g: &Graph, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_are_dashed_boxes_and_fused_ops_say_what_they_replaced() {
+        let src = "kir 1\ngraph {\n  input %x: f32[n, 4]\n  weight @0 \"g\": f32[4] = [1.0, 1.0, 1.0, 1.0]\n  \
+                   weight @1 \"b\": f32[4] = [0.0, 0.0, 0.0, 0.0]\n  \
+                   %0 = layer_norm(%x, @0, @1) {axis = -1, eps = 1e-5} : f32[n, 4]\n  \
+                   output \"y\" = %0\n}\n";
+        let g = kiln_compiler::text::parse(src).unwrap();
+        let dot = to_dot(&g, "m");
+        assert!(
+            dot.contains("w0 [label=\"g\\nf32[4]\", shape=box, style=dashed"),
+            "{dot}"
+        );
+        assert!(dot.contains("w0 -> n0 [style=dashed]"), "{dot}");
+        assert!(
+            dot.contains("fused: mean, variance, normalize, scale, shift"),
+            "{dot}"
+        );
+        assert!(dot.contains(FUSED_COLOR), "{dot}");
+    }
 
     #[test]
     fn quoting_escapes_quotes_backslashes_and_newlines() {
@@ -137,6 +208,7 @@ mod tests {
         let dot = to_dot(&g, "m");
         assert!(dot.starts_with("digraph \"m\" {\n"), "{dot}");
         assert_eq!(dot.matches(" -> ").count(), 4, "{dot}");
+        assert!(!dot.contains(" w0 "), "no weights, no weight boxes: {dot}");
         assert_eq!(dot.matches("[label=").count(), 4 + 4, "{dot}");
         assert!(dot.contains("label=\"f32[n, 4]\""), "{dot}");
         assert!(!dot.contains(FUSED_COLOR), "{dot}");

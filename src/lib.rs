@@ -11,6 +11,7 @@ mod npy;
 mod npy_header;
 pub mod npz;
 pub mod summary;
+pub mod svg;
 
 pub use kiln_compiler;
 pub use kiln_frontends;

@@ -80,6 +80,8 @@ pub enum Format {
     Json,
     /// Graphviz: one node per op (fused ops filled), edges labelled with value types.
     Dot,
+    /// The Graphviz picture laid out and rendered as SVG in-process (no Graphviz needed).
+    Svg,
 }
 
 /// Arguments of `kiln compile`.
@@ -155,6 +157,9 @@ pub struct InspectArgs {
     /// The output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `kiln bench`.
@@ -219,12 +224,25 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// Runs `kiln inspect`.
 pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let Some(path) = &args.output else {
+        return inspect_to(args, out);
+    };
+    check_output(path, &[&args.model])?;
+    let mut buf = Vec::new();
+    inspect_to(args, &mut buf)?;
+    kiln_runtime::artifact::write_atomically(path, &buf)?;
+    Ok(())
+}
+
+/// `kiln inspect` into `out`.
+fn inspect_to(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let file = args.model.display().to_string();
     let is_artifact =
         args.stage.is_none() && kiln::model_kind(&args.model)? == kiln::ModelKind::Artifact;
-    if args.format == Format::Dot && (is_artifact || args.stage == Some(Stage::Kernels)) {
+    let picture = matches!(args.format, Format::Dot | Format::Svg);
+    if picture && (is_artifact || args.stage == Some(Stage::Kernels)) {
         bail!(
-            "{file}: `--format dot` draws IR graphs (stages `imported` and `optimized`), not {}; \
+            "{file}: `--format dot` and `svg` draw IR graphs (stages `imported` and `optimized`), not {}; \
              use --format text or --format json",
             if is_artifact {
                 "an artifact"
@@ -262,6 +280,8 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             }
         }
         Format::Dot => kiln::dot::to_dot(&g, &file),
+        Format::Svg => kiln::svg::dot_to_svg(&kiln::dot::to_dot(&g, &file))
+            .map_err(|e| anyhow::anyhow!("{file}: cannot draw the graph: {e}"))?,
         Format::Json => {
             let summary = kiln::summarize(&g, &file, stage);
             let mut v = serde_json::to_value(&summary)

@@ -246,3 +246,61 @@ fn the_embedding_example_runs_the_flagship_model_and_prints_errors_as_lines() {
         "{text}"
     );
 }
+
+#[test]
+fn an_svg_picture_of_minilm_is_well_formed_and_shows_every_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.svg");
+    let o = kiln(&[
+        &"inspect",
+        &example("tiny_classifier.kir"),
+        &"--stage",
+        &"optimized",
+        &"--format",
+        &"svg",
+        &"-o",
+        &tiny,
+    ]);
+    assert!(o.status.success() && o.stdout.is_empty(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&tiny).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the SVG is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    for label in ["layer_norm", "matmul_bias", "mlp.w1", "f32[batch, seq, 16]"] {
+        assert!(text.contains(label), "{label} missing");
+    }
+    // Kernels and artifacts are not graphs.
+    let o = kiln(&[
+        &"inspect",
+        &example("tiny_classifier.kir"),
+        &"--stage",
+        &"kernels",
+        &"--format",
+        &"svg",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let svg = dir.path().join("g.svg");
+    let minilm = shared.join("models").join("all-MiniLM-L6-v2");
+    let o = kiln(&[
+        &"inspect",
+        &minilm,
+        &"--stage",
+        &"optimized",
+        &"--format",
+        &"svg",
+        &"-o",
+        &svg,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the SVG is well-formed XML");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("tspan"))
+        .filter_map(|n| n.text())
+        .collect();
+    let attention = texts.iter().filter(|t| t.trim() == "attention").count();
+    assert_eq!(attention, 6, "one attention per layer");
+}
