@@ -19,6 +19,8 @@ pub struct CompileOptions {
     pub optimize: bool,
     /// What to generate code for (default: this machine, [`Target::host`]).
     pub target: Target,
+    /// Told as each step starts (`loading the model`, then the pipeline's stages).
+    pub progress: Option<kiln_compiler::pipeline::Progress>,
 }
 
 impl Default for CompileOptions {
@@ -26,6 +28,7 @@ impl Default for CompileOptions {
         CompileOptions {
             optimize: true,
             target: Target::host(),
+            progress: None,
         }
     }
 }
@@ -35,6 +38,7 @@ impl CompileOptions {
     fn pipeline(&self) -> Options {
         Options {
             optimize: self.optimize,
+            progress: self.progress.clone(),
         }
     }
 }
@@ -48,6 +52,9 @@ fn compile_err(path: &Path) -> impl FnOnce(kiln_compiler::Error) -> Error + '_ {
 
 /// Loads the model at `path` and runs the whole pipeline on it.
 pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Error> {
+    if let Some(p) = &opts.progress {
+        p.stage("loading the model");
+    }
     let g = load_model(path)?;
     pipeline::compile(&g, &opts.target, &opts.pipeline()).map_err(compile_err(path))
 }

@@ -24,11 +24,14 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         ),
         None => kiln_compiler::Target::host(),
     };
+    let reporter = super::progress::Reporter::for_stderr();
     let opts = CompileOptions {
         optimize: args.opt_level > 0,
         target,
+        progress: reporter.as_ref().map(|r| r.pipeline()),
     };
     compile_model_to(&args.model, &args.output, &opts)?;
+    drop(reporter);
     let size = std::fs::metadata(&args.output)
         .with_context(|| {
             format!(

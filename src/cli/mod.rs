@@ -4,6 +4,7 @@
 mod artifact;
 mod bench;
 mod conformance;
+mod progress;
 mod report;
 
 use anyhow::{bail, Context};
@@ -263,6 +264,7 @@ fn inspect_to(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let imported = kiln::summarize(&g, &file, "imported").fusions;
     let optimize = Options {
         optimize: args.stage == Some(Stage::Optimized),
+        ..Default::default()
     };
     let report = pipeline::optimize(&mut g, &optimize)
         .with_context(|| format!("{file}: the optimizer failed"))?;
@@ -387,6 +389,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let mut g = kiln::load_model(&args.model)?;
             let optimize = Options {
                 optimize: args.opt_level > 0,
+                ..Default::default()
             };
             pipeline::optimize(&mut g, &optimize)
                 .with_context(|| format!("{file}: the optimizer failed"))?;
@@ -399,8 +402,10 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             kiln::run_reference(&g, &args.model, &inputs, &args.inputs, &budget)?
         }
         Backend::Cpu => {
+            let reporter = progress::Reporter::for_stderr();
             let opts = kiln::backend::CompileOptions {
                 optimize: args.opt_level > 0,
+                progress: reporter.as_ref().map(|r| r.pipeline()),
                 ..Default::default()
             };
             let load = kiln_runtime::LoadOptions {
@@ -413,6 +418,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 &kiln::backend::input_names(&model),
                 &args.inputs,
             );
+            if let Some(r) = &reporter {
+                r.step("running");
+            }
             kiln::backend::run_model(&model, &args.model, &inputs, &args.inputs)?
         }
         Backend::Cuda => bail!(

@@ -304,3 +304,34 @@ fn an_svg_picture_of_minilm_is_well_formed_and_shows_every_layer() {
     let attention = texts.iter().filter(|t| t.trim() == "attention").count();
     assert_eq!(attention, 6, "one attention per layer");
 }
+
+#[test]
+fn progress_goes_to_stderr_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let art = dir.path().join("m.kiln");
+    // Not a terminal (the test captures stderr): quiet.
+    let o = kiln(&[&"compile", &example("tiny_classifier.kir"), &"-o", &art]);
+    assert!(o.status.success() && o.stderr.is_empty(), "{}", stderr(&o));
+    // `KILN_PROGRESS=all` announces every step (on a terminal, steps over a second are).
+    let o = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["compile", "examples/tiny_classifier.kir", "-o"])
+        .arg(&art)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KILN_PROGRESS", "all")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let steps: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        steps,
+        [
+            "kiln: loading the model…",
+            "kiln: optimizing…",
+            "kiln: lowering…",
+            "kiln: generating code…",
+            "kiln: assembling the artifact…"
+        ],
+        "{err}"
+    );
+}

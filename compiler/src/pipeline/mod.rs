@@ -19,17 +19,61 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// Told when a stage starts, with its name in words (`optimizing`, `lowering`, `generating
+/// code`, `assembling the artifact`); the CLI shows progress with it.
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<dyn Fn(&'static str) + Send + Sync>);
+
+impl Progress {
+    /// A callback.
+    pub fn new(f: impl Fn(&'static str) + Send + Sync + 'static) -> Progress {
+        Progress(std::sync::Arc::new(f))
+    }
+
+    /// Says that `stage` starts.
+    pub fn stage(&self, stage: &'static str) {
+        (self.0)(stage)
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
 /// How to compile (what the target does not decide).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Run the optimizer (`-O1` and up); `false` lowers the graph as it is.
     pub optimize: bool,
+    /// Called as each stage starts.
+    pub progress: Option<Progress>,
 }
 
 impl Default for Options {
-    /// Optimized.
+    /// Optimized, without progress reports.
     fn default() -> Self {
-        Options { optimize: true }
+        Options {
+            optimize: true,
+            progress: None,
+        }
+    }
+}
+
+impl Options {
+    /// Unoptimized (the graph lowered as it is).
+    pub fn unoptimized() -> Options {
+        Options {
+            optimize: false,
+            progress: None,
+        }
+    }
+
+    fn report(&self, stage: &'static str) {
+        if let Some(p) = &self.progress {
+            p.stage(stage);
+        }
     }
 }
 
@@ -130,12 +174,16 @@ pub fn compile(graph: &Graph, target: &Target, opts: &Options) -> Result<Compile
     let mut timings = StageTimings::default();
     let mut g = Cow::Borrowed(graph);
     let optimizer = if opts.optimize {
+        opts.report("optimizing");
         timed(&mut timings.optimize, || optimize(g.to_mut(), opts))?
     } else {
         None
     };
+    opts.report("lowering");
     let lowered = timed(&mut timings.lower, || lower(&g, target))?;
+    opts.report("generating code");
     let code = timed(&mut timings.codegen, || codegen(&lowered, target))?;
+    opts.report("assembling the artifact");
     let artifact = timed(&mut timings.write, || assemble(lowered, code, target))?;
     Ok(Compiled {
         artifact,

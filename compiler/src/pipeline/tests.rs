@@ -39,7 +39,7 @@ fn compile_equals_the_stages_run_by_hand() {
 fn o0_skips_the_optimizer_and_leaves_the_input_graph_alone() {
     let g = graph();
     let before = crate::text::print(&g).unwrap();
-    let compiled = compile(&g, &Target::host(), &Options { optimize: false }).unwrap();
+    let compiled = compile(&g, &Target::host(), &Options::unoptimized()).unwrap();
     assert!(compiled.optimizer.is_none());
     assert_eq!(compiled.timings.optimize, Duration::ZERO);
     assert_eq!(crate::text::print(&g).unwrap(), before);

@@ -210,7 +210,7 @@ fn check(case: &str) {
         check_directive(&plan, case, k, v);
     }
 
-    let bytes = compile(&g, &Target::host(), &Options { optimize: false })
+    let bytes = compile(&g, &Target::host(), &Options::unoptimized())
         .unwrap()
         .to_bytes();
     let model = Model::from_bytes(bytes, &LoadOptions::default()).unwrap();

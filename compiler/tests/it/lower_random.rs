@@ -1084,7 +1084,7 @@ fn check(steps: &[[u8; 4]], seed: u64) -> Result<Coverage, String> {
     let plan_text = describe(&lowered.plan);
     check_plan(&lowered.plan).map_err(|e| format!("{e}\nplan:\n{plan_text}{}", text()))?;
     let cov = Coverage::of(&lowered.plan, &lowered.kernels);
-    let bytes = compile(&g, &Target::host(), &Options { optimize: false })
+    let bytes = compile(&g, &Target::host(), &Options::unoptimized())
         .map_err(|e| format!("compile: {e}\n{}", text()))?
         .to_bytes();
     let model = Model::from_bytes(bytes, &LoadOptions::default())
