@@ -65,6 +65,26 @@ pub fn compile_model(path: &Path, opts: &CompileOptions) -> Result<Vec<u8>, Erro
     Ok(compile_path(path, opts)?.to_bytes())
 }
 
+/// Refuses an output path that names the same file as one of the command's inputs (also
+/// through another name: a hard or symbolic link): writing it would destroy that input
+/// (`kiln compile m.onnx -o m.onnx`, `--outputs` equal to `--inputs`). Checked before any work.
+pub fn refuse_output_over_input(output: &Path, inputs: &[&Path]) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let Some(out) = id(output) else {
+        return Ok(()); // a new file
+    };
+    for input in inputs {
+        if id(input) == Some(out) {
+            return Err(Error::OutputIsInput {
+                output: output.to_path_buf(),
+                input: input.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Compiles the model at `path` and writes the artifact to `out` (atomically: on any error no
 /// file is left at `out`).
 pub fn compile_model_to(path: &Path, out: &Path, opts: &CompileOptions) -> Result<(), Error> {

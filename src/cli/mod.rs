@@ -4,7 +4,6 @@
 mod artifact;
 mod bench;
 mod conformance;
-mod report;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,7 +12,7 @@ use kiln_compiler::pipeline::{self, Options};
 use kiln_compiler::text::{print_with, PrintOptions};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Kiln: an ahead-of-time neural-network model compiler.
 #[derive(Debug, Parser)]
@@ -232,8 +231,8 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         return artifact::inspect_artifact(&args.model, args.format, out);
     }
     let stage = match args.stage.unwrap_or(Stage::Imported) {
-        Stage::Imported => "imported",
-        Stage::Optimized => "optimized",
+        Stage::Imported => kiln::inspect::Stage::Imported,
+        Stage::Optimized => kiln::inspect::Stage::Optimized,
         Stage::Kernels => return artifact::inspect_kernels(&args.model, args.format, out),
     };
     let mut g = kiln::load_model(&args.model)?;
@@ -250,25 +249,17 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             let ir =
                 print_with(&g, &opts).with_context(|| format!("{file}: cannot print the IR"))?;
             match &report {
-                Some(r) => format!("{}{ir}", report::text(&g, r)?),
+                Some(r) => {
+                    let report =
+                        kiln::report::text(&g, r).context("cannot number the optimized graph")?;
+                    format!("{report}{ir}")
+                }
                 None => ir,
             }
         }
         Format::Dot => kiln::dot::to_dot(&g, &file),
         Format::Json => {
-            let summary = kiln::summarize(&g, &file, stage);
-            let mut v = serde_json::to_value(&summary)
-                .with_context(|| format!("{file}: cannot encode the summary"))?;
-            if let (Some(r), Some(obj)) = (&report, v.as_object_mut()) {
-                let passes: serde_json::Map<String, serde_json::Value> = r
-                    .canonicalize
-                    .per_pass()
-                    .into_iter()
-                    .map(|(name, n)| (name.to_string(), n.into()))
-                    .collect();
-                obj.insert("passes".to_string(), passes.into());
-                obj.insert("optimizer".to_string(), report::json(&g, r)?);
-            }
+            let v = kiln::inspect::graph_json(&g, &args.model, stage, report.as_ref())?;
             let mut s = serde_json::to_string_pretty(&v)
                 .with_context(|| format!("{file}: cannot encode the summary"))?;
             s.push('\n');
@@ -280,30 +271,9 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses an output path that names the same file as one of the command's inputs (also
-/// through another name: a hard or symbolic link): writing it would destroy that input
-/// (`kiln compile m.onnx -o m.onnx`, `--outputs` equal to `--inputs`). Checked before any work.
-pub(crate) fn refuse_output_over_input(output: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let Some(out) = id(output) else {
-        return Ok(()); // a new file
-    };
-    for input in inputs {
-        if id(input) == Some(out) {
-            bail!(
-                "{}: is also an input of this command ({}); write the output to another path",
-                output.display(),
-                input.display()
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    refuse_output_over_input(&args.outputs, &[&args.model, &args.inputs])?;
+    kiln::backend::refuse_output_over_input(&args.outputs, &[&args.model, &args.inputs])?;
     let max_memory = max_memory(&args.max_memory)?;
     let file = args.model.display().to_string();
     let outputs = match args.backend {

@@ -1,8 +1,9 @@
 //! The optimizer's report for `kiln inspect --stage optimized`: fused sites, candidate sites
 //! that did not fuse with the guard that stopped them, e-graph size, stop reason and times —
-//! as `#` comment lines above the IR text (the text stays parseable) or as a JSON object.
+//! as `#` comment lines above the IR text (the text stays parseable) or as a JSON object (the
+//! `optimizer` member of `kiln inspect --stage optimized --format json`, see [`crate::inspect`]).
+//! Both fail only when the optimized graph cannot be numbered (a cycle).
 
-use anyhow::Context;
 use kiln_compiler::ir::{Graph, ValueId};
 use kiln_compiler::optimize::Optimized;
 use kiln_compiler::text::result_numbers;
@@ -59,8 +60,8 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 /// The report as `#` lines.
-pub fn text(g: &Graph, r: &Optimized) -> anyhow::Result<String> {
-    let names = result_numbers(g).context("cannot number the optimized graph")?;
+pub fn text(g: &Graph, r: &Optimized) -> kiln_compiler::Result<String> {
+    let names = result_numbers(g)?;
     let e = &r.egraph;
     let mut s = String::new();
     let _ = writeln!(
@@ -90,8 +91,8 @@ pub fn text(g: &Graph, r: &Optimized) -> anyhow::Result<String> {
 }
 
 /// The report as a JSON object.
-pub fn json(g: &Graph, r: &Optimized) -> anyhow::Result<serde_json::Value> {
-    let names = result_numbers(g).context("cannot number the optimized graph")?;
+pub fn json(g: &Graph, r: &Optimized) -> kiln_compiler::Result<serde_json::Value> {
+    let names = result_numbers(g)?;
     let e = &r.egraph;
     let sites: Vec<serde_json::Value> = fused_sites(g, &names)
         .into_iter()
