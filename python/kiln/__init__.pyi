@@ -1,10 +1,21 @@
 """Type stubs of the kiln package (its API is the Rust extension module kiln._kiln)."""
 
 import os
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Union, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "InputError",
+    "KilnError",
+    "Model",
+    "TensorInfo",
+    "__version__",
+    "compile",
+    "inspect",
+    "load",
+]
 
 __version__: str
 
@@ -28,6 +39,7 @@ class TensorInfo(NamedTuple):
     dtype: str
     shape: List[Union[int, str]]
 
+@final
 class Model:
     """A compiled model, ready to run. Share one ``Model`` between threads: each call runs in
     its own session, with the GIL released."""
