@@ -72,6 +72,47 @@ pub fn compile_model(path: &Path, opts: &CompileOptions) -> Result<Vec<u8>, Erro
     Ok(compile_path(path, opts)?.to_bytes())
 }
 
+/// Checks an output path before any work: its folder must take a new file (the output is
+/// written there atomically, through a temporary file), and it must not name the same file as
+/// one of the command's inputs (also through another name: a hard or symbolic link), which
+/// writing it would destroy (`kiln compile m.onnx -o m.onnx`, `--outputs` equal to `--inputs`).
+pub fn check_output(output: &Path, inputs: &[&Path]) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let folder = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let probe = folder.join(format!(".kiln-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(source) => {
+            return Err(Error::CannotWrite {
+                path: output.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let Some(out) = id(output) else {
+        return Ok(()); // a new file
+    };
+    for input in inputs {
+        if id(input) == Some(out) {
+            return Err(Error::OutputIsInput {
+                output: output.to_path_buf(),
+                input: input.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Compiles the model at `path` and writes the artifact to `out` (atomically: on any error no
 /// file is left at `out`).
 pub fn compile_model_to(path: &Path, out: &Path, opts: &CompileOptions) -> Result<(), Error> {

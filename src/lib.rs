@@ -1,15 +1,18 @@
 //! Kiln: an ahead-of-time neural-network model compiler. This facade re-exports the crates and
 //! holds what the `kiln` command line shares with applications: model loading by path, the CPU
 //! backend as callers of the compile pipeline, running with the reference interpreter, `.npz`
-//! input/output files, graph summaries (JSON, Graphviz) and the ONNX conformance runner.
+//! input/output files, graph summaries (JSON, Graphviz), `inspect --format json`, the optimizer
+//! report, the one-line error report and the ONNX conformance runner.
 
 pub mod backend;
 pub mod conformance;
 pub mod dot;
+pub mod inspect;
 pub mod model;
 mod npy;
 mod npy_header;
 pub mod npz;
+pub mod report;
 pub mod summary;
 pub mod svg;
 
@@ -112,6 +115,43 @@ pub enum Error {
         /// The interpreter's error (naming the node and op).
         source: kiln_compiler::Error,
     },
+    /// The optimizer failed on a model (its error follows in the source chain).
+    #[error("{}: the optimizer failed", path.display())]
+    Optimize {
+        /// The model file.
+        path: PathBuf,
+        /// The compiler's error.
+        source: kiln_compiler::Error,
+    },
+    /// A summary that could not be encoded as JSON.
+    #[error("{}: cannot encode the summary", path.display())]
+    Encode {
+        /// The model file.
+        path: PathBuf,
+        /// The encoder's error.
+        source: serde_json::Error,
+    },
+    /// An output path that names the same file as one of the inputs (also through a link):
+    /// writing it would destroy that input, so it is refused before any work.
+    #[error(
+        "{}: is also an input of this command ({}); write the output to another path",
+        output.display(),
+        input.display()
+    )]
+    OutputIsInput {
+        /// The output path.
+        output: PathBuf,
+        /// The input it names.
+        input: PathBuf,
+    },
+    /// An output path whose folder does not take a new file (checked before any work).
+    #[error("cannot write outputs to {}: {source}", path.display())]
+    CannotWrite {
+        /// The output path.
+        path: PathBuf,
+        /// Why a file cannot be created there.
+        source: std::io::Error,
+    },
     /// A model that could not be compiled.
     #[error("{}: {source}", path.display())]
     Compile {
@@ -160,6 +200,27 @@ fn runtime_message(path: &std::path::Path, e: &kiln_runtime::Error) -> String {
         }
         _ => format!("{}: {e}", path.display()),
     }
+}
+
+/// An error and its causes as one line, as the command line reports them (`error: <line>`):
+/// each cause is appended after `: ` unless the message so far already ends with it (errors
+/// that print their source, as the compiler's do, would otherwise repeat it); line breaks inside
+/// messages become spaces.
+pub fn error_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = String::new();
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        let text = text.trim();
+        if !text.is_empty() && !msg.ends_with(text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(text);
+        }
+        cause = c.source();
+    }
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn list(names: &[String]) -> String {

@@ -30,23 +30,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Formats an error and its causes as one line: each cause is appended after `: ` unless the
-/// message so far already ends with it (errors that print their source, as the compiler's do,
-/// would otherwise repeat it). Line breaks inside messages become spaces.
+/// Formats an error and its causes as one line ([`kiln::error_line`], shared with the Python
+/// package so both report the same message).
 fn report(e: &anyhow::Error) -> String {
-    let mut msg = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        let text = text.trim();
-        if text.is_empty() || msg.ends_with(text) {
-            continue;
-        }
-        if !msg.is_empty() {
-            msg.push_str(": ");
-        }
-        msg.push_str(text);
-    }
-    msg.split_whitespace().collect::<Vec<_>>().join(" ")
+    kiln::error_line(e.as_ref())
 }
 
 #[cfg(test)]

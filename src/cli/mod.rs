@@ -5,7 +5,6 @@ mod artifact;
 mod bench;
 mod conformance;
 mod progress;
-mod report;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -228,7 +227,7 @@ pub fn inspect(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let Some(path) = &args.output else {
         return inspect_to(args, out);
     };
-    check_output(path, &[&args.model])?;
+    kiln::backend::check_output(path, &[&args.model])?;
     let mut buf = Vec::new();
     inspect_to(args, &mut buf)?;
     kiln_runtime::artifact::write_atomically(path, &buf)?;
@@ -256,8 +255,8 @@ fn inspect_to(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         return artifact::inspect_artifact(&args.model, args.format, out);
     }
     let stage = match args.stage.unwrap_or(Stage::Imported) {
-        Stage::Imported => "imported",
-        Stage::Optimized => "optimized",
+        Stage::Imported => kiln::inspect::Stage::Imported,
+        Stage::Optimized => kiln::inspect::Stage::Optimized,
         Stage::Kernels => return artifact::inspect_kernels(&args.model, args.format, out),
     };
     let mut g = kiln::load_model(&args.model)?;
@@ -275,9 +274,13 @@ fn inspect_to(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             };
             let ir =
                 print_with(&g, &opts).with_context(|| format!("{file}: cannot print the IR"))?;
-            let summary = kiln::summarize(&g, &file, stage).comment_lines();
+            let summary = kiln::summarize(&g, &file, stage.name()).comment_lines();
             match &report {
-                Some(r) => format!("{summary}{}{ir}", report::text(&g, r, &imported)?),
+                Some(r) => {
+                    let report = kiln::report::text(&g, r, &imported)
+                        .context("cannot number the optimized graph")?;
+                    format!("{summary}{report}{ir}")
+                }
                 None => format!("{summary}{ir}"),
             }
         }
@@ -285,19 +288,12 @@ fn inspect_to(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Format::Svg => kiln::svg::dot_to_svg(&kiln::dot::to_dot(&g, &file))
             .map_err(|e| anyhow::anyhow!("{file}: cannot draw the graph: {e}"))?,
         Format::Json => {
-            let summary = kiln::summarize(&g, &file, stage);
-            let mut v = serde_json::to_value(&summary)
-                .with_context(|| format!("{file}: cannot encode the summary"))?;
-            if let (Some(r), Some(obj)) = (&report, v.as_object_mut()) {
-                let passes: serde_json::Map<String, serde_json::Value> = r
-                    .canonicalize
-                    .per_pass()
-                    .into_iter()
-                    .map(|(name, n)| (name.to_string(), n.into()))
-                    .collect();
-                obj.insert("passes".to_string(), passes.into());
-                obj.insert("optimizer".to_string(), report::json(&g, r, &imported)?);
-            }
+            let v = kiln::inspect::graph_json(
+                &g,
+                &args.model,
+                stage,
+                report.as_ref().map(|r| (r, &imported)),
+            )?;
             let mut s = serde_json::to_string_pretty(&v)
                 .with_context(|| format!("{file}: cannot encode the summary"))?;
             s.push('\n');
@@ -306,43 +302,6 @@ fn inspect_to(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     out.write_all(text.as_bytes())
         .context("cannot write to standard output")?;
-    Ok(())
-}
-
-/// Checks an output path before any work: its folder must take a new file (the output is
-/// written there atomically, through a temporary file), and it must not name the same file as
-/// one of the command's inputs (also through another name: a hard or symbolic link), which
-/// writing it would destroy (`kiln compile m.onnx -o m.onnx`, `--outputs` equal to `--inputs`).
-pub(crate) fn check_output(output: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let folder = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let probe = folder.join(format!(".kiln-probe-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-        }
-        Err(e) => bail!("cannot write outputs to {}: {e}", output.display()),
-    }
-    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
-    let Some(out) = id(output) else {
-        return Ok(()); // a new file
-    };
-    for input in inputs {
-        if id(input) == Some(out) {
-            bail!(
-                "{}: is also an input of this command ({}); write the output to another path",
-                output.display(),
-                input.display()
-            );
-        }
-    }
     Ok(())
 }
 
@@ -381,7 +340,7 @@ pub fn model_inputs_only(
 
 /// Runs `kiln run`.
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    check_output(&args.outputs, &[&args.model, &args.inputs])?;
+    kiln::backend::check_output(&args.outputs, &[&args.model, &args.inputs])?;
     let max_memory = args.max_memory;
     let file = args.model.display().to_string();
     let outputs = match args.backend {

@@ -1,9 +1,10 @@
 //! The optimizer's report for `kiln inspect --stage optimized`: fused sites, candidate sites
 //! that did not fuse with the guard that stopped them, e-graph size, stop reason and times —
-//! as `#` comment lines above the IR text (the text stays parseable) or as a JSON object.
+//! as `#` comment lines above the IR text (the text stays parseable) or as a JSON object (the
+//! `optimizer` member of `kiln inspect --stage optimized --format json`, see [`crate::inspect`]).
+//! Both fail only when the optimized graph cannot be numbered (a cycle).
 
-use anyhow::Context;
-use kiln::summary::Fusions;
+use crate::summary::Fusions;
 use kiln_compiler::ir::{Graph, ValueId};
 use kiln_compiler::optimize::Optimized;
 use kiln_compiler::text::result_numbers;
@@ -62,7 +63,7 @@ fn ms(d: std::time::Duration) -> f64 {
 /// Fused ops in the optimized graph `g` that the importer had already produced (`imported`
 /// fused ops before optimizing, capped per pattern by what is left) and those the optimizer made.
 fn made_and_imported(g: &Graph, imported: &Fusions) -> (usize, usize) {
-    let after = kiln::summarize(g, "", "").fusions;
+    let after = crate::summarize(g, "", "").fusions;
     let pairs = [
         (after.attention, imported.attention),
         (after.layer_norm, imported.layer_norm),
@@ -75,8 +76,8 @@ fn made_and_imported(g: &Graph, imported: &Fusions) -> (usize, usize) {
 }
 
 /// The report as `#` lines; `imported` counts the fused ops the graph had before optimizing.
-pub fn text(g: &Graph, r: &Optimized, imported: &Fusions) -> anyhow::Result<String> {
-    let names = result_numbers(g).context("cannot number the optimized graph")?;
+pub fn text(g: &Graph, r: &Optimized, imported: &Fusions) -> kiln_compiler::Result<String> {
+    let names = result_numbers(g)?;
     let e = &r.egraph;
     let mut s = String::new();
     let _ = writeln!(
@@ -111,9 +112,9 @@ pub fn text(g: &Graph, r: &Optimized, imported: &Fusions) -> anyhow::Result<Stri
 }
 
 /// The report as a JSON object; `imported` counts the fused ops before optimizing.
-pub fn json(g: &Graph, r: &Optimized, imported: &Fusions) -> anyhow::Result<serde_json::Value> {
+pub fn json(g: &Graph, r: &Optimized, imported: &Fusions) -> kiln_compiler::Result<serde_json::Value> {
     let (made, kept) = made_and_imported(g, imported);
-    let names = result_numbers(g).context("cannot number the optimized graph")?;
+    let names = result_numbers(g)?;
     let e = &r.egraph;
     let sites: Vec<serde_json::Value> = fused_sites(g, &names)
         .into_iter()
