@@ -122,18 +122,24 @@ fn the_dot_format_draws_one_node_per_op_and_highlights_fused_ops() {
     assert_eq!(defs("n"), g.num_nodes(), "{dot}");
     assert_eq!(defs("in"), g.inputs().len(), "{dot}");
     assert_eq!(defs("out"), g.outputs().len(), "{dot}");
-    let operands: usize = g
-        .node_ids()
-        .map(|n| {
-            g.node(n)
-                .inputs
-                .iter()
-                .filter(|&&v| !matches!(g.value(v).def, ValueDef::Weight(_)))
-                .count()
-        })
-        .sum();
+    // One edge per operand; weight operands start at dashed weight boxes.
+    let (mut operands, mut weight_operands) = (0, 0);
+    for n in g.node_ids() {
+        for &v in &g.node(n).inputs {
+            operands += 1;
+            if matches!(g.value(v).def, ValueDef::Weight(_)) {
+                weight_operands += 1;
+            }
+        }
+    }
     let edges = lines.iter().filter(|l| l.contains(" -> ")).count();
     assert_eq!(edges, operands + g.outputs().len(), "{dot}");
+    let dashed = lines
+        .iter()
+        .filter(|l| l.starts_with('w') && l.contains(" -> ") && l.contains("style=dashed"))
+        .count();
+    assert_eq!(dashed, weight_operands, "{dot}");
+    assert_eq!(defs("w"), g.weights().len(), "{dot}");
     let line_of = |op: &str| {
         lines
             .iter()
