@@ -6,7 +6,8 @@
 //! runs the same rounds again and fails when the RSS grew by more than [`MARGIN_KIB`]. In CI it
 //! takes a few seconds; `KILN_SOAK_SECS=600 cargo test --test it soak -- --nocapture` soaks for
 //! ten minutes instead and prints the RSS every tenth of the time (`tools/soak.sh` soaks the
-//! release CLI).
+//! release CLI). Under AddressSanitizer the RSS is not a measure (its allocator keeps freed
+//! memory in quarantine); LeakSanitizer checks leaks there instead.
 
 use crate::common;
 
