@@ -8,8 +8,9 @@
 # miri      kiln-runtime's unit tests that Miri can run: the artifact loader (from bytes), the plan,
 #           the executor on a plan of library kernels (arena, frame, gather, portable GEMM and
 #           attention, reference kernels, two threads), the portable GEMM, the object parser and
-#           relocations, tensors and the op set. Tests that map files, make code executable, run
-#           generated code or sweep large inputs carry `#[cfg_attr(miri, ignore = "why")]`.
+#           relocations, tensors and the op set (not the dim parser's proptests: safe code, hours
+#           under Miri). Tests that map files, make code executable, run generated code or sweep
+#           large inputs carry `#[cfg_attr(miri, ignore = "why")]`.
 #           Tree Borrows: rayon's crossbeam-epoch breaks Stacked Borrows' rules (crossbeam#545);
 #           leaks are ignored for crossbeam-epoch's global collector, which is never freed.
 # asan      every kiln-runtime test (the generated-code loader and the AVX2/AVX-512 kernels
@@ -34,7 +35,7 @@ for step in "${steps[@]}"; do
       cargo +nightly miri setup >/dev/null
       MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation -Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks}" \
         cargo +nightly miri test -p kiln-runtime --lib -- \
-        artifact:: plan:: exec:: kernels::gemm:: code:: tensor:: dtype:: cpu:: model:: ops::
+        artifact:: plan:: exec:: kernels::gemm:: code:: tensor:: dtype:: cpu:: model:: ops::op::
       ;;
     asan)
       echo "== asan"
