@@ -25,3 +25,5 @@ mod onnx_fixtures;
 mod onnx_pinned;
 mod optimizer_fixtures;
 mod passes_fixtures;
+mod soak;
+mod stress;

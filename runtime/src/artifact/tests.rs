@@ -116,6 +116,7 @@ fn round_trip_in_memory() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri does not support file-backed memory maps")]
 fn round_trip_through_a_mapped_file_keeps_alignment() {
     let dir = TempDir::new("round-trip");
     let path = dir.0.join("model.kiln");
@@ -149,6 +150,7 @@ fn round_trip_through_a_mapped_file_keeps_alignment() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri does not support file-backed memory maps")]
 fn open_uses_this_machines_arch_and_features() {
     let mut w = ArtifactWriter::new("kiln", Target::host()).unwrap();
     w.add_section(SectionKind::Plan, b"plan".to_vec(), 1)
@@ -283,6 +285,7 @@ fn artifact_is_send_and_sync() {
 /// Builds a 90 MB artifact, opens it five times from the page cache (map + full validation,
 /// checksum included) and prints the median time. Prints only: timings vary between machines.
 #[test]
+#[cfg_attr(miri, ignore = "Miri has no file-backed memory maps")]
 fn open_time_of_a_90_mb_artifact() {
     const WEIGHTS: usize = 90 * 1000 * 1000;
     let dir = TempDir::new("timing");

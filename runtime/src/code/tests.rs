@@ -253,6 +253,10 @@ fn unary(module: &CodeModule, name: &str) -> extern "C" fn(f32) -> f32 {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "Miri cannot mprotect memory executable nor run machine code"
+)]
 fn every_relocation_kind_is_applied_to_running_code() {
     let module = CodeModule::load(&sample().build()).unwrap();
     let names: Vec<&str> = module.symbols().collect();
@@ -275,6 +279,10 @@ fn every_relocation_kind_is_applied_to_running_code() {
 
 #[cfg(target_os = "linux")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "Miri cannot mprotect memory executable nor run machine code"
+)]
 fn code_is_mapped_read_execute_only() {
     let module = CodeModule::load(&sample().build()).unwrap();
     let addr = module.function("f_abs").unwrap() as usize;
@@ -399,6 +407,7 @@ fn unknown_symbols_and_relocations_are_named() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "loads objects (mprotect), which Miri cannot")]
 fn byte_flips_never_crash_the_loader() {
     let object = sample().build();
     let mut state = 0x2545_f491_4f6c_dd1du64;

@@ -5,6 +5,8 @@
 mod arena;
 mod dispatch;
 mod frame;
+#[cfg(test)]
+mod tests;
 
 pub use arena::Layout;
 

@@ -172,6 +172,10 @@ fn check(isa: Isa, case: Case, unpacked: Option<bool>) {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
+)]
 fn every_isa_matches_the_reference_on_edge_shapes() {
     for isa in isas() {
         let mut index = 0;
@@ -200,6 +204,10 @@ fn every_isa_matches_the_reference_on_edge_shapes() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
+)]
 fn every_epilogue_combination_on_every_isa() {
     for isa in isas() {
         for (m, n, k) in [(13, 33, 31), (129, 100, 64), (12, 32, 3)] {
@@ -220,6 +228,10 @@ fn every_epilogue_combination_on_every_isa() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
+)]
 fn k_zero_gives_the_epilogue_of_zero() {
     for isa in isas() {
         for (m, n) in [(1, 1), (13, 33), (129, 64)] {
@@ -241,6 +253,10 @@ fn k_zero_gives_the_epilogue_of_zero() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
+)]
 fn unpacked_b_plain_and_transposed() {
     for isa in isas() {
         for (i, &(m, n, k)) in [(7, 33, 13), (31, 64, 100), (2, 129, 32), (100, 3, 1)]
@@ -264,6 +280,10 @@ fn unpacked_b_plain_and_transposed() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
+)]
 fn pack_b_transposed_equals_pack_b_of_the_transpose() {
     for (k, n) in [(1, 1), (3, 33), (100, 64), (129, 31), (70, 65)] {
         let b = data(k * n, 9);
@@ -296,6 +316,10 @@ fn pack_b_transposed_equals_pack_b_of_the_transpose() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
+)]
 fn two_threads_match_the_reference() {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
@@ -322,6 +346,61 @@ fn two_threads_match_the_reference() {
             }
         }
     });
+}
+
+/// The paths of the tests above on shapes small enough for Miri (which runs only the portable
+/// kernel): partial and full tiles and panels, k = 0, every epilogue, the unpacked entry point
+/// plain and transposed, packing, and (natively) one product split between two threads.
+#[test]
+fn small_products_for_miri() {
+    for isa in isas() {
+        for (i, &(m, n, k)) in [(1, 1, 1), (5, 33, 7), (4, 32, 3), (3, 2, 0)]
+            .iter()
+            .enumerate()
+        {
+            for e in [0, 7, 10, 13] {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    pad: i % 2,
+                    bias: e & 1 != 0,
+                    residual: e & 2 != 0,
+                    act: ACTIVATIONS[e / 4],
+                };
+                check(isa, case, None);
+                check(isa, case, Some(e % 2 == 0));
+            }
+        }
+        // 64 × 64 × 32 = 2 · PARALLEL_THRESHOLD multiply-adds: two tasks. (Minutes under Miri.)
+        if cfg!(miri) {
+            continue;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let case = Case {
+            m: 64,
+            n: 64,
+            k: 32,
+            pad: 1,
+            bias: true,
+            residual: true,
+            act: Activation::GeluTanh,
+        };
+        pool.install(|| check(isa, case, None));
+    }
+    let (k, n) = (3, 33);
+    let b = data(k * n, 9);
+    let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+    let (mut x, mut y) = (
+        vec![f32::NAN; packed_len(k, n)],
+        vec![0.0; packed_len(k, n)],
+    );
+    pack_b(&b, k, n, &mut x).unwrap();
+    pack_b_transposed(&bt, k, n, &mut y).unwrap();
+    assert_eq!(x, y);
 }
 
 #[test]
@@ -390,6 +469,7 @@ fn bad_lengths_and_strides_are_errors() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "16,001 points per function: too slow under Miri")]
 fn erf_and_gelu_are_accurate() {
     let xs: Vec<f32> = (-8000..=8000).map(|i| i as f32 * 1e-3).collect();
     let mut worst = 0.0f64;
