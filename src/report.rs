@@ -112,7 +112,11 @@ pub fn text(g: &Graph, r: &Optimized, imported: &Fusions) -> kiln_compiler::Resu
 }
 
 /// The report as a JSON object; `imported` counts the fused ops before optimizing.
-pub fn json(g: &Graph, r: &Optimized, imported: &Fusions) -> kiln_compiler::Result<serde_json::Value> {
+pub fn json(
+    g: &Graph,
+    r: &Optimized,
+    imported: &Fusions,
+) -> kiln_compiler::Result<serde_json::Value> {
     let (made, kept) = made_and_imported(g, imported);
     let names = result_numbers(g)?;
     let e = &r.egraph;

@@ -50,10 +50,13 @@ def feeds(reference: dict) -> dict:
 
 @pytest.fixture(scope="session")
 def kiln_cli():
-    """The `kiln` binary (KILN_BIN, else the workspace's target folder), or None."""
+    """The `kiln` binary (KILN_BIN, else the newer of the workspace's release and debug builds,
+    so a stale build of either is not compared with the wheel), or None."""
     candidates = [os.environ.get("KILN_BIN")]
     target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-    candidates += [str(target / "release" / "kiln"), str(target / "debug" / "kiln")]
+    builds = [target / "release" / "kiln", target / "debug" / "kiln"]
+    builds = sorted((b for b in builds if b.is_file()), key=lambda b: b.stat().st_mtime, reverse=True)
+    candidates += [str(b) for b in builds]
     candidates.append(shutil.which("kiln"))
     for c in candidates:
         if c and os.access(c, os.X_OK) and Path(c).is_file():
