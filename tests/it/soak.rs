@@ -60,7 +60,10 @@ struct Setup<'m> {
 /// session for 3 runs, and a model loaded from the bytes and one from the file, each run once
 /// and dropped.
 fn round(s: &mut Setup, rng: &mut Rng) {
-    let one = LoadOptions { threads: Some(1) };
+    let one = LoadOptions {
+        threads: Some(1),
+        ..Default::default()
+    };
     for _ in 0..50 {
         let (b, len) = if rng.one_in(10) {
             (8, 256)

@@ -45,6 +45,7 @@ fn tiny_model(dir: &std::path::Path, threads: usize) -> Model {
         &art,
         &LoadOptions {
             threads: Some(threads),
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"))

@@ -112,15 +112,18 @@ fn plan() -> Plan {
         inputs: vec![Io {
             name: "tokens".into(),
             value: v(0),
+            limits: Default::default(),
         }],
         outputs: vec![
             Io {
                 name: "att".into(),
                 value: v(7),
+                limits: Default::default(),
             },
             Io {
                 name: "sum".into(),
                 value: v(8),
+                limits: Default::default(),
             },
         ],
         values,
@@ -192,7 +195,14 @@ fn model(weights: &Weights) -> Model {
         .unwrap();
     w.add_section(SectionKind::Weights, weights.section(), 64)
         .unwrap();
-    Model::from_bytes(w.to_bytes(), &LoadOptions { threads: Some(2) }).unwrap()
+    Model::from_bytes(
+        w.to_bytes(),
+        &LoadOptions {
+            threads: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn tokens(rng: &mut Rng, b: usize, s: usize) -> (Vec<i64>, BTreeMap<String, Tensor>) {
@@ -310,9 +320,9 @@ fn two_threads_share_a_model_with_a_session_each() {
 #[test]
 fn arena_is_aligned_zeroed_when_grown_and_never_shrinks() {
     let mut arena = Arena::default();
-    arena.reserve(0);
+    arena.reserve(0).unwrap();
     assert_eq!(arena.base() as usize % ALIGN, 0);
-    arena.reserve(100);
+    arena.reserve(100).unwrap();
     let base = arena.base();
     assert_eq!(base as usize % ALIGN, 0);
     // SAFETY: the arena holds at least 128 (100 rounded up to 64) initialised bytes at `base`,
@@ -320,8 +330,8 @@ fn arena_is_aligned_zeroed_when_grown_and_never_shrinks() {
     let bytes = unsafe { std::slice::from_raw_parts_mut(base, 128) };
     assert!(bytes.iter().all(|&b| b == 0));
     bytes.fill(0xab);
-    arena.reserve(50);
-    arena.reserve(1000);
+    arena.reserve(50).unwrap();
+    arena.reserve(1000).unwrap();
     let base = arena.base();
     assert_eq!(base as usize % ALIGN, 0);
     // SAFETY: as above, for the 1024 bytes `reserve(1000)` made sure of.
