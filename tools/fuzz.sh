@@ -41,7 +41,7 @@ max_len() {
     hf_folder) echo 1000000 ;;
     npz) echo 700000 ;;
     kir) echo 65536 ;;
-    artifact) echo 1048576 ;;
+    artifact) echo 65536 ;;
     differential) echo 512 ;;
     esac
 }
@@ -53,8 +53,12 @@ nice -n 19 "${cargo[@]}" fuzz build
 status=0
 for t in "${targets[@]}"; do
     echo "== $t: ${seconds}s"
-    nice -n 19 "${cargo[@]}" fuzz run "$t" "corpus/$t" -- \
+    # Loading a model starts a rayon pool whose threads outlive the run that loaded it, which
+    # LeakSanitizer reports as leaked thread-local storage: no leak checks for those targets.
+    extra=()
+    case $t in differential | artifact) extra=(-detect_leaks=0) ;; esac
+    RAYON_NUM_THREADS=1 nice -n 19 "${cargo[@]}" fuzz run "$t" "corpus/$t" -- \
         -max_total_time="$seconds" -max_len="$(max_len "$t")" -rss_limit_mb=2048 -timeout=60 \
-        -print_final_stats=1 || status=1
+        -print_final_stats=1 "${extra[@]}" || status=1
 done
 exit $status
