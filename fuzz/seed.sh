@@ -52,7 +52,7 @@ for t in "${targets[@]}"; do
     kir)
         while IFS= read -r f; do
             copy_seed "$f" kir
-        done < <(find "$root/examples" "$root/compiler/tests" -name '*.kir')
+        done < <(find "$root/examples" "$root/compiler/tests" "$fuzz_dir/seeds" -name '*.kir')
         ;;
     artifact)
         if [ ! -x "$bin_dir/artifact" ]; then

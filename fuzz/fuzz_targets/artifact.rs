@@ -1,11 +1,11 @@
 //! Fuzz target `artifact`: the `.kiln` loader. The fuzzer mutates valid artifacts (the seeds,
-//! compiled from `examples/tiny_classifier.kir` and `compiler/tests/lower_cases/*.kir` by this
-//! target when `KILN_FUZZ_WRITE_SEEDS=<dir>` is set, see `fuzz/seed.sh`); the target rewrites the
-//! checksum field after mutation, so the checks behind it (header, sections, plan decoding, plan
-//! validation, object parsing and relocation) are what gets fuzzed. A model that loads is run on
-//! small inputs, but only when its code section is one the compiler produced for a seed: an
-//! artifact is trusted to hold the machine code it was compiled with, and running arbitrary
-//! bytes as code crashes by design.
+//! compiled from `examples/tiny_classifier.kir`, `compiler/tests/{lower,fusion}_cases/*.kir` and
+//! `fuzz/seeds/*.kir` by this target when `KILN_FUZZ_WRITE_SEEDS=<dir>` is set, see
+//! `fuzz/seed.sh`); the target rewrites the checksum field after mutation, so the checks behind
+//! it (header, sections, plan decoding, plan validation, object parsing and relocation) are what
+//! gets fuzzed. A model that loads is run on small inputs, but only when its code section is one
+//! the compiler produced for a seed: an artifact is trusted to hold the machine code it was
+//! compiled with, and running arbitrary bytes as code crashes by design.
 
 #![no_main]
 
@@ -20,8 +20,10 @@ use std::sync::OnceLock;
 fn seed_sources() -> Vec<(String, String)> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let mut paths = vec![format!("{root}/examples/tiny_classifier.kir")];
-    let cases = format!("{root}/compiler/tests/lower_cases");
-    if let Ok(dir) = std::fs::read_dir(&cases) {
+    for dir in ["compiler/tests/lower_cases", "compiler/tests/fusion_cases", "fuzz/seeds"] {
+        let Ok(dir) = std::fs::read_dir(format!("{root}/{dir}")) else {
+            continue;
+        };
         let mut more: Vec<String> = dir
             .filter_map(|e| Some(e.ok()?.path().to_str()?.to_string()))
             .filter(|p| p.ends_with(".kir"))
