@@ -20,7 +20,11 @@ use std::sync::OnceLock;
 fn seed_sources() -> Vec<(String, String)> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let mut paths = vec![format!("{root}/examples/tiny_classifier.kir")];
-    for dir in ["compiler/tests/lower_cases", "compiler/tests/fusion_cases", "fuzz/seeds"] {
+    for dir in [
+        "compiler/tests/lower_cases",
+        "compiler/tests/fusion_cases",
+        "fuzz/seeds",
+    ] {
         let Ok(dir) = std::fs::read_dir(format!("{root}/{dir}")) else {
             continue;
         };
