@@ -45,9 +45,12 @@ fn seed_sources() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The seeds' artifact bytes (compiled for this machine) and their code sections.
-fn seeds() -> &'static (Vec<(String, Vec<u8>)>, HashSet<Vec<u8>>) {
-    static SEEDS: OnceLock<(Vec<(String, Vec<u8>)>, HashSet<Vec<u8>>)> = OnceLock::new();
+/// The seeds' artifact bytes by name (compiled for this machine), and their code sections.
+type Seeds = (Vec<(String, Vec<u8>)>, HashSet<Vec<u8>>);
+
+/// The seeds, compiled once per process.
+fn seeds() -> &'static Seeds {
+    static SEEDS: OnceLock<Seeds> = OnceLock::new();
     SEEDS.get_or_init(|| {
         let mut arts = Vec::new();
         let mut codes = HashSet::new();

@@ -733,7 +733,7 @@ impl Gen<'_, '_> {
                 let m = shape[i] * shape[i + 1];
                 shape.splice(i..i + 2, [m]);
             }
-            1 if r >= 1 && r < 5 => {
+            1 if (1..5).contains(&r) => {
                 let i = self.pick(r);
                 let d = shape[i];
                 let f = (2..=d).find(|f| d % f == 0).unwrap_or(1);
