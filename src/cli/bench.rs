@@ -118,11 +118,13 @@ fn profile_report(
     let mut steps: Vec<(f64, usize)> = Vec::new();
     for (i, times) in per_step.iter_mut().enumerate() {
         let m = median(times);
-        // Generated kernels grouped by family (`generated:kiln_row`, `generated:kiln_ew`).
-        let kind = plan.steps[i]
-            .kernel
-            .name()
-            .trim_end_matches(char::is_numeric)
+        // Generated kernels grouped by family (`generated:kiln_row`, `generated:kiln_ew`: the
+        // name up to the kernel's number, `generated:kiln_ew3_FR_1`).
+        let name = plan.steps[i].kernel.name();
+        let kind = name
+            .split(char::is_numeric)
+            .next()
+            .unwrap_or(&name)
             .to_string();
         *by_kind.entry(kind).or_insert(0.0) += m;
         steps.push((m, i));

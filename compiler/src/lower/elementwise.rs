@@ -179,7 +179,6 @@ fn emit(
         nodes.push(e);
         node_of.insert(node.outputs[0], nodes.len() as u32 - 1);
     }
-    let name = format!("kiln_ew{}", kernels.len());
     let gaccess = acc
         .iter()
         .map(|a| match a {
@@ -189,6 +188,7 @@ fn emit(
             Access::Scalar => GAccess::Scalar,
         })
         .collect();
+    let name = GeneratedStep::symbol_for(&format!("kiln_ew{}", kernels.len()), &acc, 1);
     kernels.push(GenKernel::Elementwise(ElementwiseKernel {
         name: name.clone(),
         inputs: gaccess,

@@ -385,7 +385,11 @@ fn row_kernel(g: &Graph, n: NodeId, uses: &Uses, kernels: &mut Vec<GenKernel>) -
         ),
         _ => return None,
     };
-    let name = format!("kiln_row{}", kernels.len());
+    let name = GeneratedStep::symbol_for(
+        &format!("kiln_row{}", kernels.len()),
+        &access,
+        outputs.len(),
+    );
     kernels.push(GenKernel::Row(RowKernel {
         name: name.clone(),
         op,

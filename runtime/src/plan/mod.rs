@@ -294,6 +294,37 @@ pub struct GeneratedStep {
     pub in_place: bool,
 }
 
+impl GeneratedStep {
+    /// The symbol under which the code section exports kernel `base` compiled for inputs read
+    /// as `access` and `outputs` outputs: `{base}_{letters}_{outputs}`, one letter per input
+    /// (`F`ull, `R`ow, `C`ol, `S`calar), e.g. `kiln_ew0_FR_1`. A kernel reads what it was
+    /// compiled for while the executor sizes operands by the step's `access`, so
+    /// [`Plan::validate`] refuses a step whose symbol states other operands
+    /// ([`GeneratedStep::signature_matches`]).
+    pub fn symbol_for(base: &str, access: &[Access], outputs: usize) -> String {
+        format!("{base}_{}_{outputs}", access_letters(access))
+    }
+
+    /// Whether `symbol` names a kernel compiled for this step's `access` and `outputs` outputs
+    /// (see [`GeneratedStep::symbol_for`]).
+    pub fn signature_matches(&self, outputs: usize) -> bool {
+        let suffix = format!("_{}_{outputs}", access_letters(&self.access));
+        self.symbol.len() > suffix.len() && self.symbol.ends_with(&suffix)
+    }
+}
+
+fn access_letters(access: &[Access]) -> String {
+    access
+        .iter()
+        .map(|a| match a {
+            Access::Full => 'F',
+            Access::Row => 'R',
+            Access::Col => 'C',
+            Access::Scalar => 'S',
+        })
+        .collect()
+}
+
 impl Plan {
     /// Value `v`'s type and storage.
     pub fn value(&self, v: ValueId) -> &ValueInfo {

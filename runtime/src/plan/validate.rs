@@ -194,6 +194,16 @@ impl Plan {
                             ),
                         ));
                     }
+                    if !g.signature_matches(no) {
+                        return Err(invalid(
+                            at,
+                            format!(
+                                "calls `{}` with {ni} inputs read as {:?} and {no} outputs, \
+                                 which that kernel was not compiled for",
+                                g.symbol, g.access
+                            ),
+                        ));
+                    }
                     g.access.len() == ni && no >= 1
                 }
             };
