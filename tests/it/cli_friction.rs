@@ -193,25 +193,8 @@ fn a_task_head_kiln_does_not_build_is_a_warning() {
 /// Runs the runtime crate's `embed_runtime` example with `args` through cargo (with the feature
 /// set the workspace tests build `kiln-runtime` with, so nothing is rebuilt twice).
 fn embed_runtime(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut c = Command::new(env!("CARGO"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "run",
-        "--quiet",
-        "-p",
-        "kiln-runtime",
-        "--features",
-        "test-util",
-        "--example",
-        "embed_runtime",
-    ]);
-    if !cfg!(debug_assertions) {
-        c.arg("--release");
-    }
-    c.arg("--");
-    for a in args {
-        c.arg(a);
-    }
-    c.output().expect("cargo runs")
+    let package = ["-p", "kiln-runtime", "--features", "test-util"];
+    common::cargo_example(&package, "embed_runtime", args)
 }
 
 #[test]

@@ -10,25 +10,11 @@
 use crate::common;
 
 use common::shared_dir;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Runs the example with `args` through cargo, in the profile this test was built with.
 fn run_example(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
-    let mut c = Command::new(env!("CARGO"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-        "run",
-        "--quiet",
-        "--example",
-        "sentence_embeddings",
-    ]);
-    if !cfg!(debug_assertions) {
-        c.arg("--release");
-    }
-    c.arg("--");
-    for a in args {
-        c.arg(a);
-    }
-    c.output().expect("cargo runs")
+    common::cargo_example(&[], "sentence_embeddings", args)
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {

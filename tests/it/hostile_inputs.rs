@@ -68,18 +68,20 @@ fn unary_with_constants(op: &str, consts: &[(&str, &[i64], &[i64])]) -> Vec<u8> 
     )
 }
 
-/// Compiles `model` to an artifact (which must succeed) and runs it and the reference backend on
-/// `x = [1, 2]`; both runs must be refused, naming `what`.
-fn compiles_then_run_is_refused(model: &[u8], what: &str) {
+/// Compiles `model` to an artifact (which must succeed), then runs the artifact, the model on
+/// the CPU backend and the model on the reference backend with input `x`; every run must be
+/// refused, naming `what`. Returns the folder and the model's path for further checks.
+fn compiles_then_run_is_refused(
+    model: &[u8],
+    x: Tensor,
+    what: &str,
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let m = write_model(dir.path(), "m.onnx", model);
     let art = dir.path().join("m.kiln");
     let o = bounded(&[&"compile", &m, &"-o", &art]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let inputs = write_inputs(
-        dir.path(),
-        &[("x", Tensor::from_f32(vec![2], vec![1., 2.]).unwrap())],
-    );
+    let inputs = write_inputs(dir.path(), &[("x", x)]);
     let out = dir.path().join("out.npz");
     for (model, backend) in [(&art, "cpu"), (&m, "cpu"), (&m, "reference")] {
         let o = bounded(&[
@@ -96,6 +98,12 @@ fn compiles_then_run_is_refused(model: &[u8], what: &str) {
         assert!(err.contains(what), "{backend}: {err}");
         assert!(!out.exists());
     }
+    (dir, m)
+}
+
+/// `x = [1, 2]`, the input of the one-op models.
+fn pair() -> Tensor {
+    Tensor::from_f32(vec![2], vec![1., 2.]).unwrap()
 }
 
 /// Case 4: `ConstantOfShape` with the constant shape [65536, 65536] (16 GiB of f32) aborted the
@@ -113,30 +121,8 @@ fn a_huge_constant_of_shape_is_not_folded_and_its_run_is_refused() {
         vec![onnx::value_f32("y", &[])],
         &[("", 17)],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let m = write_model(dir.path(), "m.onnx", &model);
-    let art = dir.path().join("m.kiln");
-    let o = bounded(&[&"compile", &m, &"-o", &art]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let inputs = write_inputs(
-        dir.path(),
-        &[("x", Tensor::from_f32(vec![1], vec![1.]).unwrap())],
-    );
-    let out = dir.path().join("out.npz");
-    for (model, backend) in [(&art, "cpu"), (&m, "reference")] {
-        let o = bounded(&[
-            &"run",
-            model,
-            &"--inputs",
-            &inputs,
-            &"--outputs",
-            &out,
-            &"--backend",
-            &backend,
-        ]);
-        let err = refused(&o);
-        assert!(err.contains("memory"), "{err}");
-    }
+    let x = Tensor::from_f32(vec![1], vec![1.]).unwrap();
+    compiles_then_run_is_refused(&model, x, "memory");
 }
 
 /// Case 5: `Range(0, 1e18, 1)` compiled with a wrapped (negative) arena size, and `kiln run`
@@ -173,33 +159,19 @@ fn a_huge_range_is_refused_by_the_memory_budget() {
         vec![onnx::value_f32("y", &[])],
         &[("", 17)],
     );
-    let dir = tempfile::tempdir().unwrap();
-    let m = write_model(dir.path(), "m.onnx", &model);
-    let art = dir.path().join("m.kiln");
-    let o = bounded(&[&"compile", &m, &"-o", &art]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = bounded(&[&"inspect", &art, &"--stage", &"kernels"]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(!text.contains("-"), "a negative size term: {text}");
-    let inputs = write_inputs(
-        dir.path(),
-        &[("x", Tensor::from_f32(vec![1], vec![1.]).unwrap())],
-    );
-    let out = dir.path().join("out.npz");
-    for (model, backend) in [(&art, "cpu"), (&m, "reference")] {
-        let o = bounded(&[
-            &"run",
-            model,
-            &"--inputs",
-            &inputs,
-            &"--outputs",
-            &out,
-            &"--backend",
-            &backend,
-        ]);
-        let err = refused(&o);
-        assert!(err.contains("memory"), "{err}");
-    }
+    let x = Tensor::from_f32(vec![1], vec![1.]).unwrap();
+    let (_dir, m) = compiles_then_run_is_refused(&model, x, "memory");
+    // The arena's size stays exact: no wrapped, negative term.
+    let o = bounded(&[&"inspect", &m, &"--stage", &"kernels"]);
+    let text = common::stdout_ok(&o);
+    let arena = text.lines().find(|l| l.starts_with("arena: ")).unwrap();
+    let size = arena
+        .split("slots, ")
+        .nth(1)
+        .and_then(|r| r.split(" bytes").next());
+    let size = size.unwrap_or_else(|| panic!("no size in {arena}"));
+    assert!(!size.contains('-'), "a negative size term: {arena}");
+    assert!(size.starts_with("wide_add("), "{arena}");
 }
 
 /// Case 6: `Tile` by 2^40, `Pad` by 2^40 and `Expand` to [100000, 100000] aborted on both
@@ -209,14 +181,17 @@ fn huge_tile_pad_and_expand_are_refused_by_the_memory_budget() {
     let big = 1i64 << 40;
     compiles_then_run_is_refused(
         &unary_with_constants("Tile", &[("repeats", &[1], &[big])]),
+        pair(),
         "memory",
     );
     compiles_then_run_is_refused(
         &unary_with_constants("Pad", &[("pads", &[2], &[0, big])]),
+        pair(),
         "memory",
     );
     compiles_then_run_is_refused(
         &unary_with_constants("Expand", &[("shape", &[3], &[100_000, 100_000, 2])]),
+        pair(),
         "memory",
     );
 }

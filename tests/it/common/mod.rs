@@ -57,6 +57,30 @@ pub fn kiln(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     c.output().expect("the kiln binary runs")
 }
 
+/// Runs an example through `cargo run --quiet {package_args} --example {name} -- {args}` with the
+/// cargo that runs the tests, in the tests' own profile and target folder, so the example and
+/// its dependencies are already built (examples cannot be imported by tests, and Cargo exposes
+/// no `CARGO_BIN_EXE_` path for them).
+pub fn cargo_example(
+    package_args: &[&str],
+    name: &str,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> Output {
+    let mut c = Command::new(env!("CARGO"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--quiet"])
+        .args(package_args)
+        .args(["--example", name]);
+    if !cfg!(debug_assertions) {
+        c.arg("--release");
+    }
+    c.arg("--");
+    for a in args {
+        c.arg(a);
+    }
+    c.output().expect("cargo runs")
+}
+
 /// Standard output of a run that must have succeeded.
 pub fn stdout_ok(o: &Output) -> String {
     assert!(
