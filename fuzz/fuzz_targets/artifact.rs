@@ -85,7 +85,11 @@ fuzz_target!(
         let sum = payload_checksum(&bytes);
         bytes[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8].copy_from_slice(&sum.to_le_bytes());
     }
-    let Ok(model) = Model::from_bytes(bytes, &LoadOptions { threads: Some(1) }) else {
+    let Ok(model) = Model::from_bytes(bytes, &LoadOptions {
+        threads: Some(1),
+        // A mutated plan may ask for any size: runs over 256 MiB are refused, not attempted.
+        max_memory: Some(256 << 20),
+    }) else {
         return;
     };
     let code = model.artifact().section(SectionKind::Code).unwrap_or(&[]);

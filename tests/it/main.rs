@@ -16,7 +16,7 @@ mod hf_gpt2;
 mod hf_llama;
 mod hf_sentence_embeddings;
 mod hf_vit;
-mod hostile_inputs;
+mod hostile;
 mod npz_malformed;
 mod npz_roundtrip;
 mod onnx_conformance;
