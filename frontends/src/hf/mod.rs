@@ -1,33 +1,144 @@
 //! Hugging Face model folders (`config.json` + `*.safetensors`): the architecture named by the
-//! config is built directly into IR with Kiln's fused ops; one file per architecture.
+//! config (a base model or one of its task heads) is built directly into IR with Kiln's fused
+//! ops; one file per family, the heads in `heads.rs`. An `architectures` entry Kiln does not
+//! build is refused, never replaced by the family's base model.
 
 mod bert;
 pub mod builder;
 pub mod checkpoint;
+mod distilbert;
 mod gpt2;
+pub mod heads;
 pub mod llama;
+mod roberta;
 pub mod rope;
 mod vit;
 
 use crate::error::Error;
 use checkpoint::{read, Checkpoint};
+pub use heads::Head;
 use kiln_compiler::ir::Graph;
 use std::path::Path;
 
-/// A builder for one architecture: the parsed `config.json` and the checkpoint → a graph.
-pub type BuildFn = fn(&serde_json::Value, &Checkpoint) -> Result<Graph, Error>;
+/// A builder for one family: the parsed `config.json`, the checkpoint and the head → a graph.
+pub type BuildFn = fn(&serde_json::Value, &Checkpoint, Head) -> Result<Graph, Error>;
 
-/// Supported architectures: the `architectures` names (and `model_type`s) and their builders.
-const ARCHITECTURES: &[(&str, &str, BuildFn)] = &[
-    ("LlamaForCausalLM", "llama", llama::build),
-    ("BertModel", "bert", bert::build),
-    ("ViTModel", "vit", vit::build),
-    ("GPT2LMHeadModel", "gpt2", gpt2::build),
+/// A family of architectures sharing one `model_type` and one builder.
+struct Family {
+    model_type: &'static str,
+    build: BuildFn,
+    /// The `architectures` names Kiln builds and their heads; the `Head::Base` one is what a
+    /// config without `architectures` builds (as transformers' `AutoModel` does).
+    architectures: &'static [(&'static str, Head)],
+}
+
+/// The supported families and architectures.
+const FAMILIES: &[Family] = &[
+    Family {
+        model_type: "bert",
+        build: bert::build,
+        architectures: &[
+            ("BertModel", Head::Base),
+            ("BertForMaskedLM", Head::MaskedLm),
+            (
+                "BertForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            ("BertForTokenClassification", Head::TokenClassification),
+            ("BertForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "roberta",
+        build: roberta::build,
+        architectures: &[
+            ("RobertaModel", Head::Base),
+            ("RobertaForMaskedLM", Head::MaskedLm),
+            (
+                "RobertaForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            ("RobertaForTokenClassification", Head::TokenClassification),
+            ("RobertaForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "xlm-roberta",
+        build: roberta::build,
+        architectures: &[
+            ("XLMRobertaModel", Head::Base),
+            ("XLMRobertaForMaskedLM", Head::MaskedLm),
+            (
+                "XLMRobertaForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            (
+                "XLMRobertaForTokenClassification",
+                Head::TokenClassification,
+            ),
+            ("XLMRobertaForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "distilbert",
+        build: distilbert::build,
+        architectures: &[
+            ("DistilBertModel", Head::Base),
+            ("DistilBertForMaskedLM", Head::MaskedLm),
+            (
+                "DistilBertForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            (
+                "DistilBertForTokenClassification",
+                Head::TokenClassification,
+            ),
+            ("DistilBertForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "vit",
+        build: vit::build,
+        architectures: &[
+            ("ViTModel", Head::Base),
+            ("ViTForImageClassification", Head::ImageClassification),
+        ],
+    },
+    Family {
+        model_type: "gpt2",
+        build: gpt2::build,
+        architectures: &[
+            ("GPT2Model", Head::Base),
+            ("GPT2LMHeadModel", Head::CausalLm),
+        ],
+    },
+    Family {
+        model_type: "llama",
+        build: llama::build,
+        architectures: &[
+            ("LlamaModel", Head::Base),
+            ("LlamaForCausalLM", Head::CausalLm),
+        ],
+    },
 ];
+
+/// Every supported architecture: `(name, family, head)`.
+fn architectures() -> impl Iterator<Item = (&'static str, &'static Family, Head)> {
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.architectures.iter().map(move |&(a, h)| (a, f, h)))
+}
 
 /// The names of the architectures Kiln can build.
 pub fn supported() -> Vec<&'static str> {
-    ARCHITECTURES.iter().map(|(a, _, _)| *a).collect()
+    architectures().map(|(a, ..)| a).collect()
+}
+
+/// The head an `architectures` name builds, or `None` when Kiln does not build it.
+pub fn head_of(architecture: &str) -> Option<Head> {
+    architectures()
+        .find(|(a, ..)| *a == architecture)
+        .map(|(_, _, h)| h)
 }
 
 /// Whether `dir` looks like a Hugging Face model folder.
@@ -36,36 +147,9 @@ pub fn is_model_folder(dir: &Path) -> bool {
     dir.is_dir() && dir.join("config.json").exists()
 }
 
-/// When `config.json` names only architectures Kiln does not build but its `model_type` is a
-/// family Kiln builds (`BertForSequenceClassification` of `bert`), what is built instead: the
-/// family's base graph, without the task head. `None` otherwise (or when the config is unreadable:
-/// loading the folder reports that).
-pub fn task_head_note(dir: &Path) -> Option<String> {
-    let cfg: serde_json::Value =
-        serde_json::from_str(&read(&dir.join("config.json")).ok()?).ok()?;
-    let archs: Vec<&str> = cfg
-        .get("architectures")?
-        .as_array()?
-        .iter()
-        .filter_map(|a| a.as_str())
-        .collect();
-    let model_type = cfg.get("model_type")?.as_str()?;
-    if archs.is_empty()
-        || archs
-            .iter()
-            .any(|a| ARCHITECTURES.iter().any(|(s, _, _)| s == a))
-    {
-        return None;
-    }
-    let (base, _, _) = ARCHITECTURES.iter().find(|(_, t, _)| *t == model_type)?;
-    Some(format!(
-        "config.json names `{}`, whose task head Kiln does not build yet; building the \
-         `{base}` graph without it (its outputs are the base model's)",
-        archs.join("`, `")
-    ))
-}
-
-/// Builds the graph of a Hugging Face model folder.
+/// Builds the graph of a Hugging Face folder: the first `architectures` entry Kiln builds, or,
+/// when `config.json` names no architectures, the base model of its `model_type`. A folder
+/// whose `architectures` names only heads Kiln does not build is [`Error::UnsupportedArchitecture`].
 pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
     let cfg_path = dir.join("config.json");
     let text = read(&cfg_path)?;
@@ -87,17 +171,25 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
         .and_then(|m| m.as_str())
         .unwrap_or("")
         .to_string();
-    let found = ARCHITECTURES
-        .iter()
-        .find(|(a, _, _)| archs.iter().any(|x| x == a))
-        // A task head of a supported family (`BertForMaskedLM`, `GPT2Model`, ...) builds the
-        // family's graph, found through `model_type`; weights the graph does not use are ignored.
-        .or_else(|| ARCHITECTURES.iter().find(|(_, t, _)| *t == model_type));
-    let Some((_, _, build)) = found else {
-        let name = match archs.first() {
-            Some(a) => a.clone(),
-            None if !model_type.is_empty() => model_type,
-            None => "(none: config.json names no `architectures` or `model_type`)".to_string(),
+    let found = if archs.is_empty() {
+        FAMILIES
+            .iter()
+            .find(|f| f.model_type == model_type)
+            .map(|f| (f, Head::Base))
+    } else {
+        archs.iter().find_map(|x| {
+            architectures()
+                .find(|(a, ..)| a == x)
+                .map(|(_, f, h)| (f, h))
+        })
+    };
+    let Some((family, head)) = found else {
+        let name = if !archs.is_empty() {
+            archs.join(", ")
+        } else if !model_type.is_empty() {
+            model_type
+        } else {
+            "(none: config.json names no `architectures` or `model_type`)".to_string()
         };
         return Err(Error::UnsupportedArchitecture {
             path: cfg_path,
@@ -106,5 +198,26 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
         });
     };
     let ck = Checkpoint::open(dir)?;
-    build(&cfg, &ck)
+    (family.build)(&cfg, &ck, head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_one_base_and_names_are_unique() {
+        for f in FAMILIES {
+            let bases = f.architectures.iter().filter(|(_, h)| *h == Head::Base);
+            assert_eq!(bases.count(), 1, "{}", f.model_type);
+        }
+        let mut names = supported();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert_eq!(head_of("BertForMaskedLM"), Some(Head::MaskedLm));
+        assert_eq!(head_of("XLMRobertaModel"), Some(Head::Base));
+        assert_eq!(head_of("BertForNextSentencePrediction"), None);
+    }
 }
