@@ -15,14 +15,16 @@ tests/it/onnx_contrib.rs), with ONNX Runtime's outputs as the references:
 
 It prints the contrib ops each optimized model contains. With --minilm DIR it also exports
 all-MiniLM-L6-v2 with torch (eager attention, legacy exporter, opset 14) into a temporary folder,
-optimizes it and writes DIR/minilm-ort.onnx + DIR/minilm-ort.npz (90 MB: never into the
-repository), for measuring Kiln on it by hand.
+optimizes it and writes DIR/minilm-ort.onnx (90 MB: never into the repository), its inputs
+(the tokenised sentences of the model folder's reference.npz) as DIR/minilm-ort.npz and ONNX
+Runtime's and PyTorch's last_hidden_state as DIR/minilm-ort-expected.npz (`ort`, `torch`), for
+measuring Kiln on it by hand (`kiln run`).
 
 Usage: HF_HUB_OFFLINE=1 python tools/export_ort_contrib.py [--out DIR] [--shared DIR]
        [--only NAME,...] [--minilm DIR]
-Needs onnx, onnxruntime (with onnxruntime.transformers), numpy; torch and transformers only for
---minilm."""
-import argparse, collections, json, os, sys, tempfile
+Needs onnx, onnxruntime (with onnxruntime.transformers), numpy; onnx_ir for the quantized model;
+torch and transformers only for --minilm."""
+import argparse, collections, os, tempfile
 import numpy as np, onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper as oh, numpy_helper as nh
@@ -245,6 +247,10 @@ def gqa():
            {"qkv": np.concatenate([q, k, v], -1), "past_key": empty, "past_value": empty,
             "seqlens_k": np.array([S - 1, S - 1], np.int32), "total_len": tot},
            num_heads=N, kv_num_heads=Nkv)
+    single("gqa_attn_bias", "GroupQueryAttention",
+           ["q", "k", "v", "", "", "seqlens_k", "total_len", "", "", "", "attn_bias"], outs,
+           {"q": q, "k": k, "v": v, "seqlens_k": sl, "total_len": tot,
+            "attn_bias": f32(1, N, S, S)}, num_heads=N, kv_num_heads=Nkv)
     single("gqa_bidirectional", "GroupQueryAttention", ["q", "k", "v", "", "", "seqlens_k", "total_len"],
            outs, {"q": q, "k": k, "v": v, "seqlens_k": sl, "total_len": tot},
            num_heads=N, kv_num_heads=Nkv, causal=0)
@@ -353,12 +359,10 @@ def fixtures():
 def minilm(dst):
     import torch
     from onnxruntime.transformers.optimizer import optimize_model
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
     src = os.path.join(a.shared, "models", "all-MiniLM-L6-v2")
     model = AutoModel.from_pretrained(src, attn_implementation="eager").eval()
-    tok = AutoTokenizer.from_pretrained(src)
-    sents = json.load(open(os.path.join(src, "sentences.json")))
-    enc = tok(sents, padding=True, return_tensors="np")
+    ref = np.load(os.path.join(src, "reference.npz"))
     names = ["input_ids", "attention_mask", "token_type_ids"]
 
     class Wrap(torch.nn.Module):
@@ -369,9 +373,8 @@ def minilm(dst):
         def forward(s, ids, mask, types):
             return s.m(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
 
-    feeds = {k: enc[k].astype(np.int64) for k in names}
-    with torch.no_grad():
-        want = Wrap()(*[torch.from_numpy(feeds[k]) for k in names]).numpy()
+    feeds = {k: ref[k].astype(np.int64) for k in names}
+    want = ref["last_hidden_state"]
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "minilm.onnx")
         torch.onnx.export(Wrap(), tuple(torch.from_numpy(feeds[k]) for k in names), raw,
@@ -381,7 +384,8 @@ def minilm(dst):
     os.makedirs(dst, exist_ok=True)
     om.save_model_to_file(os.path.join(dst, "minilm-ort.onnx"))
     out = session(om.model).run(None, feeds)[0]
-    np.savez(os.path.join(dst, "minilm-ort.npz"), **feeds, out=out, torch_out=want)
+    np.savez(os.path.join(dst, "minilm-ort.npz"), **feeds)
+    np.savez(os.path.join(dst, "minilm-ort-expected.npz"), ort=out, torch=want)
     ms, _ = contrib_ops(om.model)
     m = feeds["attention_mask"][..., None].astype(bool)
     print(f"minilm-ort: contrib ops {ms}; ORT vs PyTorch max |diff| where the mask is set "

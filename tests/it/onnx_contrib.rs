@@ -8,7 +8,9 @@
 //! - `ort-FIXTURE*.onnx` are shared fixtures after ONNX Runtime's transformer optimizer. They
 //!   hold only the initializers the optimizer changed; their metadata `kiln.base` names the
 //!   fixture under `../shared` that the others are copied from, so they are skipped (with a
-//!   message) when `../shared` is missing. `ort-llama-tiny-q4` (4-bit MatMulNBits) is whole.
+//!   message) when `../shared` is missing; they also run at another shape (batch 3, three
+//!   tokens fewer) against Kiln's run of the unoptimized fixture. `ort-llama-tiny-q4` (4-bit
+//!   MatMulNBits) is stored whole.
 //! - The contrib ops must import as Kiln's fused IR ops (`attention`, `skip_layer_norm`,
 //!   `rms_norm`, `gelu`, a plain `matmul` for MatMulNBits), and the optimizer must keep them.
 //!
@@ -38,14 +40,23 @@ fn models(optimized: bool) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A model file to import and, for an `ort-*` model, the fixture it was optimized from.
+struct Materialized {
+    file: PathBuf,
+    base: Option<PathBuf>,
+}
+
 /// The file to import: the model itself, or, for a model whose metadata names a `kiln.base`
 /// fixture, a copy in `tmp` with the fixture's initializers added (`None` when `../shared` is
 /// missing).
-fn materialize(path: &Path, tmp: &Path) -> Result<Option<PathBuf>, String> {
+fn materialize(path: &Path, tmp: &Path) -> Result<Option<Materialized>, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let mut m = ModelProto::decode(bytes.as_slice()).map_err(|e| e.to_string())?;
     let Some(base) = m.metadata_props.iter().find(|p| p.key == "kiln.base") else {
-        return Ok(Some(path.to_path_buf()));
+        return Ok(Some(Materialized {
+            file: path.to_path_buf(),
+            base: None,
+        }));
     };
     let Some(shared) = common::shared_dir() else {
         return Ok(None);
@@ -67,7 +78,10 @@ fn materialize(path: &Path, tmp: &Path) -> Result<Option<PathBuf>, String> {
     graph.initializer.extend(missing);
     let out = tmp.join(path.file_name().ok_or("no file name")?);
     std::fs::write(&out, m.encode_to_vec()).map_err(|e| e.to_string())?;
-    Ok(Some(out))
+    Ok(Some(Materialized {
+        file: out,
+        base: Some(base_path),
+    }))
 }
 
 /// Every graph output of `got` against the expected tensor of the same name.
@@ -86,7 +100,7 @@ fn compare(got: &[(String, Tensor)], want: &BTreeMap<String, Tensor>) -> Result<
 /// Imports one model, runs it with both backends and compares; `Ok` is the summary line.
 fn check(path: &Path) -> Result<String, String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let Some(file) = materialize(path, tmp.path())? else {
+    let Some(Materialized { file, base }) = materialize(path, tmp.path())? else {
         return Ok("skipped: its base fixture needs ../shared".into());
     };
     let mut npz = kiln::read_npz(&path.with_extension("npz")).map_err(|e| e.to_string())?;
@@ -103,11 +117,58 @@ fn check(path: &Path) -> Result<String, String> {
     let d_interp = compare(&interp, &npz).map_err(|e| format!("interpreter: {e}"))?;
     let cpu = kiln::backend::run_graph_cpu(&g, &inputs).map_err(|e| format!("cpu: {e}"))?;
     let d_cpu = compare(&cpu, &npz).map_err(|e| format!("cpu backend: {e}"))?;
-    Ok(format!(
+    let mut summary = format!(
         "{} nodes, {} outputs; max |diff| vs ONNX Runtime: interpreter {d_interp:.2e}, cpu \
          {d_cpu:.2e}",
         g.num_nodes(),
         interp.len()
+    );
+    if let Some(base) = base {
+        summary.push_str(&other_shape(&g, &base, &inputs)?);
+    }
+    Ok(summary)
+}
+
+/// The optimized graph `g` at another shape (rows 0, 1, 0 of the inputs; token inputs cut to
+/// three positions fewer) against Kiln's run of the unoptimized fixture `base` on the same
+/// inputs, which the optimizer must not have changed the function of.
+fn other_shape(
+    g: &Graph,
+    base: &Path,
+    inputs: &BTreeMap<String, Tensor>,
+) -> Result<String, String> {
+    let other: BTreeMap<String, Tensor> = inputs
+        .iter()
+        .map(|(k, t)| {
+            let t = common::take_rows(t, &[0, 1, 0]);
+            let t = match t.shape() {
+                [_, s] => common::resize_axis1(&t, s - 3, 0.0),
+                _ => t,
+            };
+            (k.clone(), t)
+        })
+        .collect();
+    let bg = kiln::load_model(base).map_err(|e| format!("base import: {e}"))?;
+    let want = kiln_compiler::interp::run(&bg, &other).map_err(|e| format!("base: {e}"))?;
+    let label = other
+        .values()
+        .next()
+        .map_or_else(String::new, |t| format!("{:?}", t.shape()));
+    let mut max = 0.0f64;
+    for (backend, got) in [
+        (
+            "interpreter",
+            kiln_compiler::interp::run(g, &other).map_err(|e| e.to_string()),
+        ),
+        ("cpu", kiln::backend::run_graph_cpu(g, &other)),
+    ] {
+        let got = got.map_err(|e| format!("{backend} at {label}: {e}"))?;
+        let d = common::allclose(&got[0].1, &want[0].1, RTOL, ATOL)
+            .map_err(|e| format!("{backend} at {label} vs the unoptimized fixture: {e}"))?;
+        max = max.max(d);
+    }
+    Ok(format!(
+        "; at {label} max |diff| vs the unoptimized fixture {max:.2e}"
     ))
 }
 
@@ -216,7 +277,7 @@ fn contrib_ops_import_as_fused_ir_ops() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, attention, skip) in [("ort-bert-tiny", 2, 4), ("ort-bert-tiny-mha", 2, 4)] {
         let path = contrib_dir().join(format!("{name}.onnx"));
-        let file = materialize(&path, tmp.path()).unwrap().unwrap();
+        let file = materialize(&path, tmp.path()).unwrap().unwrap().file;
         let mut g = kiln::load_model(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
         kiln_compiler::optimize::optimize(&mut g).unwrap_or_else(|e| panic!("{name}: {e}"));
         let ops = op_counts(&g);
