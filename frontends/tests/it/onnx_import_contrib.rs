@@ -8,7 +8,7 @@ use crate::onnx_ops_model;
 use kiln_frontends::onnx::proto::tensor_proto::DataType;
 use kiln_frontends::onnx::proto::{AttributeProto, TensorProto};
 use kiln_frontends::Error;
-use onnx_ops_model::{af, ai, as_, Model};
+use onnx_ops_model::{af, ai, ais, as_, Model};
 
 fn raw(dt: DataType, dims: &[i64], bytes: Vec<u8>) -> TensorProto {
     TensorProto {
@@ -161,6 +161,7 @@ fn matmul_nbits_sizes_are_checked() {
     node_error(huge(32, -8), "N must be positive");
     node_error(huge(32, 9), "B has shape [8, 2, 8]");
     node_error(sized(32, 8, 12), "block_size must be a power of two");
+    node_error(sized(32, 8, 1 << 62), "overflows");
 }
 
 #[test]

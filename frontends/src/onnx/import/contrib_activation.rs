@@ -4,6 +4,7 @@
 //! transposes, a scale or an activation (`FusedMatMul`, `TransposeMatMul`, `FusedGemm`), onto the
 //! IR `matmul` between transposes and scalar ops.
 
+use super::contrib_common::shape;
 use super::ctx::{invalid, unsupported, Ctx, NResult, Operand};
 use super::node::NodeView;
 use super::ops_linalg::{gemm, matmul};
@@ -47,8 +48,10 @@ fn biased(ctx: &mut Ctx, n: &NodeView, required: bool) -> NResult<Operand> {
     };
     if !last_ok {
         return invalid(format!(
-            "{} bias has shape {bd:?}; expected [H] for an input of shape {xd:?}",
-            n.node.op_type
+            "{} bias has shape {}; expected [H] for an input of shape {}",
+            n.node.op_type,
+            shape(&bd),
+            shape(&xd)
         ));
     }
     binary(ctx, BinaryOp::Add, &x, &b)

@@ -5,7 +5,8 @@
 //! concatenated along the sequence.
 
 use super::contrib_common::{
-    attend, heads_attr, last_slice, mask_bias, mask_kept, refuse_input, require_int, scale, wants,
+    attend, heads_attr, last_slice, mask_bias, mask_kept, refuse_input, require_int, scale, shape,
+    wants,
 };
 use super::ctx::{invalid, unsupported, Ctx, NResult, Operand};
 use super::node::NodeView;
@@ -38,13 +39,16 @@ fn attention(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     let x = float_input(ctx, n, 0)?;
     let xd = dims(ctx, &x);
     if xd.len() != 3 {
-        return invalid(format!("Attention input must be [B, S, D], got {xd:?}"));
+        return invalid(format!(
+            "Attention input must be [B, S, D], got {}",
+            shape(&xd)
+        ));
     }
     let w = float_input(ctx, n, 1)?;
     let wd = dims(ctx, &w);
     let total = match wd.as_slice() {
         [_, t] => known(t, "the packed QKV width")?,
-        _ => return invalid(format!("Attention weights must be 2-D, got {wd:?}")),
+        _ => return invalid(format!("Attention weights must be 2-D, got {}", shape(&wd))),
     };
     let sizes = match n.ints("qkv_hidden_sizes") {
         Some(s) if s.len() == 3 && s[0] == s[1] && s.iter().all(|&v| v > 0) => s,
@@ -56,7 +60,8 @@ fn attention(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         None if total % 3 == 0 => vec![total / 3; 3],
         None => return invalid(format!("packed QKV width {total} is not divisible by 3")),
     };
-    if sizes.iter().sum::<i64>() != total || sizes[0] % heads != 0 || sizes[2] % heads != 0 {
+    let sum = sizes.iter().try_fold(0i64, |a, &b| a.checked_add(b));
+    if sum != Some(total) || sizes[0] % heads != 0 || sizes[2] % heads != 0 {
         return invalid(format!(
             "qkv sizes {sizes:?} do not fill the width {total} or split into {heads} heads"
         ));
@@ -76,7 +81,7 @@ fn attention(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     if let Some(past) = n.opt_input(4) {
         let pd = dims(ctx, past);
         if pd.len() != 5 || pd[0].as_known() != Some(2) {
-            return invalid(format!("past must be [2, B, N, P, H], got {pd:?}"));
+            return invalid(format!("past must be [2, B, N, P, H], got {}", shape(&pd)));
         }
         let kv: Vec<Operand> = (0..2)
             .map(|i| {
@@ -167,9 +172,27 @@ fn multi_head_attention(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         );
     }
     let d = known(&qd[2], "the query hidden size")?;
+    if !(1..=1 << 40).contains(&d) {
+        return invalid(format!(
+            "MultiHeadAttention query hidden size {d} is out of range"
+        ));
+    }
     let bias = n.opt_input(3).cloned();
-    let dv_total = match &bias {
-        Some(b) => known(&dims(ctx, b)[0], "the bias size")? - 2 * d,
+    let dv_total = match bias.as_ref().map(|b| dims(ctx, b)).as_deref() {
+        Some([len]) => match known(len, "the bias size")? - 2 * d {
+            dv if dv > 0 => dv,
+            _ => {
+                return invalid(format!(
+                    "MultiHeadAttention bias {len} is not longer than 2·{d}"
+                ))
+            }
+        },
+        Some(bd) => {
+            return invalid(format!(
+                "MultiHeadAttention bias must be 1-D, got {}",
+                shape(bd)
+            ))
+        }
         None => 0,
     };
     let q = match &bias {

@@ -16,6 +16,11 @@ use super::ops_rotary::{dims, known};
 use super::ops_util::cast;
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Op};
 
+/// Dims as a shape in messages: `[batch, 12, seq, 64]`.
+pub(super) fn shape(d: &[Dim]) -> String {
+    kiln_compiler::ir::Shape(d.to_vec()).to_string()
+}
+
 /// Whether output `i` is requested.
 pub(super) fn wants(n: &NodeView, i: usize) -> bool {
     n.node.output.get(i).is_some_and(|s| !s.is_empty())
@@ -112,8 +117,9 @@ pub(super) fn mask_kept(
         }
         [_] => {
             return unsupported(format!(
-                "{what} of shape {md:?} (only [B] key lengths or [2·B] ends and starts; the \
-                 [3·B + 2] cumulative form is not supported)"
+                "{what} of shape {} (only [B] key lengths or [2·B] ends and starts; the \
+                 [3·B + 2] cumulative form is not supported)",
+                shape(&md)
             ))
         }
         [_, last] if last == t => {
@@ -124,8 +130,9 @@ pub(super) fn mask_kept(
             return match t.as_known() {
                 Some(_) => Ok(None),
                 None => unsupported(format!(
-                    "{what} of shape {md:?} with a symbolic key length {t}: a dummy mask or a \
-                     one-key padding mask depending on it"
+                    "{what} of shape {} with a symbolic key length {t}: a dummy mask or a \
+                     one-key padding mask depending on it",
+                    shape(&md)
                 )),
             };
         }
@@ -143,7 +150,8 @@ pub(super) fn mask_kept(
         }
         _ => {
             return invalid(format!(
-                "{what} has shape {md:?}; expected [B], [2·B], [B, {t}] or [B, {s}, {t}]"
+                "{what} has shape {}; expected [B], [2·B], [B, {t}] or [B, {s}, {t}]",
+                shape(&md)
             ))
         }
     };

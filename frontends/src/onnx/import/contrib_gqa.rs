@@ -10,7 +10,7 @@
 //! refused.
 
 use super::contrib_common::{
-    attend, heads_attr, iota, last_slice, refuse_input, require_int, scale, wants,
+    attend, heads_attr, iota, last_slice, refuse_input, require_int, scale, shape, wants,
 };
 use super::ctx::{invalid, unsupported, Ctx, NResult, Operand};
 use super::node::NodeView;
@@ -41,7 +41,8 @@ fn table(
     let cd = dims(ctx, cache);
     if cd.len() != 2 {
         return invalid(format!(
-            "cos/sin caches must be 2-D [max, rotary_dim/2], got {cd:?}"
+            "cos/sin caches must be 2-D [max, rotary_dim/2], got {}",
+            shape(&cd)
         ));
     }
     if let Some(p) = positions {
@@ -62,7 +63,8 @@ fn cache_half(ctx: &Ctx, cos: &Operand) -> NResult<i64> {
     match dims(ctx, cos).as_slice() {
         [_, h] => known(h, "the cos cache width"),
         d => invalid(format!(
-            "cos_cache must be 2-D [max, rotary_dim/2], got {d:?}"
+            "cos_cache must be 2-D [max, rotary_dim/2], got {}",
+            shape(d)
         )),
     }
 }
@@ -119,7 +121,10 @@ fn group_query_attention(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     let q = float_input(ctx, n, 0)?;
     let qd = dims(ctx, &q);
     if qd.len() != 3 {
-        return invalid(format!("GroupQueryAttention query must be 3-D, got {qd:?}"));
+        return invalid(format!(
+            "GroupQueryAttention query must be 3-D, got {}",
+            shape(&qd)
+        ));
     }
     let width = known(&qd[2], "the query width")?;
     let (q, k, v, head) = match (n.opt_input(1), n.opt_input(2)) {
@@ -154,8 +159,9 @@ fn group_query_attention(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
             let pd = dims(ctx, p);
             if pd.len() != 4 || pd[2].as_known() != Some(0) {
                 return unsupported(format!(
-                    "GroupQueryAttention with a past of shape {pd:?}: only the prefill form \
-                     (no past, or a past of length 0) is supported, not decode steps"
+                    "GroupQueryAttention with a past of shape {}: only the prefill form \
+                     (no past, or a past of length 0) is supported, not decode steps",
+                    shape(&pd)
                 ));
             }
         }
@@ -182,7 +188,8 @@ fn group_query_attention(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     let sd = dims(ctx, &seqlens);
     if sd.len() != 1 || !ctx.ty(&seqlens).dtype.is_int() {
         return invalid(format!(
-            "seqlens_k must be a 1-D integer tensor [B], got {sd:?}"
+            "seqlens_k must be a 1-D integer tensor [B], got {}",
+            shape(&sd)
         ));
     }
     let last = cast(ctx, &seqlens, DType::I64)?;
@@ -234,7 +241,12 @@ fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
             let p = bin(ctx, BinaryOp::Add, &i, &start)?;
             reshape(ctx, &p, vec![Dim::known(1), seq.clone()])?
         }
-        d => return invalid(format!("position_ids must be [B, S] or [1], got {d:?}")),
+        d => {
+            return invalid(format!(
+                "position_ids must be [B, S] or [1], got {}",
+                shape(d)
+            ))
+        }
     };
     let trig = [
         table(ctx, &cos, &seq, Some(&positions))?,
@@ -247,7 +259,7 @@ fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
             return invalid("RotaryEmbedding rotary_embedding_dim needs num_heads");
         }
         let hidden = known(&xd[2], "the hidden size")?;
-        if half < 1 || hidden % (2 * half) != 0 {
+        if hidden % (2 * half) != 0 {
             return invalid(format!(
                 "hidden size {hidden} is not a multiple of the head size {}",
                 2 * half

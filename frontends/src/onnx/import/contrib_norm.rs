@@ -2,6 +2,7 @@
 //! `skip_layer_norm`), `SkipSimplifiedLayerNormalization` and `SimplifiedLayerNormalization`
 //! (onto `rms_norm`), and `EmbedLayerNormalization` (gathers, adds and `layer_norm`).
 
+use super::contrib_common::shape;
 use super::ctx::{invalid, unsupported, Ctx, NResult, Operand};
 use super::node::NodeView;
 use super::ops_nn::{bin, bin_c, float_input, reduce, reshape, un};
@@ -42,7 +43,7 @@ fn feature_param(ctx: &Ctx, n: &NodeView, i: usize, h: &Dim, what: &str) -> NRes
     let d = dims(ctx, &p);
     let fits = d.len() == 1 && (d[0] == *h || h.as_known().is_none() || d[0].as_known().is_none());
     if !fits {
-        return invalid(format!("{what} has shape {d:?}, expected [{h}]"));
+        return invalid(format!("{what} has shape {}, expected [{h}]", shape(&d)));
     }
     Ok(p)
 }
@@ -186,7 +187,12 @@ fn embed_layer_norm(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     let word = float_input(ctx, n, 2)?;
     let h = match dims(ctx, &word).as_slice() {
         [_, h] => h.clone(),
-        d => return invalid(format!("word_embedding has shape {d:?}, expected [V, H]")),
+        d => {
+            return invalid(format!(
+                "word_embedding has shape {}, expected [V, H]",
+                shape(d)
+            ))
+        }
     };
     let gather = |ctx: &mut Ctx, table: Operand, idx: Operand| {
         ctx.emit1(Op::Gather { axis: 0 }, &[table, idx])

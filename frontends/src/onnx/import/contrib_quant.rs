@@ -8,6 +8,7 @@
 //! row, `[N, ceil(k_blocks·bits/8)]` (or flat), or float `[N, k_blocks]`; without it the zero
 //! point is `2^(bits-1)`. `W[k, n] = (code - zero_point) · scale` for the block of `k`.
 
+use super::contrib_common::shape;
 use super::ctx::{invalid, unsupported, Ctx, NResult, Operand};
 use super::node::NodeView;
 use super::ops_util::{binary, dims, one, require_float};
@@ -28,6 +29,8 @@ struct Layout {
     bits: usize,
     block: usize,
     k_blocks: usize,
+    /// Bytes per block of codes.
+    blob: usize,
 }
 
 impl Layout {
@@ -54,18 +57,15 @@ impl Layout {
                 "block_size must be a power of two of at least 16, got {block}"
             ));
         }
+        let bits = bits as usize;
         Ok(Layout {
             k,
             n: n_out,
-            bits: bits as usize,
+            bits,
             block,
             k_blocks: k.div_ceil(block),
+            blob: checked(&[block, bits], "a block")? / 8,
         })
-    }
-
-    /// Bytes per block of codes.
-    fn blob(&self) -> usize {
-        self.block * self.bits / 8
     }
 
     /// Bytes per row of packed zero points.
@@ -142,14 +142,14 @@ fn zero_points(ctx: &mut Ctx, n: &NodeView, l: &Layout) -> NResult<Vec<f32>> {
 
 /// The dequantized `[K, N]` weight in `dtype`.
 fn dequantize(ctx: &mut Ctx, n: &NodeView, l: &Layout, dtype: DType) -> NResult<Tensor> {
-    let b_len = checked(&[l.n, l.k_blocks, l.blob()], "B")?;
+    let b_len = checked(&[l.n, l.k_blocks, l.blob], "B")?;
     let b = constant(ctx, n, 1, "B", b_len)?;
     if b.dtype() != DType::U8 || b.shape().first() != Some(&l.n) {
         return invalid(format!(
             "MatMulNBits B must be uint8 [N = {}, {}, {}], got {} {:?}",
             l.n,
             l.k_blocks,
-            l.blob(),
+            l.blob,
             b.dtype(),
             b.shape()
         ));
@@ -165,7 +165,7 @@ fn dequantize(ctx: &mut Ctx, n: &NodeView, l: &Layout, dtype: DType) -> NResult<
     let zps = zero_points(ctx, n, l)?;
     let total = checked(&[l.k, l.n], "the dequantized weight")?;
     let mut w = vec![0f32; total];
-    let row_bytes = l.k_blocks * l.blob();
+    let row_bytes = b_len / l.n;
     for r in 0..l.n {
         let row = &codes[r * row_bytes..(r + 1) * row_bytes];
         for k in 0..l.k {
@@ -205,7 +205,8 @@ fn matmul_nbits(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         let bd = dims(ctx, bias);
         if bd.len() != 1 || bd[0].as_known().is_some_and(|d| d != l.n as i64) {
             return invalid(format!(
-                "MatMulNBits bias has shape {bd:?}, expected [{}]",
+                "MatMulNBits bias has shape {}, expected [{}]",
+                shape(&bd),
                 l.n
             ));
         }
