@@ -31,7 +31,7 @@ pub(super) fn generated_step(
         let want = match access {
             Access::Full => rows * cols,
             Access::Row => cols,
-            Access::Col if have > 0 && rows % have == 0 => {
+            Access::Col if have > 0 && rows.is_multiple_of(have) => {
                 period = gcd(period, have);
                 have
             }
