@@ -14,10 +14,10 @@ use kiln_runtime::plan::{
 use kiln_runtime::DType;
 
 /// The plan version the committed golden file was written with.
-const GOLDEN_VERSION: u32 = 2;
+const GOLDEN_VERSION: u32 = 3;
 
 fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v2.bin")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v3.bin")
 }
 
 fn d(text: &str) -> Dim {
@@ -247,7 +247,9 @@ fn kernels() -> Vec<Kernel> {
         symbol: "k_fused_7".into(),
         access: vec![Access::Full, Access::Row, Access::Col, Access::Scalar],
         in_place: true,
+        split: 2,
     }));
+    k.push(Kernel::Native(Op::Where));
     k
 }
 
