@@ -1,12 +1,14 @@
 //! Kernel selection per node: GEMMs (packed weights, fused bias/activation/residual epilogue),
-//! attention (with `(0, 2, 1, 3)` transposes absorbed as strides), row gathers, generated row
-//! kernels (LayerNorm, SkipLayerNorm, RmsNorm, softmax), reshapes as aliases, and the reference
-//! kernel for the rest.
+//! attention (with `(0, 2, 1, 3)` transposes absorbed as strides), f32 recurrent layers, row
+//! gathers, generated row kernels (LayerNorm, SkipLayerNorm, RmsNorm, softmax), reshapes as
+//! aliases, and the reference kernel for the rest.
 
 use super::{Choice, PendingKernel, PendingStep, Uses};
 use crate::codegen::{Access as GAccess, GenKernel, RowKernel, RowOp};
 use crate::error::Result;
-use crate::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, NodeId, Op, UnaryOp, ValueDef, ValueId};
+use crate::ir::{
+    BinaryOp, DType, Dim, GeluApprox, Graph, NodeId, Op, RecurrentSpec, UnaryOp, ValueDef, ValueId,
+};
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, GemmB, GemmStep, GeneratedStep, Kernel, Layout,
 };
@@ -30,6 +32,12 @@ pub(crate) fn choose_all(
             Op::MatMul | Op::MatMulBias => gemm(g, n, uses, &pos, choices),
             Op::Attention { .. } => attention(g, n, uses, choices),
             Op::Conv { .. } => conv(g, n, uses, choices),
+            Op::Recurrent { .. } if f32(g, node.inputs[0]) => {
+                RecurrentSpec::of(&node.op).ok().and_then(|spec| {
+                    let (ins, outs) = (node.inputs.clone(), node.outputs.clone());
+                    step(g, n, Kernel::Recurrent(spec), ins, outs)
+                })
+            }
             Op::Gather { axis: 0 } if is_weight(g, node.inputs[0]) => step(
                 g,
                 n,

@@ -5,4 +5,5 @@ pub mod attention;
 pub mod conv;
 pub mod gemm;
 pub mod numerics;
+pub mod recurrent;
 mod send_ptr;

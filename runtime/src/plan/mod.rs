@@ -10,14 +10,14 @@ mod ids;
 mod text;
 mod validate;
 
-use crate::ops::{Dim, InputLimits, Op, TensorType};
+use crate::ops::{Dim, InputLimits, Op, RecurrentSpec, TensorType};
 use serde::{Deserialize, Serialize};
 
 pub use ids::{SlotId, StepId, ValueId};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
 
 /// A compiled model's execution plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,12 +110,14 @@ pub enum Kernel {
     GatherRows,
     /// A 1-D or 2-D convolution with weights packed at compile time: `inputs = [x, (bias)]`.
     Conv(ConvStep),
+    /// An f32 recurrent layer (`Op::Recurrent`): `inputs` and `outputs` as the op's.
+    Recurrent(RecurrentSpec),
     /// A Cranelift-generated kernel from the artifact's `code` section.
     Generated(GeneratedStep),
 }
 
 impl Kernel {
-    /// A short name for reports: `gemm`, `attention`, `conv`, `gather_rows`,
+    /// A short name for reports: `gemm`, `attention`, `conv`, `recurrent:<cell>`, `gather_rows`,
     /// `generated:<symbol>`, `reference:<op>`.
     pub fn name(&self) -> String {
         match self {
@@ -124,6 +126,7 @@ impl Kernel {
             Kernel::Attention(_) => "attention".into(),
             Kernel::GatherRows => "gather_rows".into(),
             Kernel::Conv(_) => "conv".into(),
+            Kernel::Recurrent(r) => format!("recurrent:{}", r.cell.name()),
             Kernel::Generated(g) => format!("generated:{}", g.symbol),
         }
     }

@@ -98,6 +98,31 @@ fn kernel_detail(k: &Kernel) -> String {
             flag(c.bias, "+bias"),
             act(c.activation)
         ),
+        Kernel::Recurrent(r) => {
+            let acts: Vec<&str> = r.activations.iter().map(|a| a.kind.name()).collect();
+            let inputs = ["b", "seq_lens", "initial_h", "initial_c", "p"];
+            let present: String = inputs
+                .iter()
+                .zip(r.present)
+                .filter(|(_, p)| *p)
+                .map(|(name, _)| format!(" +{name}"))
+                .collect();
+            format!(
+                " {} hidden={} acts={}{}{}{}{}{}",
+                r.direction.name(),
+                r.hidden_size,
+                acts.join(","),
+                if r.clips() {
+                    format!(" clip={}", crate::ops::fmt_f64(r.clip))
+                } else {
+                    String::new()
+                },
+                flag(r.input_forget, "input_forget"),
+                flag(r.linear_before_reset, "linear_before_reset"),
+                flag(r.batch_first, "batch_first"),
+                present
+            )
+        }
         Kernel::Reference(_) | Kernel::GatherRows => String::new(),
     }
 }

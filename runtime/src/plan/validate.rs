@@ -172,6 +172,12 @@ impl Plan {
                         && a.heads % a.kv_heads == 0
                 }
                 Kernel::GatherRows => ni == 2 && no == 1,
+                Kernel::Recurrent(r) => {
+                    if let Err(e) = r.check() {
+                        return Err(invalid(at, format!("recurrent layer: {e}")));
+                    }
+                    ni == r.inputs() && no == r.outputs()
+                }
                 Kernel::Conv(c) => {
                     let want = c
                         .params(&c.packing_shape())

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use kiln_runtime::ops::{
-    ArgOp, BinaryOp, Dim, DimLimit, GeluApprox, InputLimits, Op, PadMode, PoolKind, ReduceOp,
-    ScatterReduction, Shape, TensorType, UnaryOp, ValueRange,
+    ArgOp, BinaryOp, Dim, DimLimit, GeluApprox, InputLimits, Op, PadMode, PoolKind, RecurrentSpec,
+    ReduceOp, RnnActivation, RnnCell, RnnDirection, ScatterReduction, Shape, TensorType, UnaryOp,
+    ValueRange,
 };
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, ConvStep, GemmB, GemmStep, GeneratedStep, Io, Kernel,
@@ -14,10 +15,10 @@ use kiln_runtime::plan::{
 use kiln_runtime::DType;
 
 /// The plan version the committed golden file was written with.
-const GOLDEN_VERSION: u32 = 2;
+const GOLDEN_VERSION: u32 = 3;
 
 fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v2.bin")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v3.bin")
 }
 
 fn d(text: &str) -> Dim {
@@ -182,6 +183,39 @@ fn all_ops() -> Vec<Op> {
         mask: false,
         rotary: true,
     });
+    ops.extend(recurrent_ops());
+    ops
+}
+
+/// Every cell, direction and activation of the recurrent layers.
+fn recurrent_ops() -> Vec<Op> {
+    let acts = RnnActivation::ALL;
+    let mut ops = Vec::new();
+    for (i, &cell) in RnnCell::ALL.iter().enumerate() {
+        let direction = RnnDirection::ALL[i];
+        let (per, dirs) = (3 - i, if i == 2 { 2 } else { 1 });
+        let activations: Vec<RnnActivation> = (0..per * dirs)
+            .map(|j| acts[(4 * i + j) % acts.len()])
+            .collect();
+        let n = activations.len();
+        ops.push(Op::Recurrent {
+            cell,
+            direction,
+            hidden_size: 7 + i as u32,
+            activations,
+            activation_alpha: (0..n).map(|j| 0.25 * j as f64).collect(),
+            activation_beta: (0..n).map(|j| -0.5 * j as f64).collect(),
+            clip: if i == 1 { f64::INFINITY } else { 2.5 },
+            input_forget: i == 0,
+            linear_before_reset: i == 1,
+            batch_first: i != 1,
+            bias: i != 2,
+            seq_lens: i != 0,
+            initial_h: true,
+            initial_c: i == 0,
+            peepholes: i == 0,
+        });
+    }
     ops
 }
 
@@ -243,6 +277,11 @@ fn kernels() -> Vec<Kernel> {
         bias: true,
         activation: Activation::Relu,
     }));
+    for op in recurrent_ops() {
+        k.push(Kernel::Recurrent(
+            RecurrentSpec::of(&op).expect("the fixture's layers are valid"),
+        ));
+    }
     k.push(Kernel::Generated(GeneratedStep {
         symbol: "k_fused_7".into(),
         access: vec![Access::Full, Access::Row, Access::Col, Access::Scalar],
