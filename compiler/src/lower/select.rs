@@ -11,6 +11,7 @@ use crate::ir::{
 };
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, GemmB, GemmStep, GeneratedStep, Kernel, Layout,
+    RecurrentStep,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,12 +33,7 @@ pub(crate) fn choose_all(
             Op::MatMul | Op::MatMulBias => gemm(g, n, uses, &pos, choices),
             Op::Attention { .. } => attention(g, n, uses, choices),
             Op::Conv { .. } => conv(g, n, uses, choices),
-            Op::Recurrent { .. } if f32(g, node.inputs[0]) => {
-                RecurrentSpec::of(&node.op).ok().and_then(|spec| {
-                    let (ins, outs) = (node.inputs.clone(), node.outputs.clone());
-                    step(g, n, Kernel::Recurrent(spec), ins, outs)
-                })
-            }
+            Op::Recurrent { .. } if f32(g, node.inputs[0]) => recurrent(g, n),
             Op::Gather { axis: 0 } if is_weight(g, node.inputs[0]) => step(
                 g,
                 n,
@@ -74,6 +70,27 @@ fn step(
         kernel: PendingKernel::Ready(kernel),
         inputs,
         outputs,
+        origin: origin(g, n),
+    })))
+}
+
+/// An f32 recurrent layer; W and R packed at compile time when both are weights.
+fn recurrent(g: &Graph, n: NodeId) -> Option<Choice> {
+    let node = g.node(n);
+    let spec = RecurrentSpec::of(&node.op).ok()?;
+    let (w, r) = (node.inputs[1], node.inputs[2]);
+    let step = RecurrentStep { spec, packed: None };
+    let mut inputs = node.inputs.clone();
+    let kernel = if is_weight(g, w) && is_weight(g, r) {
+        inputs.drain(1..3);
+        PendingKernel::PackedRecurrent { w, r, step }
+    } else {
+        PendingKernel::Ready(Kernel::Recurrent(step))
+    };
+    Some(Choice::Step(Box::new(PendingStep {
+        kernel,
+        inputs,
+        outputs: node.outputs.clone(),
         origin: origin(g, n),
     })))
 }

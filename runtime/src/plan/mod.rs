@@ -7,13 +7,15 @@
 //! arena layout once per run.
 
 mod ids;
+mod recurrent;
 mod text;
 mod validate;
 
-use crate::ops::{Dim, InputLimits, Op, RecurrentSpec, TensorType};
+use crate::ops::{Dim, InputLimits, Op, TensorType};
 use serde::{Deserialize, Serialize};
 
 pub use ids::{SlotId, StepId, ValueId};
+pub use recurrent::{RecurrentStep, RnnPacked};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
@@ -110,8 +112,9 @@ pub enum Kernel {
     GatherRows,
     /// A 1-D or 2-D convolution with weights packed at compile time: `inputs = [x, (bias)]`.
     Conv(ConvStep),
-    /// An f32 recurrent layer (`Op::Recurrent`): `inputs` and `outputs` as the op's.
-    Recurrent(RecurrentSpec),
+    /// An f32 recurrent layer (`Op::Recurrent`): `inputs` and `outputs` as the op's, less W
+    /// and R when they were packed at compile time.
+    Recurrent(RecurrentStep),
     /// A Cranelift-generated kernel from the artifact's `code` section.
     Generated(GeneratedStep),
 }
@@ -126,7 +129,7 @@ impl Kernel {
             Kernel::Attention(_) => "attention".into(),
             Kernel::GatherRows => "gather_rows".into(),
             Kernel::Conv(_) => "conv".into(),
-            Kernel::Recurrent(r) => format!("recurrent:{}", r.cell.name()),
+            Kernel::Recurrent(r) => format!("recurrent:{}", r.spec.cell.name()),
             Kernel::Generated(g) => format!("generated:{}", g.symbol),
         }
     }

@@ -98,7 +98,8 @@ fn kernel_detail(k: &Kernel) -> String {
             flag(c.bias, "+bias"),
             act(c.activation)
         ),
-        Kernel::Recurrent(r) => {
+        Kernel::Recurrent(step) => {
+            let r = &step.spec;
             let acts: Vec<&str> = r.activations.iter().map(|a| a.kind.name()).collect();
             let inputs = ["b", "seq_lens", "initial_h", "initial_c", "p"];
             let present: String = inputs
@@ -121,7 +122,10 @@ fn kernel_detail(k: &Kernel) -> String {
                 flag(r.linear_before_reset, "linear_before_reset"),
                 flag(r.batch_first, "batch_first"),
                 present
-            )
+            ) + &step
+                .packed
+                .map(|p| format!(" input={} packed@{}+{}", p.input, p.offset, p.len))
+                .unwrap_or_default()
         }
         Kernel::Reference(_) | Kernel::GatherRows => String::new(),
     }

@@ -10,7 +10,8 @@ use kiln_runtime::ops::{
 };
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, ConvStep, GemmB, GemmStep, GeneratedStep, Io, Kernel,
-    Layout, Plan, Slot, SlotId, Step, Storage, ValueId, ValueInfo, PLAN_VERSION,
+    Layout, Plan, RecurrentStep, RnnPacked, Slot, SlotId, Step, Storage, ValueId, ValueInfo,
+    PLAN_VERSION,
 };
 use kiln_runtime::DType;
 
@@ -277,10 +278,15 @@ fn kernels() -> Vec<Kernel> {
         bias: true,
         activation: Activation::Relu,
     }));
-    for op in recurrent_ops() {
-        k.push(Kernel::Recurrent(
-            RecurrentSpec::of(&op).expect("the fixture's layers are valid"),
-        ));
+    for (i, op) in recurrent_ops().iter().enumerate() {
+        k.push(Kernel::Recurrent(RecurrentStep {
+            spec: RecurrentSpec::of(op).expect("the fixture's layers are valid"),
+            packed: (i != 1).then_some(RnnPacked {
+                offset: 128 * i as u64,
+                len: 4096,
+                input: 3 + i as u64,
+            }),
+        }));
     }
     k.push(Kernel::Generated(GeneratedStep {
         symbol: "k_fused_7".into(),

@@ -3,19 +3,38 @@
 
 use crate::exec::frame::Frame;
 use crate::kernels::gemm::Isa;
-use crate::kernels::recurrent::{self as rnn, Inputs, Outputs};
-use crate::ops::{RecurrentSpec, RnnInput};
-use crate::plan::Step;
+use crate::kernels::recurrent::{self as rnn, Inputs, Outputs, Weights};
+use crate::ops::RnnInput;
+use crate::plan::{RecurrentStep, Step};
 
 pub(super) fn recurrent_step(
     f: &Frame,
     step: &Step,
-    spec: &RecurrentSpec,
+    rs: &RecurrentStep,
     isa: Isa,
 ) -> Result<(), String> {
-    let shapes: Vec<&[usize]> = step.inputs.iter().map(|&v| f.shape(v)).collect();
-    let dims = spec.dims(&shapes)?;
-    let value = |which: RnnInput| spec.input_index(which).map(|i| step.inputs[i]);
+    let spec = &rs.spec;
+    if step.inputs.len() != rs.inputs() {
+        return Err(format!(
+            "has {} inputs, the layer {}",
+            step.inputs.len(),
+            rs.inputs()
+        ));
+    }
+    // The op's input shapes, W's and R's made up from the packed layer's sizes when packed.
+    let mut shapes: Vec<Vec<usize>> = step.inputs.iter().map(|&v| f.shape(v).to_vec()).collect();
+    if let Some(p) = rs.packed {
+        let input = usize::try_from(p.input).map_err(|_| "input size out of range")?;
+        let (gh, n) = (
+            spec.gates() * spec.hidden_size as usize,
+            spec.hidden_size as usize,
+        );
+        let dirs = spec.directions();
+        shapes.splice(1..1, [vec![dirs, gh, input], vec![dirs, gh, n]]);
+    }
+    let shape_refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+    let dims = spec.dims(&shape_refs)?;
+    let value = |which: RnnInput| rs.input_index(which).map(|i| step.inputs[i]);
     let data = |which: RnnInput| -> Result<Option<&[f32]>, String> {
         value(which).map(|v| f.f32s(v, which.name())).transpose()
     };
@@ -31,15 +50,18 @@ pub(super) fn recurrent_step(
     };
     let lens = dims.lengths(lens.as_deref())?;
     let required = |which: RnnInput| -> Result<&[f32], String> {
-        f.f32s(
-            step.inputs[spec.input_index(which).unwrap_or(0)],
-            which.name(),
-        )
+        data(which)?.ok_or_else(|| format!("missing {}", which.name()))
+    };
+    let weights = match rs.packed {
+        Some(p) => Weights::Packed(f.weights_f32(p.offset, p.len)?),
+        None => Weights::Raw {
+            w: required(RnnInput::W)?,
+            r: required(RnnInput::R)?,
+        },
     };
     let inp = Inputs {
         x: required(RnnInput::X)?,
-        w: required(RnnInput::W)?,
-        r: required(RnnInput::R)?,
+        weights,
         b: data(RnnInput::B)?,
         lens: &lens,
         initial_h: data(RnnInput::InitialH)?,

@@ -31,6 +31,61 @@ pub(super) struct Rows<'a> {
     pub clip: f32,
 }
 
+// Elementwise helpers: zipped slices (no bounds checks) as separate parameters (no aliasing),
+// inlined into each instruction set's copy, so each loop vectorises.
+
+/// `dst += a`.
+#[inline(always)]
+fn add(dst: &mut [f32], a: &[f32]) {
+    dst.iter_mut().zip(a).for_each(|(d, &a)| *d += a);
+}
+
+/// `dst += x + p ⊙ c` (a gate with its peephole).
+#[inline(always)]
+fn peephole(dst: &mut [f32], x: &[f32], p: &[f32], c: &[f32]) {
+    for (d, ((&x, &p), &c)) in dst.iter_mut().zip(x.iter().zip(p).zip(c)) {
+        *d += x + p * c;
+    }
+}
+
+/// `dst = 1 − a`.
+#[inline(always)]
+fn one_minus(dst: &mut [f32], a: &[f32]) {
+    dst.iter_mut().zip(a).for_each(|(d, &a)| *d = 1.0 - a);
+}
+
+/// `c = f ⊙ c + i ⊙ g`.
+#[inline(always)]
+fn cell_state(c: &mut [f32], f: &[f32], i: &[f32], g: &[f32]) {
+    for (c, ((&f, &i), &g)) in c.iter_mut().zip(f.iter().zip(i).zip(g)) {
+        *c = f * *c + i * g;
+    }
+}
+
+/// `dst = a ⊙ b`.
+#[inline(always)]
+fn product(dst: &mut [f32], a: &[f32], b: &[f32]) {
+    for (d, (&a, &b)) in dst.iter_mut().zip(a.iter().zip(b)) {
+        *d = a * b;
+    }
+}
+
+/// `dst += r ⊙ (hr + b)` (GRU's `h` gate with `linear_before_reset`).
+#[inline(always)]
+fn reset_linear(dst: &mut [f32], r: &[f32], hr: &[f32], b: &[f32]) {
+    for (d, ((&r, &hr), &b)) in dst.iter_mut().zip(r.iter().zip(hr).zip(b)) {
+        *d += r * (hr + b);
+    }
+}
+
+/// `h = (1 − z) ⊙ cand + z ⊙ h`.
+#[inline(always)]
+fn update(h: &mut [f32], z: &[f32], cand: &[f32]) {
+    for (h, (&z, &c)) in h.iter_mut().zip(z.iter().zip(cand)) {
+        *h = (1.0 - z) * c + z * *h;
+    }
+}
+
 /// Defines `$name(isa, args)` running `$generic(args)` compiled for the checked instruction set.
 macro_rules! per_isa {
     ($(#[$m:meta])* $name:ident => $generic:ident($($arg:ident: $ty:ty),*)) => {
@@ -89,30 +144,23 @@ fn lstm_rows(
         let (gf, gc) = rest.split_at_mut(n);
         let c = &mut c[row * n..(row + 1) * n];
         let h = &mut h[row * n..(row + 1) * n];
-        for u in 0..n {
-            gi[u] += xi[u] + pi[u] * c[u];
-            gf[u] += xf[u] + pf[u] * c[u];
-            gc[u] += xc[u];
-        }
+        peephole(gi, xi, pi, c);
+        peephole(gf, xf, pf, c);
+        add(gc, xc);
         apply(f_act, r.clip, gi);
         if input_forget {
-            for u in 0..n {
-                gf[u] = 1.0 - gi[u];
-            }
+            one_minus(gf, gi);
         } else {
             apply(f_act, r.clip, gf);
         }
         apply(g_act, r.clip, gc);
-        for u in 0..n {
-            c[u] = gf[u] * c[u] + gi[u] * gc[u];
-            go[u] += xo[u] + po[u] * c[u];
-        }
+        cell_state(c, gf, gi, gc);
+        peephole(go, xo, po, c);
         apply(f_act, r.clip, go);
-        tmp[..n].copy_from_slice(c);
-        apply_unclipped(h_act, &mut tmp[..n]);
-        for u in 0..n {
-            h[u] = go[u] * tmp[u];
-        }
+        let tmp = &mut tmp[..n];
+        tmp.copy_from_slice(c);
+        apply_unclipped(h_act, tmp);
+        product(h, go, tmp);
     }
 }
 
@@ -132,15 +180,14 @@ fn gru_gates_rows(r: &mut Rows, h: &[f32], rh: &mut [f32]) {
         }
         let xw = &r.xw[r.xw_at[row]..r.xw_at[row] + 2 * n];
         let zr = &mut r.gates[row * r.stride..row * r.stride + 2 * n];
-        for (g, x) in zr.iter_mut().zip(xw) {
-            *g += x;
-        }
+        add(zr, xw);
         apply(f_act, r.clip, zr);
         if !rh.is_empty() {
-            let hr = &h[row * n..(row + 1) * n];
-            for ((o, &rv), &hv) in rh[row * n..(row + 1) * n].iter_mut().zip(&zr[n..]).zip(hr) {
-                *o = rv * hv;
-            }
+            product(
+                &mut rh[row * n..(row + 1) * n],
+                &zr[n..],
+                &h[row * n..(row + 1) * n],
+            );
         }
     }
 }
@@ -165,22 +212,14 @@ fn gru_out_rows(r: &mut Rows, h: &mut [f32], hh: &[f32], bias_rh: &[f32], tmp: &
         let g = &r.gates[row * r.stride..];
         let (z, rg) = (&g[..n], &g[n..2 * n]);
         let pre = &mut pre[..n];
+        pre.copy_from_slice(xw);
         if bias_rh.is_empty() {
-            let p = &hh[row * n..(row + 1) * n];
-            for u in 0..n {
-                pre[u] = xw[u] + p[u];
-            }
+            add(pre, &hh[row * n..(row + 1) * n]);
         } else {
-            let (hr, bias_rh) = (&g[2 * n..3 * n], &bias_rh[..n]);
-            for u in 0..n {
-                pre[u] = xw[u] + rg[u] * (hr[u] + bias_rh[u]);
-            }
+            reset_linear(pre, rg, &g[2 * n..3 * n], bias_rh);
         }
         apply(g_act, r.clip, pre);
-        let h = &mut h[row * n..(row + 1) * n];
-        for u in 0..n {
-            h[u] = (1.0 - z[u]) * pre[u] + z[u] * h[u];
-        }
+        update(&mut h[row * n..(row + 1) * n], z, pre);
     }
 }
 
@@ -198,10 +237,8 @@ fn rnn_rows(r: &mut Rows, h: &mut [f32]) {
         }
         let xw = &r.xw[r.xw_at[row]..r.xw_at[row] + n];
         let h = &mut h[row * n..(row + 1) * n];
-        let g = &r.gates[row * r.stride..row * r.stride + n];
-        for u in 0..n {
-            h[u] = g[u] + xw[u];
-        }
+        h.copy_from_slice(&r.gates[row * r.stride..row * r.stride + n]);
+        add(h, xw);
         apply(&r.acts[0], r.clip, h);
     }
 }

@@ -26,13 +26,15 @@
 
 mod cells;
 mod math;
+mod skinny;
 mod task;
 #[cfg(test)]
 mod tests;
 mod types;
 mod weights;
 
-pub use types::{Inputs, Outputs, RecurrentError};
+pub use types::{Inputs, Outputs, RecurrentError, Weights};
+pub use weights::{pack_weights, packed_weights_len};
 
 use crate::kernels::gemm::{GemmError, Isa};
 use crate::ops::{RecurrentSpec, RnnDims};
@@ -44,7 +46,11 @@ use types::{CheckedIsa, OutRows};
 const TASK_MIN_WORK: usize = 1 << 20;
 
 /// Checks that `len` is the product of `dims`.
-fn check_len(operand: &'static str, len: usize, dims: &[usize]) -> Result<(), RecurrentError> {
+pub(super) fn check_len(
+    operand: &'static str,
+    len: usize,
+    dims: &[usize],
+) -> Result<(), RecurrentError> {
     let expected = dims
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
@@ -78,8 +84,18 @@ fn check(
     }
     let gh = d.gates * d.hidden;
     check_len("x", inp.x.len(), &[d.seq, d.batch, d.input])?;
-    check_len("w", inp.w.len(), &[d.dirs, gh, d.input])?;
-    check_len("r", inp.r.len(), &[d.dirs, gh, d.hidden])?;
+    match inp.weights {
+        Weights::Raw { w, r } => {
+            check_len("w", w.len(), &[d.dirs, gh, d.input])?;
+            check_len("r", r.len(), &[d.dirs, gh, d.hidden])?;
+        }
+        Weights::Packed(p) => {
+            let want = packed_weights_len(spec, d.input).ok_or_else(|| {
+                RecurrentError::Spec(format!("packed weights for input {} overflow", d.input))
+            })?;
+            check_len("packed weights", p.len(), &[want])?;
+        }
+    }
     let state = [d.dirs, d.batch, d.hidden];
     let optional = [
         ("b", inp.b, vec![d.dirs, 2, gh]),

@@ -6,6 +6,7 @@
 //! are zeros.
 
 use super::cells::{self, Rows};
+use super::skinny;
 use super::types::{zeros, CheckedIsa, Inputs, OutRows, RecurrentError};
 use super::weights::{step_columns, DirWeights};
 use crate::kernels::gemm::{gemm_packed, gemm_packed_serial, Epilogue, Matrix, MatrixMut, Shape};
@@ -22,7 +23,7 @@ pub(super) struct Shared<'a> {
     pub spec: &'a RecurrentSpec,
     pub dims: RnnDims,
     pub inp: &'a Inputs<'a>,
-    pub weights: &'a [DirWeights],
+    pub weights: &'a [DirWeights<'a>],
     pub y: OutRows,
     pub y_h: OutRows,
     pub y_c: Option<OutRows>,
@@ -62,6 +63,24 @@ impl Shared<'_> {
             gemm_packed_serial(isa, shape, a, b, c, &ep)?;
         }
         Ok(())
+    }
+
+    /// A per-step product `c (m × n) = a (m × k) · B` (B packed): the skinny path for one or two
+    /// rows, else the GEMM on this thread.
+    fn step_product(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+    ) -> Result<(), RecurrentError> {
+        if m <= skinny::MAX_ROWS && skinny::product(self.isa, (m, n, k), a, b, c) {
+            return Ok(());
+        }
+        let shape = Shape { m, n, k };
+        let a = Matrix { data: a, stride: k };
+        let c = MatrixMut { data: c, stride: n };
+        self.gemm(false, shape, a, b, c, None)
     }
 
     /// Projections of processing steps `s0..s1` of rows `b0..b0 + lens.len()` into `xw`
@@ -137,7 +156,7 @@ impl Shared<'_> {
         let (spec, dims, w) = (self.spec, &self.dims, &self.weights[d]);
         let (n, nb) = (dims.hidden, b1 - b0);
         let gh = dims.gates * n;
-        let step_n = step_columns(spec, dims);
+        let step_n = step_columns(spec, n);
         let lens = &self.inp.lens[b0..b1];
         let max_len = lens.iter().copied().max().unwrap_or(0);
         let rev = spec.is_reverse(d);
@@ -170,20 +189,7 @@ impl Shared<'_> {
                         xw_at[i] = ((time(rev, len, s) - lo[i]) * nb + i) * gh;
                     }
                 }
-                let shape = Shape {
-                    m: nb,
-                    n: step_n,
-                    k: n,
-                };
-                let a = Matrix {
-                    data: &h,
-                    stride: n,
-                };
-                let out = MatrixMut {
-                    data: &mut gates,
-                    stride: step_n,
-                };
-                self.gemm(false, shape, a, &w.r, out, None)?;
+                self.step_product((nb, step_n, n), &h, &w.r, &mut gates)?;
                 let mut rows = Rows {
                     n,
                     gates: &mut gates,
@@ -202,16 +208,7 @@ impl Shared<'_> {
                     RnnCell::Gru => {
                         cells::gru_gates(self.isa, &mut rows, &h, &mut rh);
                         if gru_split {
-                            let shape = Shape { m: nb, n, k: n };
-                            let a = Matrix {
-                                data: &rh,
-                                stride: n,
-                            };
-                            let out = MatrixMut {
-                                data: &mut hh,
-                                stride: n,
-                            };
-                            self.gemm(false, shape, a, &w.rh, out, None)?;
+                            self.step_product((nb, n, n), &rh, &w.rh, &mut hh)?;
                         }
                         cells::gru_out(self.isa, &mut rows, &mut h, &hh, &w.bias_rh, &mut tmp);
                     }

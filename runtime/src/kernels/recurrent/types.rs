@@ -9,10 +9,8 @@ use crate::kernels::send_ptr::SendPtr;
 pub struct Inputs<'a> {
     /// `[seq, batch, input]` (`[batch, seq, input]` when batch-first).
     pub x: &'a [f32],
-    /// `[dirs, gates·hidden, input]`.
-    pub w: &'a [f32],
-    /// `[dirs, gates·hidden, hidden]`.
-    pub r: &'a [f32],
+    /// W and R.
+    pub weights: Weights<'a>,
     /// `[dirs, 2·gates·hidden]` (`Wb` then `Rb`), or zeros.
     pub b: Option<&'a [f32]>,
     /// Each batch entry's length (≤ seq).
@@ -23,6 +21,20 @@ pub struct Inputs<'a> {
     pub initial_c: Option<&'a [f32]>,
     /// `[dirs, 3·hidden]` peepholes `i, o, f` (LSTM), or zeros.
     pub p: Option<&'a [f32]>,
+}
+
+/// The layer's W and R, as given or packed by [`pack_weights`](super::pack_weights).
+#[derive(Debug, Clone, Copy)]
+pub enum Weights<'a> {
+    /// `w: [dirs, gates·hidden, input]`, `r: [dirs, gates·hidden, hidden]`.
+    Raw {
+        /// W.
+        w: &'a [f32],
+        /// R.
+        r: &'a [f32],
+    },
+    /// The packed form ([`packed_weights_len`](super::packed_weights_len) values).
+    Packed(&'a [f32]),
 }
 
 /// The outputs of one call.
