@@ -63,6 +63,12 @@ pub(crate) enum PendingKernel {
         w: ValueId,
         step: kiln_runtime::plan::ConvStep,
     },
+    /// A recurrent layer whose f32 W and R weights are packed at compile time.
+    PackedRecurrent {
+        w: ValueId,
+        r: ValueId,
+        step: kiln_runtime::plan::RecurrentStep,
+    },
 }
 
 /// Uses of every value: consumer nodes and whether it is a graph output.
@@ -162,6 +168,9 @@ fn build(
             PendingKernel::Ready(k) => k.clone(),
             PendingKernel::PackedGemm { b: w, step } => b.packed_gemm(*w, *step)?,
             PendingKernel::PackedConv { w, step } => b.packed_conv(*w, step.clone())?,
+            PendingKernel::PackedRecurrent { w, r, step } => {
+                b.packed_recurrent(*w, *r, step.clone())?
+            }
         };
         steps.push(Step {
             kernel,
@@ -282,6 +291,40 @@ impl Builder<'_> {
         step.offset = offset;
         step.len = len;
         Ok(Kernel::Conv(step))
+    }
+
+    fn packed_recurrent(
+        &mut self,
+        w: ValueId,
+        r: ValueId,
+        mut step: kiln_runtime::plan::RecurrentStep,
+    ) -> Result<Kernel> {
+        let fail = |message: String| Error::Lower { message };
+        let mut data = Vec::new();
+        for v in [w, r] {
+            let ValueDef::Weight(id) = self.g.value(v).def else {
+                return Err(fail("a packed recurrent weight is not a weight".into()));
+            };
+            let t = self.g.weights().get(id).to_tensor()?;
+            data.push((t.shape().to_vec(), t.to_f64_vec()));
+        }
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let input = data[0].0.last().copied().unwrap_or(0);
+        let packed = kiln_runtime::kernels::recurrent::pack_weights(
+            &step.spec,
+            input,
+            &f32s(&data[0].1),
+            &f32s(&data[1].1),
+        )
+        .map_err(|e| fail(format!("packing recurrent weights: {e}")))?;
+        let bytes: Vec<u8> = packed.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (offset, len) = self.place(&bytes);
+        step.packed = Some(kiln_runtime::plan::RnnPacked {
+            offset,
+            len,
+            input: input as u64,
+        });
+        Ok(Kernel::Recurrent(step))
     }
 
     fn packed_gemm(&mut self, w: ValueId, step: kiln_runtime::plan::GemmStep) -> Result<Kernel> {

@@ -1,14 +1,17 @@
 //! Kernel selection per node: GEMMs (packed weights, fused bias/activation/residual epilogue),
-//! attention (with `(0, 2, 1, 3)` transposes absorbed as strides), row gathers, generated row
-//! kernels (LayerNorm, SkipLayerNorm, RmsNorm, softmax), reshapes as aliases, and the reference
-//! kernel for the rest.
+//! attention (with `(0, 2, 1, 3)` transposes absorbed as strides), f32 recurrent layers, row
+//! gathers, generated row kernels (LayerNorm, SkipLayerNorm, RmsNorm, softmax), reshapes as
+//! aliases, and the reference kernel for the rest.
 
 use super::{Choice, PendingKernel, PendingStep, Uses};
 use crate::codegen::{Access as GAccess, GenKernel, RowKernel, RowOp};
 use crate::error::Result;
-use crate::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, NodeId, Op, UnaryOp, ValueDef, ValueId};
+use crate::ir::{
+    BinaryOp, DType, Dim, GeluApprox, Graph, NodeId, Op, RecurrentSpec, UnaryOp, ValueDef, ValueId,
+};
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, GemmB, GemmStep, GeneratedStep, Kernel, Layout,
+    RecurrentStep,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -30,6 +33,7 @@ pub(crate) fn choose_all(
             Op::MatMul | Op::MatMulBias => gemm(g, n, uses, &pos, choices),
             Op::Attention { .. } => attention(g, n, uses, choices),
             Op::Conv { .. } => conv(g, n, uses, choices),
+            Op::Recurrent { .. } if f32(g, node.inputs[0]) => recurrent(g, n),
             Op::Gather { axis: 0 } if is_weight(g, node.inputs[0]) => step(
                 g,
                 n,
@@ -68,6 +72,27 @@ fn step(
         kernel: PendingKernel::Ready(kernel),
         inputs,
         outputs,
+        origin: origin(g, n),
+    })))
+}
+
+/// An f32 recurrent layer; W and R packed at compile time when both are weights.
+fn recurrent(g: &Graph, n: NodeId) -> Option<Choice> {
+    let node = g.node(n);
+    let spec = RecurrentSpec::of(&node.op).ok()?;
+    let (w, r) = (node.inputs[1], node.inputs[2]);
+    let step = RecurrentStep { spec, packed: None };
+    let mut inputs = node.inputs.clone();
+    let kernel = if is_weight(g, w) && is_weight(g, r) {
+        inputs.drain(1..3);
+        PendingKernel::PackedRecurrent { w, r, step }
+    } else {
+        PendingKernel::Ready(Kernel::Recurrent(step))
+    };
+    Some(Choice::Step(Box::new(PendingStep {
+        kernel,
+        inputs,
+        outputs: node.outputs.clone(),
         origin: origin(g, n),
     })))
 }

@@ -282,6 +282,16 @@ impl AttrReader for Fields<'_> {
         let conv = |t: &str| names.iter().position(|&n| n == t).ok_or(None);
         self.one(name, &what, &conv).unwrap_or(0)
     }
+
+    fn floats(&mut self, name: &'static str) -> Vec<f64> {
+        self.list(name, "numbers", &|t| parse_f64(t).ok_or(None))
+    }
+
+    fn words(&mut self, name: &'static str, names: &[&'static str]) -> Vec<usize> {
+        let what = format!("names among {}", names.join(", "));
+        let conv = |t: &str| names.iter().position(|&n| n == t).ok_or(None);
+        self.list(name, &what, &conv)
+    }
 }
 
 fn dim_conv(t: &str) -> Result<Dim, ConvError> {

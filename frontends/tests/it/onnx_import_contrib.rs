@@ -8,7 +8,7 @@ use crate::onnx_ops_model;
 use kiln_frontends::onnx::proto::tensor_proto::DataType;
 use kiln_frontends::onnx::proto::{AttributeProto, TensorProto};
 use kiln_frontends::Error;
-use onnx_ops_model::{af, ai, ais, as_, Model};
+use onnx_ops_model::{af, ai, as_, Model};
 
 fn raw(dt: DataType, dims: &[i64], bytes: Vec<u8>) -> TensorProto {
     TensorProto {

@@ -1,6 +1,7 @@
 //! Floating-point operations of one run, counted from the plan and a run's shapes, so
 //! `kiln bench` can report the GFLOP/s it achieved: GEMMs `2·m·n·k`, attention `4·b·h·sq·sk·d`
-//! (scores and the weighted sum), convolutions `2·outputs·(C/group)·kernel`, and one operation
+//! (scores and the weighted sum), convolutions `2·outputs·(C/group)·kernel`, recurrent layers
+//! `2·steps·batch·directions·gates·hidden·(input + hidden)`, and one operation
 //! per output element for every other step.
 
 use super::Layout;
@@ -41,6 +42,27 @@ impl Layout {
                     Kernel::Conv(c) => {
                         let per_output: u64 = c.w_shape.iter().skip(1).product();
                         out.saturating_mul(2).saturating_mul(per_output)
+                    }
+                    Kernel::Recurrent(r) => {
+                        // Per step and direction, every gate is a row of `input + hidden` MACs.
+                        use crate::ops::{RnnCell, RnnDirection};
+                        let spec = &r.spec;
+                        let gates: u64 = match spec.cell {
+                            RnnCell::Lstm => 4,
+                            RnnCell::Gru => 3,
+                            RnnCell::Rnn => 1,
+                        };
+                        let dirs: u64 = match spec.direction {
+                            RnnDirection::Bidirectional => 2,
+                            _ => 1,
+                        };
+                        let x = s.inputs.first();
+                        let input = x.and_then(|x| shape(x).last().copied()).unwrap_or(0) as u64;
+                        let rows = x.map_or(0, elems) / input.max(1);
+                        let h = spec.hidden_size as u64;
+                        rows.saturating_mul(dirs)
+                            .saturating_mul(gates * h)
+                            .saturating_mul(2 * (input + h))
                     }
                     Kernel::Reference(_)
                     | Kernel::GatherRows

@@ -6,4 +6,5 @@ pub mod conv;
 pub mod gemm;
 pub mod native;
 pub mod numerics;
+pub mod recurrent;
 mod send_ptr;

@@ -79,6 +79,10 @@ pub trait AttrReader {
     fn dims(&mut self, name: &'static str) -> Vec<Dim>;
     /// One of `names`, as its index (the placeholder is 0).
     fn word(&mut self, name: &'static str, names: &[&'static str]) -> usize;
+    /// A list of numbers.
+    fn floats(&mut self, name: &'static str) -> Vec<f64>;
+    /// A list of words, each one of `names`, as their indices.
+    fn words(&mut self, name: &'static str, names: &[&'static str]) -> Vec<usize>;
 }
 
 /// A type an op field can have. A *kind* (`UnaryOp`, `ReduceOp`, `PoolKind`...) is not written
@@ -189,6 +193,24 @@ impl OpAttr for f64 {
 
     fn read(name: &'static str, _op: &str, r: &mut impl AttrReader) -> Self {
         r.float(name)
+    }
+}
+
+impl OpAttr for Vec<f64> {
+    type Key<'a> = Vec<u64>;
+
+    fn key(&self) -> Vec<u64> {
+        self.iter().map(|x| x.to_bits()).collect()
+    }
+
+    fn to_attr(&self) -> Option<AttrValue> {
+        Some(AttrValue::List(
+            self.iter().map(|&x| AttrValue::Float(x)).collect(),
+        ))
+    }
+
+    fn read(name: &'static str, _op: &str, r: &mut impl AttrReader) -> Self {
+        r.floats(name)
     }
 }
 

@@ -120,18 +120,18 @@ macro_rules! define_ops {
                 match self {
                     $(
                         $Op::$V { $( 0: $crate::ops::define::first!(kind0 $tk), )? $( $( $f, )* )? .. } => {
-                            let lhs = (
-                                stringify!($V),
-                                $( $crate::ops::define::first!(kind0 $tk).key(), )?
-                                $( $( $f.key(), )* )?
+                            let lhs = $crate::ops::define::cons!(
+                                stringify!($V)
+                                $(, $crate::ops::define::first!(kind0 $tk).key() )?
+                                $( $(, $f.key() )* )?
                             );
                             let $Op::$V { $( 0: $crate::ops::define::first!(kind0 $tk), )? $( $( $f, )* )? .. } = other else {
                                 return false;
                             };
-                            lhs == (
-                                stringify!($V),
-                                $( $crate::ops::define::first!(kind0 $tk).key(), )?
-                                $( $( $f.key(), )* )?
+                            lhs == $crate::ops::define::cons!(
+                                stringify!($V)
+                                $(, $crate::ops::define::first!(kind0 $tk).key() )?
+                                $( $(, $f.key() )* )?
                             )
                         }
                     )*
@@ -146,12 +146,12 @@ macro_rules! define_ops {
                 use $crate::ops::attr::OpAttr as _;
                 match self {
                     $(
-                        $Op::$V { $( 0: $crate::ops::define::first!(kind0 $tk), )? $( $( $f, )* )? .. } => (
-                            stringify!($V),
-                            $( $crate::ops::define::first!(kind0 $tk).key(), )?
-                            $( $( $f.key(), )* )?
+                        $Op::$V { $( 0: $crate::ops::define::first!(kind0 $tk), )? $( $( $f, )* )? .. } => $crate::ops::define::cons!(
+                            stringify!($V)
+                            $(, $crate::ops::define::first!(kind0 $tk).key() )?
+                            $( $(, $f.key() )* )?
                         )
-                            .hash(state),
+                        .hash(state),
                     )*
                 }
             }
@@ -225,6 +225,17 @@ macro_rules! define_ops {
     };
 }
 
+/// The values as nested pairs `(a, (b, (c, ())))`: compared and hashed like the flat tuple
+/// `(a, b, c)` (elements in order), with no limit on their number (std's tuple impls stop at 12).
+macro_rules! cons {
+    () => {
+        ()
+    };
+    ($x:expr $(, $rest:expr)* $(,)?) => {
+        ($x, $crate::ops::define::cons!($($rest),*))
+    };
+}
+
 /// The first token tree (lets a repetition over a type emit something else).
 macro_rules! first {
     ($x:tt $($rest:tt)*) => {
@@ -232,4 +243,4 @@ macro_rules! first {
     };
 }
 
-pub(crate) use {define_ops, first, named_enum};
+pub(crate) use {cons, define_ops, first, named_enum};

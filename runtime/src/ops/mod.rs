@@ -8,6 +8,8 @@ mod define;
 pub mod dim;
 mod limits;
 pub mod op;
+mod recurrent;
+mod recurrent_spec;
 pub mod types;
 
 pub use attr::{fmt_f64, AttrReader, AttrValue, OpAttr};

@@ -8,6 +8,8 @@
 
 use super::define::{define_ops, named_enum};
 use super::dim::Dim;
+pub use super::recurrent::{ActivationFn, RnnActivation, RnnCell, RnnDirection};
+pub use super::recurrent_spec::{RecurrentSpec, RnnDims, RnnInput};
 use crate::DType;
 
 named_enum! {
@@ -343,99 +345,49 @@ define_ops! {
             mask: bool,
             rotary: bool,
         } => "attention",
+        /// A one-layer recurrent network over a whole sequence (ONNX `LSTM`, `GRU`, `RNN`;
+        /// [`RecurrentSpec`] is the checked view the kernels read). Inputs: `x, w, r`, then the
+        /// optional ones the flags name, in this order: `b` (`bias`), `sequence_lens`
+        /// (`seq_lens`), `initial_h`, `initial_c`, `p` (`peepholes`); shapes in [`RnnInput`].
+        /// Outputs `y: [seq, dirs, batch, hidden]`, `y_h: [dirs, batch, hidden]` and for LSTM
+        /// `y_c` like `y_h` (`batch_first`: `[batch, seq, dirs, hidden]`, `[batch, dirs,
+        /// hidden]`).
+        ///
+        /// Per direction and batch entry `b` of length `len_b` (`seq` without `seq_lens`), the
+        /// steps `t = 0..len_b` (reverse: `len_b-1..=0`) compute, with `f, g, h` the direction's
+        /// activations, `⊙` elementwise, `clip` applied to every gate pre-activation:
+        /// - LSTM (gates `i, o, f, c`): `i = f(x·Wiᵀ + h·Riᵀ + Wbi + Rbi + pi ⊙ c)`, `f` alike
+        ///   (or `1 − i` with `input_forget`), `c' = g(..)` without peephole, `c = f ⊙ c + i ⊙
+        ///   c'`, `o = f(.. + po ⊙ c)` with the new `c`, `h = o ⊙ h(c)`.
+        /// - GRU (gates `z, r, h`): `z, r` as LSTM's `i`; `h' = g(x·Whᵀ + (r ⊙ h)·Rhᵀ + Rbh +
+        ///   Wbh)`, or with `linear_before_reset` `g(x·Whᵀ + r ⊙ (h·Rhᵀ + Rbh) + Wbh)`;
+        ///   `h = (1 − z) ⊙ h' + z ⊙ h`.
+        /// - RNN: `h = f(x·Wᵀ + h·Rᵀ + Wb + Rb)`.
+        ///
+        /// `y[t]` is the `h` of step `t` (zeros for `t ≥ len_b`); `y_h`, `y_c` are the state
+        /// after the last step (the initial state when `len_b = 0`). Computed in f64.
+        Recurrent {
+            cell: RnnCell,
+            direction: RnnDirection,
+            hidden_size: u32,
+            activations: Vec<RnnActivation>,
+            activation_alpha: Vec<f64>,
+            activation_beta: Vec<f64>,
+            clip: f64,
+            input_forget: bool,
+            linear_before_reset: bool,
+            batch_first: bool,
+            bias: bool,
+            seq_lens: bool,
+            initial_h: bool,
+            initial_c: bool,
+            peepholes: bool,
+        } => kind,
     }
 }
 
-impl Op {
-    /// Equality with IEEE float semantics: a NaN attribute never matches and `0.0` matches
-    /// `-0.0` (`==` compares f64 attributes by their bits, so that `Op` is `Eq + Hash`).
-    pub fn same_values(&self, other: &Op) -> bool {
-        self.name() == other.name() && self.attrs() == other.attrs()
-    }
-
-    /// Number of outputs.
-    pub fn num_outputs(&self) -> usize {
-        match self {
-            Op::Split { sizes, .. } => sizes.len(),
-            Op::TopK { .. } | Op::SkipLayerNorm { .. } => 2,
-            _ => 1,
-        }
-    }
-
-    /// Allowed number of inputs, `(min, max)`; `max` is `None` when unbounded.
-    pub fn arity(&self) -> (usize, Option<usize>) {
-        match self {
-            Op::Unary(_)
-            | Op::Cast { .. }
-            | Op::Reduce { .. }
-            | Op::ArgReduce { .. }
-            | Op::Softmax { .. }
-            | Op::LogSoftmax { .. }
-            | Op::Pool { .. }
-            | Op::Reshape { .. }
-            | Op::Transpose { .. }
-            | Op::Expand { .. }
-            | Op::Slice { .. }
-            | Op::Split { .. }
-            | Op::Pad { .. }
-            | Op::Tile { .. }
-            | Op::Trilu { .. }
-            | Op::CumSum { .. }
-            | Op::CumProd { .. }
-            | Op::TopK { .. }
-            | Op::ShapeOf { .. }
-            | Op::Gelu { .. } => (1, Some(1)),
-            Op::Binary(_)
-            | Op::MatMul
-            | Op::Gather { .. }
-            | Op::GatherElements { .. }
-            | Op::RmsNorm { .. } => (2, Some(2)),
-            Op::Where | Op::ScatterElements { .. } | Op::ScatterND { .. } | Op::MatMulBias => {
-                (3, Some(3))
-            }
-            Op::Conv { .. } | Op::ConvTranspose { .. } | Op::LayerNorm { .. } => (2, Some(3)),
-            Op::SkipLayerNorm { .. } => (3, Some(4)),
-            Op::Concat { .. } => (1, None),
-            Op::Range { .. } | Op::Dims { .. } => (0, Some(0)),
-            Op::Attention {
-                bias, mask, rotary, ..
-            } => {
-                let n = 3 + usize::from(*bias) + usize::from(*mask) + 2 * usize::from(*rotary);
-                (n, Some(n))
-            }
-        }
-    }
-
-    /// Every symbolic dim held in the op's attributes (their symbols must be bound at run time).
-    pub fn attr_dims(&self) -> Vec<&Dim> {
-        match self {
-            Op::Reshape { shape } | Op::Expand { shape } => shape.iter().collect(),
-            Op::Slice { starts, ends, .. } => starts.iter().chain(ends).collect(),
-            Op::Split { sizes, .. } => sizes.iter().collect(),
-            Op::Range {
-                start,
-                limit,
-                delta,
-                ..
-            } => vec![start, limit, delta],
-            Op::Dims { values } => values.iter().collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// True for the fused ops that the optimizer introduces.
-    pub fn is_fused(&self) -> bool {
-        matches!(
-            self,
-            Op::LayerNorm { .. }
-                | Op::RmsNorm { .. }
-                | Op::MatMulBias
-                | Op::SkipLayerNorm { .. }
-                | Op::Gelu { .. }
-                | Op::Attention { .. }
-        )
-    }
-}
+#[path = "op_meta.rs"]
+mod meta;
 
 #[cfg(test)]
 #[path = "op_tests.rs"]

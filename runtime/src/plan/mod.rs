@@ -8,6 +8,7 @@
 
 mod generated;
 mod ids;
+mod recurrent;
 mod text;
 mod validate;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use generated::{Access, GeneratedStep};
 pub use ids::{SlotId, StepId, ValueId};
+pub use recurrent::{RecurrentStep, RnnPacked};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
@@ -112,6 +114,9 @@ pub enum Kernel {
     GatherRows,
     /// A 1-D or 2-D convolution with weights packed at compile time: `inputs = [x, (bias)]`.
     Conv(ConvStep),
+    /// An f32 recurrent layer (`Op::Recurrent`): `inputs` and `outputs` as the op's, less W
+    /// and R when they were packed at compile time.
+    Recurrent(RecurrentStep),
     /// A Cranelift-generated kernel from the artifact's `code` section.
     Generated(GeneratedStep),
     /// The runtime's native kernel of an op (data movement, pooling, strided softmax, resize,
@@ -120,7 +125,7 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    /// A short name for reports: `gemm`, `attention`, `conv`, `gather_rows`,
+    /// A short name for reports: `gemm`, `attention`, `conv`, `recurrent:<cell>`, `gather_rows`,
     /// `generated:<symbol>`, `native:<op>`, `reference:<op>`.
     pub fn name(&self) -> String {
         match self {
@@ -129,6 +134,7 @@ impl Kernel {
             Kernel::Attention(_) => "attention".into(),
             Kernel::GatherRows => "gather_rows".into(),
             Kernel::Conv(_) => "conv".into(),
+            Kernel::Recurrent(r) => format!("recurrent:{}", r.spec.cell.name()),
             Kernel::Generated(g) => format!("generated:{}", g.symbol),
             Kernel::Native(op) => format!("native:{}", op.name()),
         }

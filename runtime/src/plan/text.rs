@@ -99,6 +99,35 @@ fn kernel_detail(k: &Kernel) -> String {
             flag(c.bias, "+bias"),
             act(c.activation)
         ),
+        Kernel::Recurrent(step) => {
+            let r = &step.spec;
+            let acts: Vec<&str> = r.activations.iter().map(|a| a.kind.name()).collect();
+            let inputs = ["b", "seq_lens", "initial_h", "initial_c", "p"];
+            let present: String = inputs
+                .iter()
+                .zip(r.present)
+                .filter(|(_, p)| *p)
+                .map(|(name, _)| format!(" +{name}"))
+                .collect();
+            format!(
+                " {} hidden={} acts={}{}{}{}{}{}",
+                r.direction.name(),
+                r.hidden_size,
+                acts.join(","),
+                if r.clips() {
+                    format!(" clip={}", crate::ops::fmt_f64(r.clip))
+                } else {
+                    String::new()
+                },
+                flag(r.input_forget, "input_forget"),
+                flag(r.linear_before_reset, "linear_before_reset"),
+                flag(r.batch_first, "batch_first"),
+                present
+            ) + &step
+                .packed
+                .map(|p| format!(" input={} packed@{}+{}", p.input, p.offset, p.len))
+                .unwrap_or_default()
+        }
         Kernel::Reference(_) | Kernel::GatherRows | Kernel::Native(_) => String::new(),
     }
 }

@@ -178,6 +178,22 @@ impl Plan {
                         && a.heads % a.kv_heads == 0
                 }
                 Kernel::GatherRows => ni == 2 && no == 1,
+                Kernel::Recurrent(r) => {
+                    if let Err(e) = r.spec.check() {
+                        return Err(invalid(at, format!("recurrent layer: {e}")));
+                    }
+                    if let Some(p) = r.packed {
+                        let want = usize::try_from(p.input).ok().and_then(|i| {
+                            crate::kernels::recurrent::packed_weights_len(&r.spec, i)
+                        });
+                        let fits =
+                            want.and_then(|w| u64::try_from(w).ok()?.checked_mul(4)) == Some(p.len);
+                        if p.offset % 64 != 0 || !in_bounds(p.offset, p.len, weights_len) || !fits {
+                            return Err(invalid(at, format!("packed recurrent weights {}..+{} do not fit input {} in the weights section", p.offset, p.len, p.input)));
+                        }
+                    }
+                    ni == r.inputs() && no == r.spec.outputs()
+                }
                 Kernel::Conv(c) => {
                     let want = c
                         .params(&c.packing_shape())

@@ -9,6 +9,7 @@ mod elementwise;
 mod fused;
 mod linalg;
 mod movement;
+mod recurrent;
 mod reduce;
 mod scatter;
 mod special;
@@ -174,5 +175,6 @@ pub fn eval_op(op: &Op, x: &[&Tensor], b: &Bindings) -> KResult<Vec<Tensor>> {
         Op::RmsNorm { eps } => one(fused::rms_norm(arg(0)?, arg(1)?, *eps)),
         Op::Gelu { approx } => one(fused::gelu(arg(0)?, *approx)),
         Op::Attention { .. } => one(fused::attention(op, x)),
+        Op::Recurrent { .. } => recurrent::recurrent(op, x),
     }
 }

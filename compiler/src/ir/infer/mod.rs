@@ -16,6 +16,9 @@ mod linalg;
 mod movement;
 #[cfg(test)]
 mod movement_tests;
+mod recurrent;
+#[cfg(test)]
+mod recurrent_tests;
 mod reduce;
 mod scatter;
 
@@ -110,6 +113,7 @@ pub fn infer_types(op: &Op, inputs: &[TensorType]) -> Result<Vec<TensorType>> {
         Op::RmsNorm { .. } => fused::rms_norm(&cx).map(one),
         Op::Gelu { .. } => fused::gelu(&cx).map(one),
         Op::Attention { .. } => fused::attention(&cx).map(one),
+        Op::Recurrent { .. } => recurrent::recurrent(&cx),
     }?;
     for (i, t) in out.iter().enumerate() {
         if let Some(d) = t.shape.0.iter().find(|d| known_negative(d)) {

@@ -31,6 +31,8 @@ mod ops_quant_conv;
 mod ops_recurrent;
 mod ops_reduce;
 mod ops_resize;
+mod ops_rnn;
+mod ops_rnn_quant;
 mod ops_rotary;
 mod ops_select;
 mod ops_shape;
@@ -108,6 +110,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     ops_quant_conv::register(&mut r);
     ops_grid::register(&mut r);
     ops_recurrent::register(&mut r);
+    ops_rnn::register(&mut r);
     ops_window::register(&mut r);
     ops_loss::register(&mut r);
     contrib_norm::register(&mut r);

@@ -70,7 +70,8 @@ fn split(range: usize, unit: usize, parts: usize, index: usize) -> Range<usize> 
 
 /// Runs the product. The caller (`gemm_packed`) has checked every length: `a` spans `m × k` with
 /// stride `lda`, `b` holds `packed_len(k, n)` elements, `c` (and the residual) span `m × n` with
-/// stride `ldc`, the bias has `n` elements, `m, n ≥ 1`, and the CPU supports `isa`.
+/// stride `ldc`, the bias has `n` elements, `m, n ≥ 1`, and the CPU supports `isa`. Without
+/// `parallel` it runs on the calling thread.
 pub(super) fn run(
     isa: Isa,
     shape: Shape,
@@ -78,6 +79,7 @@ pub(super) fn run(
     b: &[f32],
     c: MatrixMut<'_>,
     ep: &Epilogue,
+    parallel: bool,
 ) {
     let Shape { m, n, k } = shape;
     let (a, lda, ldc) = (a.data, a.stride, c.stride);
@@ -89,9 +91,13 @@ pub(super) fn run(
     // weights, and tasks over other panels of the same rows cost nothing extra), then the rows
     // when there are too few panels.
     let work = m * n * k.max(1);
-    let tasks = (rayon::current_num_threads() * TASKS_PER_THREAD)
-        .min(work / PARALLEL_THRESHOLD)
-        .max(1);
+    let tasks = if parallel {
+        (rayon::current_num_threads() * TASKS_PER_THREAD)
+            .min(work / PARALLEL_THRESHOLD)
+            .max(1)
+    } else {
+        1
+    };
     let per_task = panels.div_ceil(tasks);
     let tn = panels.div_ceil(per_task);
     let tm = tasks.div_ceil(tn).min(m.div_ceil(mr));

@@ -52,6 +52,31 @@ pub fn gemm_packed(
     c: MatrixMut<'_>,
     ep: &Epilogue,
 ) -> Result<(), GemmError> {
+    checked_run(isa, shape, a, b_packed, c, ep, true)
+}
+
+/// [`gemm_packed`] on the calling thread only, for callers that split their work between
+/// threads themselves (a recurrent layer's per-step products are too small to split).
+pub fn gemm_packed_serial(
+    isa: Isa,
+    shape: Shape,
+    a: Matrix<'_>,
+    b_packed: &[f32],
+    c: MatrixMut<'_>,
+    ep: &Epilogue,
+) -> Result<(), GemmError> {
+    checked_run(isa, shape, a, b_packed, c, ep, false)
+}
+
+fn checked_run(
+    isa: Isa,
+    shape: Shape,
+    a: Matrix<'_>,
+    b_packed: &[f32],
+    c: MatrixMut<'_>,
+    ep: &Epilogue,
+    parallel: bool,
+) -> Result<(), GemmError> {
     let Shape { m, n, k } = shape;
     if !isa.available() {
         return Err(GemmError::IsaUnavailable { isa });
@@ -76,7 +101,7 @@ pub fn gemm_packed(
         data: a.data,
         stride: if k == 0 { 0 } else { a.stride },
     };
-    driver::run(isa, shape, a, b_packed, c, ep);
+    driver::run(isa, shape, a, b_packed, c, ep, parallel);
     Ok(())
 }
 
