@@ -7,6 +7,7 @@ mod cli_errors;
 mod cli_friction;
 mod cli_inspect;
 mod cli_onnx;
+mod cli_pipeline;
 mod cli_run;
 mod common;
 mod cpu_backend;
