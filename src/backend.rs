@@ -50,13 +50,34 @@ fn compile_err(path: &Path) -> impl FnOnce(kiln_compiler::Error) -> Error + '_ {
     }
 }
 
-/// Loads the model at `path` and runs the whole pipeline on it.
+/// Loads the model at `path` and runs the whole pipeline on it. A Hugging Face folder's
+/// pipeline files (tokenizer, configs) go into the artifact's assets section.
 pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Error> {
     if let Some(p) = &opts.progress {
         p.stage("loading the model");
     }
     let g = load_model(path)?;
-    pipeline::compile(&g, &opts.target, &opts.pipeline()).map_err(compile_err(path))
+    let mut compiled =
+        pipeline::compile(&g, &opts.target, &opts.pipeline()).map_err(compile_err(path))?;
+    if crate::model::model_kind(path)? == crate::model::ModelKind::HfFolder {
+        let files = crate::assets::folder_assets(path)?;
+        if !files.is_empty() {
+            let bytes = kiln_runtime::artifact::assets::encode(&files).map_err(|source| {
+                Error::Runtime {
+                    path: path.to_path_buf(),
+                    source: kiln_runtime::Error::Assets {
+                        file: path.display().to_string(),
+                        source,
+                    },
+                }
+            })?;
+            compiled
+                .artifact
+                .add_section(kiln_runtime::artifact::SectionKind::Assets, bytes, 8)
+                .map_err(|e| compile_err(path)(kiln_runtime::Error::from(e).into()))?;
+        }
+    }
+    Ok(compiled)
 }
 
 /// Loads the model at `path` and runs the pipeline up to the execution plan (optimized unless

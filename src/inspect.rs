@@ -119,6 +119,23 @@ pub fn open_artifact(path: &Path) -> Result<(Artifact, Plan), Error> {
     Ok((art, plan))
 }
 
+/// The names and sizes of an artifact's assets (empty without an assets section); a corrupt
+/// section names the artifact.
+pub fn artifact_assets(path: &Path, art: &Artifact) -> Result<Vec<(String, usize)>, Error> {
+    let Some(bytes) = art.section(SectionKind::Assets) else {
+        return Ok(Vec::new());
+    };
+    let assets =
+        kiln_runtime::artifact::Assets::decode(bytes).map_err(|source| Error::Runtime {
+            path: path.to_path_buf(),
+            source: kiln_runtime::Error::Assets {
+                file: path.display().to_string(),
+                source,
+            },
+        })?;
+    Ok(assets.sizes().map(|(n, l)| (n.to_string(), l)).collect())
+}
+
 /// An artifact's header, target, sections and plan summary.
 pub fn artifact_json(path: &Path, art: &Artifact, plan: &Plan) -> Value {
     let h = art.header();
@@ -137,6 +154,13 @@ pub fn artifact_json(path: &Path, art: &Artifact, plan: &Plan) -> Value {
         "checksum": format!("{:016x}", h.checksum),
         "sections": sections,
     });
+    if let (Some(o), Ok(assets)) = (v.as_object_mut(), artifact_assets(path, art)) {
+        let list: Vec<Value> = assets
+            .iter()
+            .map(|(n, l)| json!({"name": n, "bytes": l}))
+            .collect();
+        o.insert("assets".into(), list.into());
+    }
     if let (Some(o), Value::Object(p)) = (v.as_object_mut(), plan_json(plan)) {
         o.extend(p);
     }

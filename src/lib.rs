@@ -4,6 +4,7 @@
 //! input/output files, graph summaries (JSON, Graphviz), `inspect --format json`, the optimizer
 //! report, the one-line error report and the ONNX conformance runner.
 
+pub mod assets;
 pub mod backend;
 pub mod conformance;
 pub mod dot;

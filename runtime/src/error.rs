@@ -52,6 +52,14 @@ pub enum Error {
         /// What is wrong with the plan.
         source: crate::plan::PlanError,
     },
+    /// An artifact whose assets section is invalid.
+    #[error("{file}: assets section: {source}")]
+    Assets {
+        /// The artifact file.
+        file: String,
+        /// What is wrong with the section.
+        source: crate::artifact::AssetsError,
+    },
     /// An artifact whose code section cannot be loaded.
     #[error("{file}: code section: {source}")]
     Code {

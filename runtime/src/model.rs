@@ -1,7 +1,7 @@
 //! A loaded model: the validated artifact, its decoded plan, its relocated code and a thread
 //! pool. `Send + Sync`: share one `Model` across threads, and give each thread a [`Session`].
 
-use crate::artifact::{Artifact, SectionKind};
+use crate::artifact::{Artifact, Assets, SectionKind};
 use crate::code::CodeModule;
 use crate::exec::Session;
 use crate::kernels::gemm::Isa;
@@ -30,6 +30,7 @@ pub struct Model {
     pool: rayon::ThreadPool,
     isa: Isa,
     max_memory: Option<u64>,
+    assets: Assets,
 }
 
 impl Model {
@@ -94,6 +95,15 @@ impl Model {
                 file: file.to_string(),
                 source,
             })?;
+        let assets = artifact
+            .section(SectionKind::Assets)
+            .map(Assets::decode)
+            .transpose()
+            .map_err(|source| Error::Assets {
+                file: file.to_string(),
+                source,
+            })?
+            .unwrap_or_default();
         let code = object.map(CodeModule::load).transpose().map_err(code_err)?;
         let threads = options
             .threads
@@ -114,7 +124,20 @@ impl Model {
             pool,
             isa: Isa::detect(),
             max_memory: options.max_memory,
+            assets,
         })
+    }
+
+    /// The file named `name` among the artifact's assets (`tokenizer.json`, `config.json`, …),
+    /// if it carries one.
+    pub fn asset(&self, name: &str) -> Option<&[u8]> {
+        self.assets
+            .get(self.artifact.section(SectionKind::Assets)?, name)
+    }
+
+    /// The names of the artifact's assets, in the order they were written.
+    pub fn asset_names(&self) -> impl Iterator<Item = &str> {
+        self.assets.names()
     }
 
     /// The memory budget of one run ([`LoadOptions::max_memory`], else what is available now).

@@ -78,6 +78,14 @@ pub fn inspect_artifact(path: &Path, format: Format, out: &mut dyn Write) -> any
                     e.align
                 ));
             }
+            let assets = kiln::inspect::artifact_assets(path, &art)?;
+            if !assets.is_empty() {
+                let list: Vec<String> = assets
+                    .iter()
+                    .map(|(n, l)| format!("{n} ({l} bytes)"))
+                    .collect();
+                s.push_str(&format!("assets: {}\n", list.join(", ")));
+            }
             s.push_str(&plan.summary_text(false));
             s
         }

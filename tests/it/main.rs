@@ -1,6 +1,7 @@
 //! The integration tests of `kiln`, linked as one binary: each module was a separate test
 //! binary before, and one link instead of dozens is most of the build time of `cargo test`.
 
+mod artifact_assets;
 mod cli_artifact;
 mod cli_conformance;
 mod cli_errors;

@@ -22,24 +22,28 @@ pub enum SectionKind {
     Code = 3,
     /// PTX for the generated CUDA kernels.
     Ptx = 4,
+    /// Named files the pipelines read (tokenizer, configs); see [`super::assets`].
+    Assets = 5,
 }
 
 impl SectionKind {
     /// Every kind, in numeric order.
-    pub const ALL: [SectionKind; 4] = [
+    pub const ALL: [SectionKind; 5] = [
         SectionKind::Plan,
         SectionKind::Weights,
         SectionKind::Code,
         SectionKind::Ptx,
+        SectionKind::Assets,
     ];
 
-    /// The name used in messages: `plan`, `weights`, `code`, `ptx`.
+    /// The name used in messages: `plan`, `weights`, `code`, `ptx`, `assets`.
     pub fn name(self) -> &'static str {
         match self {
             SectionKind::Plan => "plan",
             SectionKind::Weights => "weights",
             SectionKind::Code => "code",
             SectionKind::Ptx => "ptx",
+            SectionKind::Assets => "assets",
         }
     }
 

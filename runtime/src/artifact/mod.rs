@@ -2,7 +2,8 @@
 //! loader share.
 //!
 //! An artifact is a header followed by sections (the execution plan, the weights, generated CPU
-//! code, PTX). The file is memory-mapped read-only, so a section's file offset *is* its memory
+//! code, PTX, and named [`assets`] such as a tokenizer). The file is memory-mapped read-only, so a
+//! section's file offset *is* its memory
 //! alignment: every section starts at a multiple of its declared alignment (weights: at least 64).
 //!
 //! # Byte layout (format version 1, all integers little-endian)
@@ -27,7 +28,7 @@
 //!
 //! | offset | size | field                                                                   |
 //! |--------|------|-------------------------------------------------------------------------|
-//! | 0      | 4    | kind, u32 ([`SectionKind`]: 1 plan, 2 weights, 3 code, 4 ptx)           |
+//! | 0      | 4    | kind, u32 ([`SectionKind`]: 1 plan, 2 weights, 3 code, 4 ptx, 5 assets) |
 //! | 4      | 4    | alignment, u32: a power of two from 1 to [`MAX_ALIGN`] (weights ≥ 64)   |
 //! | 8      | 8    | offset of the section's first byte in the file, u64                     |
 //! | 16     | 8    | length in bytes, u64                                                    |
@@ -59,6 +60,7 @@
 //! features. Nothing is executed or mapped executable by this module; the code loader runs on
 //! bytes this module has validated.
 
+pub mod assets;
 mod checksum;
 mod error;
 mod header;
@@ -70,6 +72,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+pub use assets::{Assets, AssetsError};
 pub use checksum::payload_checksum;
 pub use error::ArtifactError;
 pub use header::{Header, SectionEntry, SectionKind, Target};
