@@ -122,9 +122,6 @@ fn load_hf_folder(dir: &Path) -> Result<Graph, Error> {
             message: "not a Hugging Face model folder (no `config.json`)".to_string(),
         }));
     }
-    if let Some(note) = kiln_frontends::hf::task_head_note(dir) {
-        eprintln!("warning: {}: {note}", dir.display());
-    }
     kiln_frontends::hf::load_folder(dir).map_err(import)
 }
 

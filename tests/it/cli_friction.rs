@@ -151,25 +151,26 @@ fn an_unwritable_output_is_refused_before_any_work() {
 }
 
 #[test]
-fn a_task_head_kiln_does_not_build_is_a_warning() {
+fn a_task_head_kiln_does_not_build_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     crate::hf_bert::write_folder(
         dir.path(),
-        "BertForSequenceClassification",
+        "BertForNextSentencePrediction",
         "",
         &crate::hf_bert::tiny_weights(),
     );
     let art = dir.path().join("m.kiln");
     let o = kiln(&[&"compile", &dir.path(), &"-o", &art]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.starts_with("warning: ")
-            && err.contains("`BertForSequenceClassification`")
-            && err.contains("task head"),
+        err.starts_with("error: ")
+            && err.contains("unsupported architecture `BertForNextSentencePrediction`")
+            && err.contains("BertForSequenceClassification"),
         "{err}"
     );
-    // A folder naming the architecture Kiln builds has nothing to warn about.
+    assert!(!art.exists());
+    // A folder naming an architecture Kiln builds compiles without a word on stderr.
     let plain = tempfile::tempdir().unwrap();
     crate::hf_bert::write_folder(
         plain.path(),

@@ -213,13 +213,27 @@ fn a_tiny_prefixed_folder_builds_and_runs() {
 }
 
 #[test]
-fn a_task_head_of_a_supported_family_builds_the_base_model() {
+fn a_sequence_classification_folder_builds_its_head() {
     let tmp = tempfile::tempdir().unwrap();
     let mut w = tiny_weights();
     w.push(("classifier.weight".to_string(), vec![3, 4]));
-    write_folder(tmp.path(), "BertForSequenceClassification", "", &w);
+    w.push(("classifier.bias".to_string(), vec![3]));
+    write_folder(
+        tmp.path(),
+        "BertForSequenceClassification",
+        r#", "num_labels": 3"#,
+        &w,
+    );
     let g = load_folder(tmp.path()).unwrap();
-    assert_eq!(g.outputs()[0].0, "last_hidden_state");
+    assert_eq!(g.outputs().len(), 1);
+    assert_eq!(g.outputs()[0].0, "logits");
+    let inputs = BTreeMap::from([
+        ("input_ids".to_string(), ids(&[1, 2, 3])),
+        ("attention_mask".to_string(), ids(&[1, 1, 0])),
+        ("token_type_ids".to_string(), ids(&[0, 0, 1])),
+    ]);
+    let out = kiln_compiler::interp::run(&g, &inputs).unwrap();
+    assert_eq!(out[0].1.shape(), &[1, 3]);
 }
 
 #[test]

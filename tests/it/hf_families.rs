@@ -42,6 +42,10 @@ fn cases() -> Result<Vec<(String, PathBuf, PathBuf)>, String> {
             .and_then(|n| n.to_str())
             .ok_or_else(|| format!("{}: not a UTF-8 name", path.display()))?
             .to_string();
+        if path.is_dir() && name == "heads" {
+            // The task-head folders, which `hf_heads.rs` checks output by output.
+            continue;
+        }
         if path.is_dir() {
             if !hf::is_model_folder(&path) {
                 return Err(format!("{}: no config.json", path.display()));

@@ -15,6 +15,7 @@ mod cpu_backend;
 mod hf_bert;
 mod hf_families;
 mod hf_gpt2;
+mod hf_heads;
 mod hf_llama;
 mod hf_sentence_embeddings;
 mod hf_vit;

@@ -1,20 +1,21 @@
-//! BERT (`BertModel`, and BERT-shaped checkpoints such as all-MiniLM-L6-v2) built straight into
-//! IR: embeddings, then encoder layers of fused `attention` and `layer_norm`, to
-//! `last_hidden_state`.
+//! BERT (`BertModel` and its task heads, and BERT-shaped checkpoints such as all-MiniLM-L6-v2)
+//! built straight into IR: embeddings, then encoder layers of fused `attention` and `layer_norm`,
+//! to `last_hidden_state`; the heads on top are `heads.rs`'s.
 //!
 //! Graph inputs are `input_ids`, `attention_mask` and `token_type_ids`, all `i64[batch, seq]`;
 //! callers without segment ids pass zeros for `token_type_ids`, and callers without padding pass
-//! ones for `attention_mask`. Position ids are made inside the graph (`0..seq`). The pooler is
-//! not built: its weights are ignored.
+//! ones for `attention_mask`. Position ids are made inside the graph (`0..seq`). The embeddings
+//! and encoder are shared with RoBERTa (`roberta.rs`), which computes its own position ids.
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
+use super::heads::{self, Encoded, EncoderHeads, Head};
 use crate::error::Error;
 use kiln_compiler::ir::{BinaryOp, DType, GeluApprox, Graph, Op, UnaryOp, ValueId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The fields of a BERT `config.json` that shape the graph, with transformers' defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BertConfig {
     /// Rows of the word embedding table.
@@ -39,6 +40,8 @@ pub struct BertConfig {
     pub position_embedding_type: String,
     /// Decoder BERTs (causal, cross-attention) are not supported.
     pub is_decoder: bool,
+    /// The padding token (RoBERTa numbers positions after it).
+    pub pad_token_id: Option<i64>,
 }
 
 impl Default for BertConfig {
@@ -55,6 +58,7 @@ impl Default for BertConfig {
             layer_norm_eps: 1e-12,
             position_embedding_type: "absolute".to_string(),
             is_decoder: false,
+            pad_token_id: Some(0),
         }
     }
 }
@@ -62,8 +66,22 @@ impl Default for BertConfig {
 impl BertConfig {
     /// Parses and checks the config; problems are messages for [`Error::Config`].
     pub fn parse(cfg: &serde_json::Value) -> Result<BertConfig, String> {
-        let c: BertConfig = serde_json::from_value(cfg.clone())
-            .map_err(|e| format!("not a valid BERT config: {e}"))?;
+        BertConfig::parse_over(cfg, &BertConfig::default())
+    }
+
+    /// [`BertConfig::parse`] with another family's defaults for the fields `config.json` lacks.
+    pub fn parse_over(
+        cfg: &serde_json::Value,
+        defaults: &BertConfig,
+    ) -> Result<BertConfig, String> {
+        let mut merged = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
+        if let (Some(m), Some(given)) = (merged.as_object_mut(), cfg.as_object()) {
+            for (k, v) in given {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        let c: BertConfig =
+            serde_json::from_value(merged).map_err(|e| format!("not a valid BERT config: {e}"))?;
         if c.position_embedding_type != "absolute" {
             return Err(format!(
                 "position_embedding_type `{}` is not supported (only `absolute`)",
@@ -86,20 +104,25 @@ impl BertConfig {
         Ok(c)
     }
 
-    fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+    /// The feed-forward activation.
+    pub fn activation(&self) -> Result<Activation, String> {
+        activation_of(&self.hidden_act)
     }
 }
 
 /// The feed-forward activations BERT configs name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Activation {
+pub enum Activation {
+    /// GELU with the given formula.
     Gelu(GeluApprox),
+    /// `max(x, 0)`.
     Relu,
+    /// `x·sigmoid(x)`.
     Silu,
 }
 
-fn activation_of(name: &str) -> Result<Activation, String> {
+/// The activation a `hidden_act` (or DistilBERT `activation`) names.
+pub fn activation_of(name: &str) -> Result<Activation, String> {
     Ok(match name {
         "gelu" => Activation::Gelu(GeluApprox::None),
         "gelu_new" | "gelu_pytorch_tanh" => Activation::Gelu(GeluApprox::Tanh),
@@ -114,7 +137,8 @@ fn activation_of(name: &str) -> Result<Activation, String> {
     })
 }
 
-fn activate(b: &mut Builder, x: ValueId, act: Activation) -> Result<ValueId, Error> {
+/// Applies an activation.
+pub fn activate(b: &mut Builder, x: ValueId, act: Activation) -> Result<ValueId, Error> {
     match act {
         Activation::Gelu(approx) => b.op(Op::Gelu { approx }, &[x]),
         Activation::Relu => b.op(Op::Unary(UnaryOp::Relu), &[x]),
@@ -132,17 +156,41 @@ pub struct BertInputs {
     pub input_ids: ValueId,
     /// `attention_mask: i64[batch, seq]` (non-zero = attend).
     pub attention_mask: ValueId,
-    /// `token_type_ids: i64[batch, seq]` (zeros when the caller has none).
-    pub token_type_ids: ValueId,
+    /// `token_type_ids: i64[batch, seq]`; `None` uses row 0 of the token-type table everywhere.
+    pub token_type_ids: Option<ValueId>,
+    /// Position ids `i64[batch, seq]`; `None` uses `0..seq`.
+    pub position_ids: Option<ValueId>,
 }
 
-/// Word + position + token-type embeddings, then LayerNorm: `[batch, seq, hidden]`.
+/// Declares BERT's three graph inputs and their limits (ids below the table sizes, at most
+/// `max_position_embeddings` tokens).
+pub fn declare_inputs(b: &mut Builder, c: &BertConfig) -> Result<BertInputs, Error> {
+    let dims = ["batch", "seq"];
+    let inputs = BertInputs {
+        input_ids: b.input("input_ids", DType::I64, &dims)?,
+        attention_mask: b.input("attention_mask", DType::I64, &dims)?,
+        token_type_ids: Some(b.input("token_type_ids", DType::I64, &dims)?),
+        position_ids: None,
+    };
+    let positions = Some(("max_position_embeddings", c.max_position_embeddings));
+    b.limit_ids("input_ids", "vocab_size", c.vocab_size, positions);
+    b.limit_ids(
+        "token_type_ids",
+        "type_vocab_size",
+        c.type_vocab_size,
+        positions,
+    );
+    Ok(inputs)
+}
+
+/// Word + position + token-type embeddings, then LayerNorm: `[batch, seq, hidden]`, and the word
+/// table (`[vocab, hidden]`, which masked-LM heads reuse as their decoder).
 pub fn load_embeddings(
     b: &mut Builder,
     c: &BertConfig,
     prefix: &str,
     inputs: &BertInputs,
-) -> Result<ValueId, Error> {
+) -> Result<(ValueId, ValueId), Error> {
     let h = c.hidden_size;
     let word = b.weight(&p(prefix, "word_embeddings.weight"), &[c.vocab_size, h])?;
     let pos = b.weight(
@@ -154,11 +202,31 @@ pub fn load_embeddings(
         &[c.type_vocab_size, h],
     )?;
     let x = b.op(Op::Gather { axis: 0 }, &[word, inputs.input_ids])?;
-    let pe = b.position_embeddings(pos)?;
-    let te = b.op(Op::Gather { axis: 0 }, &[types, inputs.token_type_ids])?;
+    let pe = match inputs.position_ids {
+        Some(ids) => b.op(Op::Gather { axis: 0 }, &[pos, ids])?,
+        None => b.position_embeddings(pos)?,
+    };
+    let type_ids = match inputs.token_type_ids {
+        Some(ids) => ids,
+        None => b.const_i64("token_type_id", vec![], vec![0])?,
+    };
+    let te = b.op(Op::Gather { axis: 0 }, &[types, type_ids])?;
     let x = b.bin(BinaryOp::Add, x, pe)?;
     let x = b.bin(BinaryOp::Add, x, te)?;
-    b.layer_norm(x, &p(prefix, "LayerNorm"), h, c.layer_norm_eps)
+    let x = b.layer_norm(x, &p(prefix, "LayerNorm"), h, c.layer_norm_eps)?;
+    Ok((x, word))
+}
+
+/// Embeddings and encoder (`embeddings.*`, `encoder.*`): the base model's `last_hidden_state`.
+pub fn load_base(b: &mut Builder, c: &BertConfig, inputs: &BertInputs) -> Result<Encoded, Error> {
+    let (x, word) = load_embeddings(b, c, "embeddings", inputs)?;
+    let hidden = load_encoder(b, c, "encoder", x, inputs.attention_mask)?;
+    Ok(Encoded {
+        hidden,
+        word,
+        width: c.hidden_size,
+        vocab: c.vocab_size,
+    })
 }
 
 /// Multi-head self-attention (`{prefix}.query/key/value`) with the key-padding mask:
@@ -170,13 +238,28 @@ pub fn load_self_attention(
     x: ValueId,
     mask: ValueId,
 ) -> Result<ValueId, Error> {
-    let (h, heads, d) = (c.hidden_size, c.num_attention_heads, c.head_dim());
-    let q = b.linear(x, &p(prefix, "query"), h, h, true)?;
-    let k = b.linear(x, &p(prefix, "key"), h, h, true)?;
-    let v = b.linear(x, &p(prefix, "value"), h, h, true)?;
-    let q = b.split_heads(q, heads, d)?;
-    let k = b.split_heads(k, heads, d)?;
-    let v = b.split_heads(v, heads, d)?;
+    let names = ["query", "key", "value"].map(|n| p(prefix, n));
+    masked_attention(b, c.hidden_size, c.num_attention_heads, &names, x, mask)
+}
+
+/// Bidirectional multi-head self-attention with the key-padding mask, the projections named by
+/// `qkv` (`nn.Linear`s `[width, width]` with biases): `[batch, seq, width]`, before the output
+/// projection.
+pub fn masked_attention(
+    b: &mut Builder,
+    width: usize,
+    heads: usize,
+    qkv: &[String; 3],
+    x: ValueId,
+    mask: ValueId,
+) -> Result<ValueId, Error> {
+    let d = width / heads.max(1);
+    let mut parts = Vec::with_capacity(4);
+    for name in qkv {
+        let y = b.linear(x, name, width, width, true)?;
+        parts.push(b.split_heads(y, heads, d)?);
+    }
+    parts.push(mask);
     let heads = u32::try_from(heads).map_err(|_| b.config_error("too many heads".into()))?;
     let a = b.op(
         Op::Attention {
@@ -188,7 +271,7 @@ pub fn load_self_attention(
             mask: true,
             rotary: false,
         },
-        &[q, k, v, mask],
+        &parts,
     )?;
     b.merge_heads(a)
 }
@@ -241,25 +324,25 @@ pub fn load_encoder(
     Ok(x)
 }
 
-/// Builds `BertModel` from its config and checkpoint; the output is `last_hidden_state`.
-pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
+/// Builds `BertModel` (output `last_hidden_state`) or one of its task heads from its config
+/// and checkpoint.
+pub fn build(cfg: &serde_json::Value, ck: &Checkpoint, head: Head) -> Result<Graph, Error> {
     let mut b = Builder::new(ck);
     let c = BertConfig::parse(cfg).map_err(|m| b.config_error(m))?;
-    let dims = ["batch", "seq"];
-    let inputs = BertInputs {
-        input_ids: b.input("input_ids", DType::I64, &dims)?,
-        attention_mask: b.input("attention_mask", DType::I64, &dims)?,
-        token_type_ids: b.input("token_type_ids", DType::I64, &dims)?,
+    let inputs = declare_inputs(&mut b, &c)?;
+    let enc = load_base(&mut b, &c, &inputs)?;
+    let act = c.activation().map_err(|m| b.config_error(m))?;
+    let names = EncoderHeads {
+        mlm_transform: "cls.predictions.transform.dense",
+        mlm_act: act,
+        mlm_norm: "cls.predictions.transform.LayerNorm",
+        mlm_eps: c.layer_norm_eps,
+        mlm_decoder: "cls.predictions.decoder",
+        mlm_bias: &["cls.predictions.bias", "cls.predictions.decoder.bias"],
+        cls_dense: "pooler.dense",
+        cls_act: Op::Unary(UnaryOp::Tanh),
+        cls_out: "classifier",
+        token_out: "classifier",
     };
-    let positions = Some(("max_position_embeddings", c.max_position_embeddings));
-    b.limit_ids("input_ids", "vocab_size", c.vocab_size, positions);
-    b.limit_ids(
-        "token_type_ids",
-        "type_vocab_size",
-        c.type_vocab_size,
-        positions,
-    );
-    let x = load_embeddings(&mut b, &c, "embeddings", &inputs)?;
-    let x = load_encoder(&mut b, &c, "encoder", x, inputs.attention_mask)?;
-    b.finish(&[("last_hidden_state", x)])
+    heads::encoder_head(b, cfg, &enc, &names, head)
 }

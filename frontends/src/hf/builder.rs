@@ -107,6 +107,17 @@ impl<'a> Builder<'a> {
         Ok(self.constant("const", &t))
     }
 
+    /// An `i64` constant of shape `shape`.
+    pub fn const_i64(
+        &mut self,
+        name: &str,
+        shape: Vec<usize>,
+        v: Vec<i64>,
+    ) -> Result<ValueId, Error> {
+        let t = Tensor::from_i64(shape, v).map_err(kiln_compiler::Error::from)?;
+        Ok(self.constant(name, &t))
+    }
+
     /// Adds an op with one output.
     pub fn op(&mut self, op: Op, inputs: &[ValueId]) -> Result<ValueId, Error> {
         Ok(self.graph.add_node(op, inputs)?[0])
@@ -186,6 +197,13 @@ impl<'a> Builder<'a> {
             inputs.push(b);
         }
         self.op(Op::LayerNorm { axis: -1, eps }, &inputs)
+    }
+
+    /// The first position of `x` (`[B, S, ...]` → `[B, ...]`): the `[CLS]`/`<s>` token that
+    /// classification heads read.
+    pub fn first_token(&mut self, x: ValueId) -> Result<ValueId, Error> {
+        let zero = self.const_i64("first_token", vec![], vec![0])?;
+        self.op(Op::Gather { axis: 1 }, &[x, zero])
     }
 
     /// `[B, S, heads·d]` → `[B, heads, S, d]` (`batch`/`seq` are the dims of `x`).

@@ -1,5 +1,6 @@
-//! GPT-2 (`GPT2LMHeadModel`): token and position embeddings, pre-norm blocks of fused causal
-//! attention (with the key-padding mask) and a tanh-GELU MLP, the final norm and the tied LM head.
+//! GPT-2 (`GPT2LMHeadModel`, and `GPT2Model` without the LM head): token and position
+//! embeddings, pre-norm blocks of fused causal attention (with the key-padding mask) and a
+//! tanh-GELU MLP, the final norm and the tied LM head.
 //!
 //! GPT-2's projections are `Conv1D` modules whose weights are stored `[in, out]`, so they are
 //! applied as `x @ W + b` without the transpose `nn.Linear` needs. Position ids are
@@ -8,6 +9,7 @@
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
+use super::heads::{self, Head};
 use crate::error::Error;
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, UnaryOp, ValueId};
 use serde::Deserialize;
@@ -129,10 +131,10 @@ fn activation(name: &str) -> Option<Op> {
     })
 }
 
-/// Builds `GPT2LMHeadModel` (or a bare `GPT2Model` checkpoint with tied embeddings) into IR:
-/// inputs `input_ids`, `attention_mask` (`i64 [batch, seq]`), output `logits`
-/// (`[batch, seq, vocab_size]`).
-pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
+/// Builds `GPT2LMHeadModel` (`Head::CausalLm`, output `logits` `[batch, seq, vocab_size]`) or
+/// `GPT2Model` (`Head::Base`, output `last_hidden_state`) into IR: inputs `input_ids`,
+/// `attention_mask` (`i64 [batch, seq]`).
+pub fn build(cfg: &serde_json::Value, ck: &Checkpoint, head: Head) -> Result<Graph, Error> {
     let mut b = Builder::new(ck);
     let c: Gpt2Config = serde_json::from_value(cfg.clone())
         .map_err(|e| b.config_error(format!("not a GPT-2 config: {e}")))?;
@@ -157,8 +159,14 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
         h = load_block(&mut b, &c, &p("h", i), i, h, mask)?;
     }
     let h = b.layer_norm(h, "ln_f", c.n_embd, c.layer_norm_epsilon)?;
-    let logits = load_lm_head(&mut b, &c, h, wte)?;
-    b.finish(&[("logits", logits)])
+    match head {
+        Head::Base => b.finish(&[("last_hidden_state", h)]),
+        Head::CausalLm => {
+            let logits = load_lm_head(&mut b, &c, h, wte)?;
+            b.finish(&[("logits", logits)])
+        }
+        _ => Err(heads::not_built(&b, "GPT-2", head)),
+    }
 }
 
 /// `wte[input_ids] + wpe[0..seq]`; also returns `wte` for the tied head.

@@ -1,9 +1,11 @@
 //! `LlamaForCausalLM` from a Hugging Face folder: token embeddings, pre-norm decoder layers
 //! (`RmsNorm`, rotary grouped-query `Attention`, SwiGLU MLP), a final norm and the LM head,
-//! giving `logits: [batch, seq, vocab]`.
+//! giving `logits: [batch, seq, vocab]`; `LlamaModel` stops at the final norm
+//! (`last_hidden_state`).
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
+use super::heads::{self, Head};
 use super::rope::{self, Rope};
 use crate::error::Error;
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Graph, Op, UnaryOp, ValueId};
@@ -124,8 +126,9 @@ impl LlamaConfig {
     }
 }
 
-/// Builds `LlamaForCausalLM` (inputs `input_ids`, `attention_mask`: `i64[batch, seq]`).
-pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
+/// Builds `LlamaForCausalLM` (`Head::CausalLm`) or `LlamaModel` (`Head::Base`); inputs
+/// `input_ids`, `attention_mask`: `i64[batch, seq]`.
+pub fn build(cfg: &serde_json::Value, ck: &Checkpoint, head: Head) -> Result<Graph, Error> {
     let mut b = Builder::new(ck);
     let c: LlamaConfig = serde_json::from_value(cfg.clone())
         .map_err(|e| b.config_error(format!("not a LLaMA config: {e}")))?;
@@ -150,6 +153,11 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
         }
     }
     let x = load_rms_norm(&mut b, x, "norm", d)?;
+    match head {
+        Head::Base => return b.finish(&[("last_hidden_state", x)]),
+        Head::CausalLm => {}
+        _ => return Err(heads::not_built(&b, "LLaMA", head)),
+    }
     let logits = if c.tie_word_embeddings {
         let wt = b.op(Op::Transpose { perm: vec![1, 0] }, &[embed])?;
         b.op(Op::MatMul, &[x, wt])?

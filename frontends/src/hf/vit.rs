@@ -1,6 +1,8 @@
 //! `ViTModel` (Hugging Face `vit`): a patch-embedding `Conv`, the class token and learned
 //! position embeddings, pre-LayerNorm encoder layers with fused `Attention` and `Gelu`, and the
 //! final LayerNorm; the output is `last_hidden_state` `[batch, 1 + num_patches, hidden]`.
+//! `ViTForImageClassification` adds `classifier` on the class token: `logits`
+//! `[batch, num_labels]`.
 //!
 //! The image size is fixed by the position embeddings: `pixel_values` must be
 //! `[batch, num_channels, image_size, image_size]`. Transformers' `interpolate_pos_encoding`
@@ -9,6 +11,7 @@
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
+use super::heads::{self, Head};
 use crate::error::Error;
 use kiln_compiler::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, Op, ValueId};
 use serde::Deserialize;
@@ -131,8 +134,9 @@ impl VitConfig {
     }
 }
 
-/// Builds `ViTModel` from a parsed `config.json` and its checkpoint.
-pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
+/// Builds `ViTModel` (or, with `Head::ImageClassification`, `ViTForImageClassification`) from
+/// a parsed `config.json` and its checkpoint.
+pub fn build(cfg: &serde_json::Value, ck: &Checkpoint, head: Head) -> Result<Graph, Error> {
     let mut b = Builder::new(ck);
     let c = VitConfig::parse(cfg).map_err(|m| b.config_error(format!("ViT config: {m}")))?;
     let (ih, iw) = c.image_size.hw();
@@ -147,7 +151,14 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
     let h = load_embeddings(&mut b, &c, x, "embeddings")?;
     let h = load_encoder(&mut b, &c, h, "encoder")?;
     let h = b.layer_norm(h, "layernorm", c.hidden_size, c.layer_norm_eps)?;
-    b.finish(&[("last_hidden_state", h)])
+    match head {
+        Head::Base => b.finish(&[("last_hidden_state", h)]),
+        Head::ImageClassification => {
+            let logits = heads::image_classification(&mut b, cfg, h, c.hidden_size)?;
+            b.finish(&[("logits", logits)])
+        }
+        _ => Err(heads::not_built(&b, "ViT", head)),
+    }
 }
 
 /// Patch embedding, class token and position embeddings: `[B, C, H, W]` → `[B, 1 + P, hidden]`.
