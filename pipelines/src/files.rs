@@ -106,6 +106,21 @@ pub struct InMemory {
     pub files: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
+impl InMemory {
+    /// The settings files compiled into an artifact (its assets), named `label: NAME` in
+    /// messages (the artifact's path as `label`). Copied: they are a few MB at most.
+    pub fn from_assets(model: &kiln_runtime::Model, label: impl Into<String>) -> InMemory {
+        let files = model
+            .asset_names()
+            .filter_map(|name| Some((name.to_string(), model.asset(name)?.to_vec())))
+            .collect();
+        InMemory {
+            label: label.into(),
+            files,
+        }
+    }
+}
+
 impl Files for InMemory {
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.files.get(name).cloned())

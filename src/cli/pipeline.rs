@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use kiln_pipelines::tasks::{Aggregation, Answers, Entity, Features, ImageInput, Label, QaOptions};
 use kiln_pipelines::{Files, Folder, InMemory, Inputs, Options, Pipeline, Results, Task};
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Arguments of `kiln pipeline`.
 #[derive(Debug, Args)]
@@ -137,7 +137,10 @@ fn load(args: &PipelineArgs) -> anyhow::Result<(kiln_runtime::Model, Box<dyn Fil
     let model = kiln::backend::load_runnable(&args.model, &opts, &load)?;
     let files: Box<dyn Files> = match kind {
         kiln::ModelKind::HfFolder => Box::new(Folder::new(&args.model)),
-        kiln::ModelKind::Artifact => Box::new(artifact_files(&model, &args.model)),
+        kiln::ModelKind::Artifact => Box::new(InMemory::from_assets(
+            &model,
+            args.model.display().to_string(),
+        )),
         _ => bail!(
             "{}: pipelines run Hugging Face folders and artifacts compiled from them (they \
              carry the tokenizer and config), not this kind of model",
@@ -145,14 +148,6 @@ fn load(args: &PipelineArgs) -> anyhow::Result<(kiln_runtime::Model, Box<dyn Fil
         ),
     };
     Ok((model, files))
-}
-
-/// The settings files compiled into an artifact.
-fn artifact_files(_model: &kiln_runtime::Model, path: &Path) -> InMemory {
-    InMemory {
-        label: path.display().to_string(),
-        files: Default::default(),
-    }
 }
 
 /// Runs `kiln pipeline`.

@@ -61,8 +61,7 @@ fn a_compiled_folder_carries_its_pipeline_files() {
     );
     let text = stdout_ok(&kiln(&[&"inspect", &art]));
     assert!(
-        text.contains("assets: config.json (")
-            && text.contains("1_Pooling/config.json (34 bytes)"),
+        text.contains("assets: config.json (") && text.contains("1_Pooling/config.json (34 bytes)"),
         "{text}"
     );
 }
@@ -84,7 +83,10 @@ fn a_damaged_assets_section_is_refused_naming_it() {
     let bad = tmp.path().join("bad.kiln");
     std::fs::write(&bad, &bytes).unwrap();
     let err = Model::load(&bad).unwrap_err().to_string();
-    assert!(err.contains("assets section") && err.contains("not allowed"), "{err}");
+    assert!(
+        err.contains("assets section") && err.contains("not allowed"),
+        "{err}"
+    );
     let out = kiln(&[&"inspect", &bad]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -105,14 +105,28 @@ pub fn decode_spans(
         }
         vec![best]
     } else {
-        let mut all: Vec<(f64, usize, usize)> = Vec::with_capacity(n * n);
+        // Only spans with s <= e < s + max_answer_len can score above 0; the others (all 0)
+        // follow in row-major order when fewer than top_k are in the band.
+        let band = max_answer_len.min(n);
+        let mut all: Vec<(f64, usize, usize)> = Vec::with_capacity(n * band);
         for s in 0..n {
-            for e in 0..n {
+            for e in s..n.min(s + max_answer_len) {
                 all.push((score(s, e), s, e));
             }
         }
+        // (numpy sorts all of them only when there are fewer than top_k; the order is the same.)
         all.sort_by(|a, b| b.0.total_cmp(&a.0));
         all.truncate(top_k);
+        'fill: for s in 0..n {
+            for e in 0..n {
+                if all.len() >= top_k {
+                    break 'fill;
+                }
+                if !(e >= s && e - s < max_answer_len) {
+                    all.push((0.0, s, e));
+                }
+            }
+        }
         all.into_iter().map(|(_, s, e)| (s, e)).collect()
     };
     let ok = |t: usize| desired.get(t).copied().unwrap_or(false);

@@ -1,8 +1,9 @@
 //! `question-answering`: the answer to a question in each context, as transformers'
 //! `QuestionAnsweringPipeline` finds it: question and context tokenized as a pair with
 //! `truncation="only_second"`, contexts longer than `max_seq_len` split into windows overlapping
-//! by `doc_stride` tokens, the best spans of every window ranked together, and the answer the
-//! context's characters from the first to the last word of the span.
+//! by `doc_stride` tokens, the best spans of every window widened to whole words, the scores of
+//! spans giving the same answer added up, and the answers of all windows ranked together (the
+//! `QuestionAnsweringPipeline` of transformers 4.57; transformers 5 has none).
 
 use super::qa_spans::select_starts_ends;
 use crate::batch::{require_outputs, Sequence};
@@ -152,12 +153,19 @@ impl QuestionAnswering {
                     expected: format!("[batch, tokens] with at least {len} tokens"),
                 });
             }
+            // 4.57 keeps 2·top_k + 10 spans per window when widening answers to words, so
+            // that spans widening to the same words can add up.
+            let pre_top_k = if opts.align_to_words {
+                opts.top_k * 2 + 10
+            } else {
+                opts.top_k
+            };
             Ok(select_starts_ends(
                 &start[..len],
                 &end[..len],
                 &windows[i].desired,
                 1e6,
-                opts.top_k,
+                pre_top_k,
                 opts.handle_impossible_answer,
                 opts.max_answer_len,
             ))
@@ -181,12 +189,22 @@ impl QuestionAnswering {
                         sequence_index,
                         opts.align_to_words,
                     );
-                    answers.push(Answer {
-                        score: span.score,
-                        start,
-                        end,
-                        answer: char_slice(context, start, end).to_string(),
-                    });
+                    let text = char_slice(context, start, end);
+                    // An answer already found (same text, any case; in this window or an
+                    // earlier one) gains the span's score, as in transformers 4.57.
+                    let lower = text.to_lowercase();
+                    match answers
+                        .iter_mut()
+                        .find(|a: &&mut Answer| a.answer.to_lowercase() == lower)
+                    {
+                        Some(found) => found.score += span.score,
+                        None => answers.push(Answer {
+                            score: span.score,
+                            start,
+                            end,
+                            answer: text.to_string(),
+                        }),
+                    }
                 }
             }
             if !opts.handle_impossible_answer

@@ -128,3 +128,46 @@ pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))
 }
+
+/// A reference file's cases (`reference.json` of a fixture).
+pub fn reference_cases(fixture: &Path) -> Vec<serde_json::Value> {
+    let path = fixture.join("reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).expect("reference.json is JSON");
+    v["cases"].as_array().expect("a cases array").clone()
+}
+
+/// Asserts that `got` is `want`: the same structure, keys, strings and integers, and every
+/// `score` within `tol`. `at` names the place in messages.
+pub fn assert_json_close(got: &serde_json::Value, want: &serde_json::Value, tol: f64, at: &str) {
+    use serde_json::Value;
+    match (got, want) {
+        (Value::Array(g), Value::Array(w)) => {
+            assert_eq!(g.len(), w.len(), "{at}: {got} vs {want}");
+            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                assert_json_close(g, w, tol, &format!("{at}[{i}]"));
+            }
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            let gk: Vec<&String> = g.keys().collect();
+            let wk: Vec<&String> = w.keys().collect();
+            assert_eq!(gk, wk, "{at}: keys of {got} vs {want}");
+            for (k, wv) in w {
+                let gv = &g[k];
+                if k == "score" {
+                    let (a, b) = (gv.as_f64(), wv.as_f64());
+                    let (Some(a), Some(b)) = (a, b) else {
+                        panic!("{at}.score: {gv} vs {wv}")
+                    };
+                    assert!((a - b).abs() <= tol, "{at}.score: {a} vs {b}");
+                } else {
+                    assert_json_close(gv, wv, tol, &format!("{at}.{k}"));
+                }
+            }
+        }
+        (Value::Number(g), Value::Number(w)) => {
+            assert_eq!(g.as_f64(), w.as_f64(), "{at}: {g} vs {w}");
+        }
+        _ => assert_eq!(got, want, "{at}"),
+    }
+}
