@@ -809,6 +809,11 @@ def make_images(dest):
     files.append(("strip_50x1.png", "RGB PNG one pixel high"))
     scene(9, 7, 8).save(f"{dest}/tiny_9x7.png")
     files.append(("tiny_9x7.png", "RGB PNG, upscale both ways"))
+    exif = Image.Exif()
+    exif[0x0112] = 6   # Orientation: rotate 90 degrees clockwise to display
+    scene(60, 36, 9).save(f"{dest}/exif_rotated_60x36.jpg", quality=90, exif=exif.tobytes())
+    files.append(("exif_rotated_60x36.jpg", "JPEG 4:2:0 stored 60x36 with EXIF Orientation 6: "
+                  "exif_transpose makes it 36x60 before anything else"))
     for f, _ in files:
         assert os.path.getsize(f"{dest}/{f}") < 40_000, f
         assert Image.open(f"{dest}/{f}").size != (32, 32)
