@@ -18,11 +18,10 @@ mod batch;
 mod error;
 mod files;
 mod image;
-mod math;
 mod pipeline;
+mod scores;
 mod settings;
 pub mod tasks;
-mod text;
 mod tokenize;
 
 pub use batch::DEFAULT_BATCH_SIZE;
@@ -30,7 +29,8 @@ pub use error::Error;
 pub use files::{Files, Folder, InMemory, MAX_FILE_BYTES};
 pub use image::{decode as decode_image, resize_rgb8, Filter, ImageProcessor, Rgb8, Size};
 pub use pipeline::{Inputs, Options, Outcome, Pipeline, Results, Task};
-pub use settings::{ModelConfig, ScoreFunction};
+pub use scores::ScoreFunction;
+pub use settings::ModelConfig;
 pub use tokenize::{TextTokenizer, Truncation};
 
 /// The results of a run, in input order, and the inputs that had to be truncated.

@@ -2,7 +2,7 @@
 //! [`Results`] prints what transformers' `pipeline(task)(inputs)` returns as JSON.
 
 use crate::files::Files;
-use crate::settings::ScoreFunction;
+use crate::scores::ScoreFunction;
 use crate::tasks::{
     Aggregation, Answers, Entity, FeatureExtraction, Features, FillMask, ImageClassification,
     ImageInput, Label, Labels, MaskPredictions, QaOptions, QuestionAnswering, TextClassification,

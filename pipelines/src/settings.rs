@@ -1,45 +1,11 @@
-//! The model's own settings from `config.json`: labels (`id2label`), how classification scores
-//! are made (`problem_type`, `num_labels`, `function_to_apply`) and the longest input the
-//! position embeddings allow — read the way transformers' pipelines read them.
+//! The model's own settings from `config.json`: labels (`id2label`), which score function
+//! classification uses (`problem_type`, `num_labels`, `function_to_apply`) and the longest input
+//! the position embeddings allow — read the way transformers' pipelines read them.
 
 use crate::files::Files;
+use crate::scores::ScoreFunction;
 use crate::Error;
 use serde_json::Value;
-
-/// How logits become scores (transformers' `ClassificationFunction`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreFunction {
-    /// `exp(x) / sum(exp)` over the labels (several exclusive labels).
-    Softmax,
-    /// `1 / (1 + exp(-x))` per label (one label, or multi-label classification).
-    Sigmoid,
-    /// The logits as they are (regression).
-    None,
-}
-
-impl ScoreFunction {
-    /// Parses transformers' names (`softmax`, `sigmoid`, `none`; any case).
-    pub fn parse(name: &str) -> Option<ScoreFunction> {
-        match name.to_ascii_lowercase().as_str() {
-            "softmax" => Some(ScoreFunction::Softmax),
-            "sigmoid" => Some(ScoreFunction::Sigmoid),
-            "none" => Some(ScoreFunction::None),
-            _ => None,
-        }
-    }
-
-    /// Scores of one row of logits.
-    pub fn apply(self, logits: &[f32]) -> Vec<f64> {
-        match self {
-            ScoreFunction::Softmax => crate::math::softmax(logits),
-            ScoreFunction::Sigmoid => logits
-                .iter()
-                .map(|&x| 1.0 / (1.0 + (-f64::from(x)).exp()))
-                .collect(),
-            ScoreFunction::None => logits.iter().map(|&x| f64::from(x)).collect(),
-        }
-    }
-}
 
 /// What `config.json` says about the model's outputs and inputs.
 #[derive(Debug, Clone, Default)]

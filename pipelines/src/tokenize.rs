@@ -97,7 +97,7 @@ impl TextTokenizer {
         let model_max = config
             .get("model_max_length")
             .and_then(Value::as_f64)
-            .filter(|&n| n >= 1.0 && n < NO_LIMIT)
+            .filter(|n| (1.0..NO_LIMIT).contains(n))
             .map(|n| n as usize);
         let max_len = match (model_max, model_limit) {
             (Some(a), Some(b)) => Some(a.min(b)),

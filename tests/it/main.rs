@@ -9,6 +9,7 @@ mod cli_friction;
 mod cli_inspect;
 mod cli_onnx;
 mod cli_pipeline;
+mod cli_pipeline_tasks;
 mod cli_run;
 mod common;
 mod cpu_backend;

@@ -3,9 +3,9 @@
 //! max, mean·√len; `Normalize` in `modules.json`; `max_seq_length` of
 //! `sentence_bert_config.json`), or per token as transformers' feature extraction returns them.
 
+use crate::batch::TextModel;
 use crate::batch::{first_output, BatchOutputs, Sequence};
 use crate::files::Files;
-use crate::text::TextModel;
 use crate::tokenize::Truncation;
 use crate::{Error, Run};
 use kiln_runtime::Model;
@@ -198,7 +198,7 @@ impl FeatureExtraction {
                 }
             })
             .collect();
-        let max = crate::text::min_some(s.max_seq_length, self.text.tokenizer.max_len);
+        let max = crate::batch::min_some(s.max_seq_length, self.text.tokenizer.max_len);
         let (encodings, notes): (_, Vec<Truncation>) =
             self.text.tokenizer.encode_all(&prepared, max)?;
         let seqs: Vec<Sequence> = encodings.iter().map(Sequence::from).collect();

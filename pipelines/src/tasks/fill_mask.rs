@@ -1,10 +1,10 @@
 //! `fill-mask`: the most likely tokens for each mask token of a text, with their probabilities
 //! and the text with the token filled in, as transformers' `FillMaskPipeline` returns them.
 
+use crate::batch::TextModel;
 use crate::batch::{require_outputs, BatchOutputs, Sequence};
 use crate::files::Files;
-use crate::math::{softmax, top_k};
-use crate::text::TextModel;
+use crate::scores::{softmax, top_k};
 use crate::{Error, Run};
 use kiln_runtime::Model;
 use serde::{Serialize, Serializer};

@@ -6,9 +6,9 @@
 //! `QuestionAnsweringPipeline` of transformers 4.57; transformers 5 has none).
 
 use super::qa_spans::select_starts_ends;
+use crate::batch::TextModel;
 use crate::batch::{require_outputs, Sequence};
 use crate::files::Files;
-use crate::text::TextModel;
 use crate::tokenize::char_slice;
 use crate::{Error, Run};
 use kiln_runtime::Model;

@@ -2,11 +2,12 @@
 //! `TextClassificationPipeline` returns them (softmax, sigmoid or raw logits chosen by the
 //! config; the best label alone by default, the `top_k` best with `--top-k`).
 
+use crate::batch::TextModel;
 use crate::batch::{require_outputs, Sequence};
 use crate::files::Files;
-use crate::math::top_k;
-use crate::settings::{ModelConfig, ScoreFunction};
-use crate::text::TextModel;
+use crate::scores::top_k;
+use crate::scores::ScoreFunction;
+use crate::settings::ModelConfig;
 use crate::{Error, Run};
 use kiln_runtime::Model;
 use serde::{Serialize, Serializer};

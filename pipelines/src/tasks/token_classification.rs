@@ -2,11 +2,11 @@
 //! transformers' `TokenClassificationPipeline` does it (pre-entities without special tokens, its
 //! subword test, the `simple` / `first` / `average` / `max` aggregations, `O` left out).
 
+use crate::batch::TextModel;
 use crate::batch::{require_outputs, Sequence};
 use crate::files::Files;
-use crate::math::{argmax, softmax};
+use crate::scores::{argmax, softmax};
 use crate::settings::ModelConfig;
-use crate::text::TextModel;
 use crate::tokenize::{char_slice, TextTokenizer};
 use crate::{Error, Run};
 use kiln_runtime::Model;

@@ -1,7 +1,43 @@
-//! The small numeric helpers the tasks share: softmax, top-k and float views of output tensors.
+//! Scores from logits: transformers' score functions (softmax, sigmoid, none), top-k and argmax
+//! as numpy and torch order them, and float views of the model's output tensors.
 
 use kiln_runtime::{Tensor, TensorData};
 use std::borrow::Cow;
+
+/// How logits become scores (transformers' `ClassificationFunction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreFunction {
+    /// `exp(x) / sum(exp)` over the labels (several exclusive labels).
+    Softmax,
+    /// `1 / (1 + exp(-x))` per label (one label, or multi-label classification).
+    Sigmoid,
+    /// The logits as they are (regression).
+    None,
+}
+
+impl ScoreFunction {
+    /// Parses transformers' names (`softmax`, `sigmoid`, `none`; any case).
+    pub fn parse(name: &str) -> Option<ScoreFunction> {
+        match name.to_ascii_lowercase().as_str() {
+            "softmax" => Some(ScoreFunction::Softmax),
+            "sigmoid" => Some(ScoreFunction::Sigmoid),
+            "none" => Some(ScoreFunction::None),
+            _ => None,
+        }
+    }
+
+    /// Scores of one row of logits.
+    pub fn apply(self, logits: &[f32]) -> Vec<f64> {
+        match self {
+            ScoreFunction::Softmax => softmax(logits),
+            ScoreFunction::Sigmoid => logits
+                .iter()
+                .map(|&x| 1.0 / (1.0 + (-f64::from(x)).exp()))
+                .collect(),
+            ScoreFunction::None => logits.iter().map(|&x| f64::from(x)).collect(),
+        }
+    }
+}
 
 /// `exp(x - max) / sum` over one row, in f64 (the logits are f32; the extra precision only makes
 /// the result closer to the exact value numpy's and torch's f32 softmax approximate).
