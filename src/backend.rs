@@ -187,7 +187,14 @@ pub fn run_model(
             expected,
         });
     }
-    model.session().run(inputs).map_err(|e| match e {
+    let dtypes: Vec<(String, kiln_runtime::DType)> = model
+        .plan()
+        .inputs
+        .iter()
+        .map(|io| (io.name.clone(), model.plan().value(io.value).ty.dtype))
+        .collect();
+    let inputs = crate::npz::bits_as_bf16(inputs.clone(), &dtypes);
+    model.session().run(&inputs).map_err(|e| match e {
         kiln_runtime::Error::Input(e) => Error::Input {
             path: inputs_path.to_path_buf(),
             name: e.name,

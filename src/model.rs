@@ -152,7 +152,16 @@ pub fn run_reference(
             expected,
         });
     }
-    kiln_compiler::interp::run_within(g, inputs, budget).map_err(|e| match e {
+    let dtypes: Vec<(String, kiln_runtime::DType)> = g
+        .inputs()
+        .iter()
+        .map(|&v| {
+            let value = g.value(v);
+            (value.name.clone().unwrap_or_default(), value.ty.dtype)
+        })
+        .collect();
+    let inputs = crate::npz::bits_as_bf16(inputs.clone(), &dtypes);
+    kiln_compiler::interp::run_within(g, &inputs, budget).map_err(|e| match e {
         kiln_compiler::Error::Input { name, message } => Error::Input {
             path: inputs_path.to_path_buf(),
             name,

@@ -30,7 +30,8 @@ pub(crate) enum NpyFault {
 }
 
 /// The numpy `descr` Kiln writes for a dtype. bf16 has no numpy dtype: it is stored as its raw
-/// bits under `<u2` (Kiln has no u16, so `<u2` is read back as bf16).
+/// bits under `<u2`, which reads back as u16; [`crate::npz::bits_as_bf16`] turns such an array
+/// into bf16 where a model input expects bf16.
 pub fn descr_of(d: DType) -> &'static str {
     match d {
         DType::F32 => "<f4",
@@ -41,6 +42,10 @@ pub fn descr_of(d: DType) -> &'static str {
         DType::I32 => "<i4",
         DType::I8 => "|i1",
         DType::U8 => "|u1",
+        DType::I16 => "<i2",
+        DType::U16 => "<u2",
+        DType::U32 => "<u4",
+        DType::U64 => "<u8",
         DType::Bool => "|b1",
     }
 }
@@ -67,7 +72,10 @@ pub(crate) fn dtype_of(descr: &str) -> Result<DType, NpyFault> {
     let d = match kind {
         "f4" => DType::F32,
         "f2" => DType::F16,
-        "u2" => DType::BF16,
+        "u2" => DType::U16,
+        "i2" => DType::I16,
+        "u4" => DType::U32,
+        "u8" => DType::U64,
         "f8" => DType::F64,
         "i8" => DType::I64,
         "i4" => DType::I32,

@@ -1,8 +1,9 @@
 //! Reading and writing `.npz` files (numpy's zip of `.npy` arrays) as named host tensors.
 //!
 //! Keys are the member names without `.npy`. Supported arrays are little-endian and C-ordered,
-//! of dtypes `<f4 <f2 <f8 <i8 <i4 |i1 |u1 |b1`; bf16, which numpy lacks, is stored as its raw
-//! bits under `<u2` (and `<u2` is read back as bf16, since Kiln has no u16). Members may be
+//! of dtypes `<f4 <f2 <f8 <i8 <i4 <i2 <u2 <u4 <u8 |i1 |u1 |b1`; bf16, which numpy lacks, is
+//! stored as its raw bits under `<u2`, read back as u16 and reinterpreted as bf16 where a model
+//! input expects bf16 ([`bits_as_bf16`]). Members may be
 //! stored or deflated. Every malformed input is an [`NpzError`] naming the file and the array.
 
 use crate::npy::{self, NpyFault};
@@ -92,7 +93,7 @@ pub enum NpzError {
     },
     /// A dtype Kiln does not handle (complex, object, string, structured, ...).
     #[error(
-        "{}: array `{key}`: unsupported dtype `{descr}` (supported: <f4 <f2 <f8 <i8 <i4 |i1 |u1 |b1, and <u2 as bf16 bits)",
+        "{}: array `{key}`: unsupported dtype `{descr}` (supported: <f4 <f2 <f8 <i8 <i4 <i2 <u2 <u4 <u8 |i1 |u1 |b1)",
         path.display()
     )]
     UnsupportedDType {
@@ -322,4 +323,29 @@ pub fn write_npz(
     kiln_runtime::artifact::write_atomically(path, &bytes).map_err(|e| NpzError::Output {
         source: Box::new(e),
     })
+}
+
+/// Inputs read from an `.npz` file, with each u16 array whose model input (by `dtypes`, name →
+/// expected dtype) is bf16 reinterpreted as bf16 bits: Kiln writes bf16 as `<u2`.
+pub fn bits_as_bf16(
+    mut inputs: BTreeMap<String, Tensor>,
+    dtypes: &[(String, DType)],
+) -> BTreeMap<String, Tensor> {
+    use kiln_runtime::TensorData;
+    for (name, dtype) in dtypes {
+        let Some(t) = inputs.get_mut(name) else {
+            continue;
+        };
+        if let (DType::BF16, TensorData::U16(bits)) = (*dtype, t.data()) {
+            let data = TensorData::BF16(
+                bits.iter()
+                    .map(|&b| kiln_runtime::bf16::from_bits(b))
+                    .collect(),
+            );
+            if let Ok(v) = Tensor::new(t.shape().to_vec(), data) {
+                *t = v;
+            }
+        }
+    }
+    inputs
 }

@@ -9,7 +9,8 @@ keyed to the fixtures' sizes. For each NAME it writes
 Text models get batch 2, sequence 7, with the last row's final 2 tokens masked out.
 
 Also writes, outside the tested folder (default /tmp/kiln-hf-extra, or argv[2]), a
-`BertForSequenceClassification` folder (weights under `bert.`), which Kiln does not build.
+`BertForSequenceClassification` folder (weights under `bert.`) for trying the CLI by hand; the
+task heads are tested with the folders of tools/export_hf_heads.py.
 
 Usage: HF_HUB_OFFLINE=1 python tools/export_hf_folders.py [OUT_DIR] [EXTRA_DIR]"""
 import os
@@ -57,7 +58,7 @@ bert_cfg = dict(vocab_size=300, hidden_size=48, num_hidden_layers=3, num_attenti
 save("bert-h48", BertModel(BertConfig(**bert_cfg)), text_feeds(300, tt=True), "last_hidden_state")
 
 # A task-head folder: its weights carry the `bert.` prefix and config.json names
-# BertForSequenceClassification. Kiln builds `BertModel` only; kept out of the tested folder.
+# BertForSequenceClassification; kept out of the tested folder (see export_hf_heads.py).
 save("bert-seqcls-h48", BertForSequenceClassification(BertConfig(num_labels=3, **bert_cfg)),
      text_feeds(300, tt=True), "logits", dest=EXTRA)
 

@@ -85,6 +85,10 @@ fn numpy_dtype(d: DType) -> &'static str {
         DType::I32 => "int32",
         DType::I8 => "int8",
         DType::U8 => "uint8",
+        DType::I16 => "int16",
+        DType::U16 => "uint16",
+        DType::U32 => "uint32",
+        DType::U64 => "uint64",
         DType::Bool => "bool",
     }
 }
@@ -263,10 +267,14 @@ fn input_tensor(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResul
         let native = dtype.call_method1("newbyteorder", ("=",))?;
         arr = arr.call_method1("astype", (native,))?.cast_into()?;
     }
-    if arr.dtype().getattr("name")?.extract::<String>()? == "bfloat16" {
-        arr = arr.call_method1("view", ("uint16",))?.cast_into()?;
-    }
     let shape = arr.shape().to_vec();
+    if arr.dtype().getattr("name")?.extract::<String>()? == "bfloat16" {
+        let bits = arr.call_method1("view", ("uint16",))?;
+        if let Ok(a) = bits.cast::<PyArrayDyn<u16>>() {
+            let v = elements(a)?.into_iter().map(bf16::from_bits).collect();
+            return tensor(shape, TensorData::BF16(v));
+        }
+    }
     macro_rules! take {
         ($t:ty, $variant:ident) => {
             if let Ok(a) = arr.cast::<PyArrayDyn<$t>>() {
@@ -282,15 +290,14 @@ fn input_tensor(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResul
     take!(i8, I8);
     take!(u8, U8);
     take!(bool, Bool);
-    if let Ok(a) = arr.cast::<PyArrayDyn<u16>>() {
-        let bits = elements(a)?;
-        let v = bits.into_iter().map(bf16::from_bits).collect();
-        return tensor(shape, TensorData::BF16(v));
-    }
+    take!(i16, I16);
+    take!(u16, U16);
+    take!(u32, U32);
+    take!(u64, U64);
     let descr: String = arr.dtype().getattr("str")?.extract()?;
     Err(InputError::new_err(format!(
         "{INPUTS}: array `{name}`: unsupported dtype `{descr}` (supported: <f4 <f2 <f8 <i8 <i4 \
-         |i1 |u1 |b1, and <u2 as bf16 bits)"
+         <i2 <u2 <u4 <u8 |i1 |u1 |b1, and ml_dtypes' bfloat16)"
     )))
 }
 
@@ -332,6 +339,10 @@ fn output_array(py: Python<'_>, t: Tensor) -> PyResult<Bound<'_, PyAny>> {
         TensorData::I32(v) => array(py, &shape, v),
         TensorData::I8(v) => array(py, &shape, v),
         TensorData::U8(v) => array(py, &shape, v),
+        TensorData::I16(v) => array(py, &shape, v),
+        TensorData::U16(v) => array(py, &shape, v),
+        TensorData::U32(v) => array(py, &shape, v),
+        TensorData::U64(v) => array(py, &shape, v),
         TensorData::Bool(v) => array(py, &shape, v),
     }
 }

@@ -94,10 +94,12 @@ def test_missing_input_and_bad_shape(minilm, feeds):
 
 
 def test_dtype_kiln_has_no_type_for(minilm, feeds):
-    bad = dict(feeds, input_ids=feeds["input_ids"].astype(np.uint32))
+    bad = dict(feeds, input_ids=feeds["input_ids"].astype(np.complex64))
     with pytest.raises(kiln.InputError) as e:
         minilm.run(bad)
-    assert str(e.value).startswith("<inputs>: array `input_ids`: unsupported dtype `<u4`")
+    assert str(e.value).startswith("<inputs>: array `input_ids`: unsupported dtype `<c8`")
+    with pytest.raises(kiln.InputError, match=r"input `input_ids` has dtype u32, expected i64"):
+        minilm.run(dict(feeds, input_ids=feeds["input_ids"].astype(np.uint32)))
     with pytest.raises(kiln.InputError):
         minilm.run(dict(feeds, input_ids=np.array(["a", "b"])))
 

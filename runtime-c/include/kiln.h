@@ -128,6 +128,22 @@ enum KilnDtype
    * One byte per element, 0 or 1.
    */
   KILN_DTYPE_BOOL = 8,
+  /**
+   * `int16_t`.
+   */
+  KILN_DTYPE_I16 = 9,
+  /**
+   * `uint16_t`.
+   */
+  KILN_DTYPE_U16 = 10,
+  /**
+   * `uint32_t`.
+   */
+  KILN_DTYPE_U32 = 11,
+  /**
+   * `uint64_t`.
+   */
+  KILN_DTYPE_U64 = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -48,7 +48,9 @@ impl From<kiln_runtime::Error> for Failure {
             | E::ByteCount { .. }
             | E::ShapeOverflow { .. }
             | E::UnknownDType { .. } => KilnStatus::InvalidArgument,
-            E::Artifact(_) | E::Plan { .. } | E::Code { .. } => KilnStatus::LoadFailed,
+            E::Artifact(_) | E::Plan { .. } | E::Code { .. } | E::Assets { .. } => {
+                KilnStatus::LoadFailed
+            }
             E::Input(_) => KilnStatus::InvalidInput,
             E::Budget(_) => KilnStatus::OutOfMemory,
             E::Step { .. } | E::Run { .. } => KilnStatus::RunFailed,

@@ -88,11 +88,19 @@ pub enum KilnDtype {
     U8 = 7,
     /// One byte per element, 0 or 1.
     Bool = 8,
+    /// `int16_t`.
+    I16 = 9,
+    /// `uint16_t`.
+    U16 = 10,
+    /// `uint32_t`.
+    U32 = 11,
+    /// `uint64_t`.
+    U64 = 12,
 }
 
 impl KilnDtype {
     /// Every dtype, indexed by its value.
-    const ALL: [KilnDtype; 9] = [
+    const ALL: [KilnDtype; 13] = [
         KilnDtype::F32,
         KilnDtype::F16,
         KilnDtype::Bf16,
@@ -102,6 +110,10 @@ impl KilnDtype {
         KilnDtype::I8,
         KilnDtype::U8,
         KilnDtype::Bool,
+        KilnDtype::I16,
+        KilnDtype::U16,
+        KilnDtype::U32,
+        KilnDtype::U64,
     ];
 
     /// The dtype whose C value is `raw`, if any.
@@ -121,6 +133,10 @@ impl KilnDtype {
             KilnDtype::I8 => DType::I8,
             KilnDtype::U8 => DType::U8,
             KilnDtype::Bool => DType::Bool,
+            KilnDtype::I16 => DType::I16,
+            KilnDtype::U16 => DType::U16,
+            KilnDtype::U32 => DType::U32,
+            KilnDtype::U64 => DType::U64,
         }
     }
 
@@ -136,6 +152,10 @@ impl KilnDtype {
             DType::I8 => KilnDtype::I8,
             DType::U8 => KilnDtype::U8,
             DType::Bool => KilnDtype::Bool,
+            DType::I16 => KilnDtype::I16,
+            DType::U16 => KilnDtype::U16,
+            DType::U32 => KilnDtype::U32,
+            DType::U64 => KilnDtype::U64,
         }
     }
 }

@@ -55,6 +55,10 @@ impl OutputTensor {
             TensorData::I32(v) => raw(v),
             TensorData::I8(v) => raw(v),
             TensorData::U8(v) => raw(v),
+            TensorData::I16(v) => raw(v),
+            TensorData::U16(v) => raw(v),
+            TensorData::U32(v) => raw(v),
+            TensorData::U64(v) => raw(v),
             TensorData::Bool(v) => raw(v),
         }
     }

@@ -23,13 +23,22 @@ pub enum DType {
     I8,
     /// Unsigned 8-bit integer.
     U8,
+    /// Signed 16-bit integer.
+    I16,
+    /// Unsigned 16-bit integer.
+    U16,
+    /// Unsigned 32-bit integer.
+    U32,
+    /// Unsigned 64-bit integer (computed with through i64 by the reference kernels: values from
+    /// 2^63 up wrap there, as two's complement).
+    U64,
     /// Boolean, one byte per element (0 or 1).
     Bool,
 }
 
 impl DType {
     /// Every dtype, in a fixed order (handy for tests and error messages).
-    pub const ALL: [DType; 9] = [
+    pub const ALL: [DType; 13] = [
         DType::F32,
         DType::F16,
         DType::BF16,
@@ -38,6 +47,10 @@ impl DType {
         DType::I32,
         DType::I8,
         DType::U8,
+        DType::I16,
+        DType::U16,
+        DType::U32,
+        DType::U64,
         DType::Bool,
     ];
 
@@ -52,6 +65,10 @@ impl DType {
             DType::I32 => "i32",
             DType::I8 => "i8",
             DType::U8 => "u8",
+            DType::I16 => "i16",
+            DType::U16 => "u16",
+            DType::U32 => "u32",
+            DType::U64 => "u64",
             DType::Bool => "bool",
         }
     }
@@ -69,9 +86,9 @@ impl DType {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            DType::F64 | DType::I64 => 8,
-            DType::F32 | DType::I32 => 4,
-            DType::F16 | DType::BF16 => 2,
+            DType::F64 | DType::I64 | DType::U64 => 8,
+            DType::F32 | DType::I32 | DType::U32 => 4,
+            DType::F16 | DType::BF16 | DType::I16 | DType::U16 => 2,
             DType::I8 | DType::U8 | DType::Bool => 1,
         }
     }
@@ -83,7 +100,38 @@ impl DType {
 
     /// True for the integer types (not bool).
     pub fn is_int(self) -> bool {
-        matches!(self, DType::I64 | DType::I32 | DType::I8 | DType::U8)
+        matches!(
+            self,
+            DType::I64
+                | DType::I32
+                | DType::I8
+                | DType::U8
+                | DType::I16
+                | DType::U16
+                | DType::U32
+                | DType::U64
+        )
+    }
+
+    /// True for the unsigned integer types.
+    pub fn is_unsigned(self) -> bool {
+        matches!(self, DType::U8 | DType::U16 | DType::U32 | DType::U64)
+    }
+
+    /// The smallest and largest value of an integer type (`None` for floats and bool). u64's
+    /// largest is capped at `i64::MAX`: integers are computed through i64.
+    pub fn int_range(self) -> Option<(i64, i64)> {
+        Some(match self {
+            DType::I64 => (i64::MIN, i64::MAX),
+            DType::I32 => (i32::MIN.into(), i32::MAX.into()),
+            DType::I16 => (i16::MIN.into(), i16::MAX.into()),
+            DType::I8 => (i8::MIN.into(), i8::MAX.into()),
+            DType::U8 => (0, u8::MAX.into()),
+            DType::U16 => (0, u16::MAX.into()),
+            DType::U32 => (0, u32::MAX.into()),
+            DType::U64 => (0, i64::MAX),
+            _ => return None,
+        })
     }
 }
 

@@ -22,6 +22,14 @@ pub enum TensorData {
     I8(Vec<i8>),
     /// u8 elements.
     U8(Vec<u8>),
+    /// i16 elements.
+    I16(Vec<i16>),
+    /// u16 elements.
+    U16(Vec<u16>),
+    /// u32 elements.
+    U32(Vec<u32>),
+    /// u64 elements.
+    U64(Vec<u64>),
     /// bool elements.
     Bool(Vec<bool>),
 }
@@ -37,6 +45,10 @@ macro_rules! each_data {
             TensorData::I32($v) => $body,
             TensorData::I8($v) => $body,
             TensorData::U8($v) => $body,
+            TensorData::I16($v) => $body,
+            TensorData::U16($v) => $body,
+            TensorData::U32($v) => $body,
+            TensorData::U64($v) => $body,
             TensorData::Bool($v) => $body,
         }
     };
@@ -54,6 +66,10 @@ impl TensorData {
             TensorData::I32(_) => DType::I32,
             TensorData::I8(_) => DType::I8,
             TensorData::U8(_) => DType::U8,
+            TensorData::I16(_) => DType::I16,
+            TensorData::U16(_) => DType::U16,
+            TensorData::U32(_) => DType::U32,
+            TensorData::U64(_) => DType::U64,
             TensorData::Bool(_) => DType::Bool,
         }
     }
@@ -186,6 +202,10 @@ impl Tensor {
             TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
             TensorData::I8(v) => v.iter().map(|&x| x as f64).collect(),
             TensorData::U8(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::I16(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::U16(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::U32(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::U64(v) => v.iter().map(|&x| x as f64).collect(),
             TensorData::Bool(v) => v.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect(),
         }
     }
@@ -197,6 +217,11 @@ impl Tensor {
             TensorData::I32(v) => v.iter().map(|&x| x as i64).collect(),
             TensorData::I8(v) => v.iter().map(|&x| x as i64).collect(),
             TensorData::U8(v) => v.iter().map(|&x| x as i64).collect(),
+            TensorData::I16(v) => v.iter().map(|&x| x as i64).collect(),
+            TensorData::U16(v) => v.iter().map(|&x| x as i64).collect(),
+            TensorData::U32(v) => v.iter().map(|&x| x as i64).collect(),
+            // Wraps from 2^63 up (two's complement), as documented on `DType::U64`.
+            TensorData::U64(v) => v.iter().map(|&x| x as i64).collect(),
             TensorData::Bool(v) => v.iter().map(|&x| x as i64).collect(),
             _ => self.to_f64_vec().into_iter().map(|x| x as i64).collect(),
         }
@@ -239,6 +264,10 @@ impl Tensor {
             DType::I32 => TensorData::I32(v.iter().map(|&x| x as i32).collect()),
             DType::I8 => TensorData::I8(v.iter().map(|&x| x as i8).collect()),
             DType::U8 => TensorData::U8(v.iter().map(|&x| x as u8).collect()),
+            DType::I16 => TensorData::I16(v.iter().map(|&x| x as i16).collect()),
+            DType::U16 => TensorData::U16(v.iter().map(|&x| x as u16).collect()),
+            DType::U32 => TensorData::U32(v.iter().map(|&x| x as u32).collect()),
+            DType::U64 => TensorData::U64(v.iter().map(|&x| x as u64).collect()),
             DType::Bool => TensorData::Bool(v.iter().map(|&x| x != 0).collect()),
             _ => {
                 let floats: Vec<f64> = v.iter().map(|&x| x as f64).collect();
@@ -294,6 +323,18 @@ impl Tensor {
                 .iter()
                 .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::U8(v) => out.extend_from_slice(v),
+            TensorData::I16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::U16(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::U32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::U64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
         }
         out
@@ -333,6 +374,10 @@ impl Tensor {
             DType::I32 => TensorData::I32(chunks(bytes, i32::from_le_bytes)),
             DType::I8 => TensorData::I8(chunks(bytes, i8::from_le_bytes)),
             DType::U8 => TensorData::U8(bytes.to_vec()),
+            DType::I16 => TensorData::I16(chunks(bytes, i16::from_le_bytes)),
+            DType::U16 => TensorData::U16(chunks(bytes, u16::from_le_bytes)),
+            DType::U32 => TensorData::U32(chunks(bytes, u32::from_le_bytes)),
+            DType::U64 => TensorData::U64(chunks(bytes, u64::from_le_bytes)),
             DType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
         };
         Tensor::new(shape, data)

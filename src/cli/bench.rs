@@ -1,5 +1,7 @@
 //! `kiln bench MODEL|ARTIFACT --inputs IN.npz [--iters N]`: untimed warm-up runs, then N timed
-//! runs of one session; prints min, mean and, as the final line, `median_ms: X`.
+//! runs of one session; prints min, mean, and on the CPU backend the run's arena bytes, its
+//! operation count and the GFLOP/s the median run achieved, then, as the final line,
+//! `median_ms: X`.
 
 use super::{Backend, BenchArgs};
 use anyhow::bail;
@@ -26,6 +28,8 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let max_memory = args.max_memory;
     let inputs = kiln::read_npz(&args.inputs)?;
     let mut times = Vec::with_capacity(args.iters as usize);
+    // Operations and arena bytes of one run (CPU backend), for `gflops` and `arena_bytes`.
+    let mut work: Option<(u64, usize)> = None;
     match args.backend {
         Backend::Cpu => {
             let load = LoadOptions {
@@ -57,6 +61,9 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                         acc.push(d.as_secs_f64() * 1e3);
                     }
                 }
+            }
+            if let Some(layout) = session.layout() {
+                work = Some((layout.flops(model.plan()), layout.arena_bytes));
             }
             if args.profile {
                 profile_report(&model, &mut per_step, out)?;
@@ -94,6 +101,11 @@ pub fn bench(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "iters: {}", times.len())?;
     writeln!(out, "min_ms: {:.3}", times[0])?;
     writeln!(out, "mean_ms: {mean:.3}")?;
+    if let Some((flops, arena)) = work {
+        writeln!(out, "arena_bytes: {arena}")?;
+        writeln!(out, "flop_per_run: {flops}")?;
+        writeln!(out, "gflops: {:.2}", flops as f64 / 1e9 / (median / 1e3))?;
+    }
     writeln!(out, "median_ms: {median:.3}")?;
     Ok(())
 }

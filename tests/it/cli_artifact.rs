@@ -217,6 +217,13 @@ fn bench_ends_with_the_median() {
             .unwrap_or_else(|| panic!("final line `{last}` is not `median_ms: <float>`:\n{out}"));
         assert!(ms.is_finite() && ms >= 0.0, "{last}");
         assert!(out.contains("iters: 3"), "{out}");
+        // Batch 2 × 5 tokens: gather and layer norm 80 outputs each, GEMMs 2·10·16·8 twice,
+        // the mean 16 outputs, the head 2·2·4·8.
+        assert!(out.contains("\nflop_per_run: 5424\n"), "{out}");
+        assert!(
+            out.contains("\ngflops: ") && out.contains("\narena_bytes: "),
+            "{out}"
+        );
     }
 }
 

@@ -3,7 +3,8 @@
 //! names, on the reference interpreter and on the compiled CPU backend; the masked-LM decoder is
 //! the word embeddings when the checkpoint stores none (tied) and the stored one otherwise;
 //! heads Kiln does not build are refused by name; a config without `architectures` builds the
-//! family's base model; RoBERTa's position ids bound the sequence length.
+//! family's base model; RoBERTa's position ids bound the sequence length; an empty sequence is
+//! an error for a head that reads the first token.
 
 use crate::common;
 
@@ -310,4 +311,19 @@ fn roberta_positions_bound_the_sequence_length() {
             }
         }
     }
+}
+
+#[test]
+fn an_empty_sequence_is_an_error_not_a_panic() {
+    // The classification head reads the first token, which a zero-length sequence lacks.
+    let dir = heads_dir().join("bert-seqcls");
+    let g = load_folder(&dir).unwrap();
+    let empty = || Tensor::from_i64(vec![2, 0], vec![]).unwrap();
+    let feeds: Feeds = input_names(&g).into_iter().map(|n| (n, empty())).collect();
+    let e = interp::run(&g, &feeds).expect_err("no first token");
+    assert!(e.to_string().contains("out of range"), "{e}");
+    let bytes = compile_model(&dir, &CompileOptions::default()).unwrap();
+    let model = Model::from_bytes(bytes, &LoadOptions::default()).unwrap();
+    let e = model.session().run(&feeds).expect_err("no first token");
+    assert!(e.to_string().contains("out of range"), "{e}");
 }

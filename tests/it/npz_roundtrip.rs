@@ -41,13 +41,23 @@ fn every_dtype() -> BTreeMap<String, Tensor> {
     m
 }
 
+/// `m` read back as a model with `want`'s dtypes as inputs reads it: bf16, stored as `<u2`
+/// bits, is reinterpreted where bf16 is expected.
+fn as_inputs_of(
+    m: BTreeMap<String, Tensor>,
+    want: &BTreeMap<String, Tensor>,
+) -> BTreeMap<String, Tensor> {
+    let dtypes: Vec<(String, DType)> = want.iter().map(|(k, t)| (k.clone(), t.dtype())).collect();
+    kiln::npz::bits_as_bf16(m, &dtypes)
+}
+
 #[test]
 fn every_dtype_round_trips_stored_and_deflated() {
     let tensors = every_dtype();
     for c in [Compression::Stored, Compression::Deflated] {
         let bytes = write_npz_bytes(&tensors, c, Path::new("mem.npz")).unwrap();
         let back = read_npz_bytes(&bytes, Path::new("mem.npz")).unwrap();
-        assert_eq!(back, tensors, "{c:?}");
+        assert_eq!(as_inputs_of(back, &tensors), tensors, "{c:?}");
     }
 }
 
@@ -74,7 +84,7 @@ fn files_round_trip_and_are_replaced_atomically() {
     std::fs::write(&path, b"old contents").unwrap();
     let tensors = every_dtype();
     write_npz(&path, &tensors, Compression::Deflated).unwrap();
-    assert_eq!(read_npz(&path).unwrap(), tensors);
+    assert_eq!(as_inputs_of(read_npz(&path).unwrap(), &tensors), tensors);
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -167,7 +177,7 @@ fn reads_version_3_headers_and_rejects_fortran_order() {
 }
 
 #[test]
-fn bf16_is_stored_as_u2_bits() {
+fn bf16_is_stored_as_u2_bits_and_read_back_as_bf16_where_expected() {
     let t = Tensor::new(
         vec![2],
         TensorData::BF16(vec![bf16::from_f32(1.0), bf16::from_f32(-3.0)]),
@@ -178,7 +188,10 @@ fn bf16_is_stored_as_u2_bits() {
     let bytes = write_npz_bytes(&m, Compression::Stored, Path::new("m.npz")).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("'descr': '<u2'"), "{text}");
-    assert_eq!(read_npz_bytes(&bytes, Path::new("m.npz")).unwrap()["w"], t);
+    let read = read_npz_bytes(&bytes, Path::new("m.npz")).unwrap();
+    assert_eq!(read["w"].dtype(), DType::U16);
+    let back = kiln::npz::bits_as_bf16(read, &[("w".to_string(), DType::BF16)]);
+    assert_eq!(back["w"], t);
 }
 
 proptest::proptest! {
@@ -195,6 +208,7 @@ proptest::proptest! {
         let m = BTreeMap::from([("t".to_string(), t)]);
         let c = if deflate { Compression::Deflated } else { Compression::Stored };
         let bytes = write_npz_bytes(&m, c, Path::new("p.npz")).unwrap();
-        proptest::prop_assert_eq!(read_npz_bytes(&bytes, Path::new("p.npz")).unwrap(), m);
+        let back = read_npz_bytes(&bytes, Path::new("p.npz")).unwrap();
+        proptest::prop_assert_eq!(as_inputs_of(back, &m), m);
     }
 }

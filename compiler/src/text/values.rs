@@ -96,6 +96,10 @@ pub(crate) fn write_literal(out: &mut String, w: &Weight) -> Result<()> {
         TensorData::I32(v) => join(v, i32::to_string),
         TensorData::I8(v) => join(v, i8::to_string),
         TensorData::U8(v) => join(v, u8::to_string),
+        TensorData::I16(v) => join(v, i16::to_string),
+        TensorData::U16(v) => join(v, u16::to_string),
+        TensorData::U32(v) => join(v, u32::to_string),
+        TensorData::U64(v) => join(v, u64::to_string),
         TensorData::Bool(v) => join(v, bool::to_string),
     };
     out.push('[');
@@ -128,6 +132,19 @@ fn push_element(t: &str, dtype: DType, out: &mut Vec<u8>) -> std::result::Result
             let v = int()?;
             out.push(u8::try_from(v).map_err(|_| range(v))?);
         }
+        DType::I16 => {
+            let v = int()?;
+            out.extend(i16::try_from(v).map_err(|_| range(v))?.to_le_bytes());
+        }
+        DType::U16 => {
+            let v = int()?;
+            out.extend(u16::try_from(v).map_err(|_| range(v))?.to_le_bytes());
+        }
+        DType::U32 => {
+            let v = int()?;
+            out.extend(u32::try_from(v).map_err(|_| range(v))?.to_le_bytes());
+        }
+        DType::U64 => out.extend(t.parse::<u64>().map_err(|_| bad())?.to_le_bytes()),
         DType::Bool => match t {
             "true" => out.push(1),
             "false" => out.push(0),

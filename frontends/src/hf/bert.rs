@@ -74,8 +74,9 @@ impl BertConfig {
         cfg: &serde_json::Value,
         defaults: &BertConfig,
     ) -> Result<BertConfig, String> {
+        let given = cfg.as_object().ok_or("config.json is not a JSON object")?;
         let mut merged = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
-        if let (Some(m), Some(given)) = (merged.as_object_mut(), cfg.as_object()) {
+        if let Some(m) = merged.as_object_mut() {
             for (k, v) in given {
                 m.insert(k.clone(), v.clone());
             }

@@ -23,134 +23,122 @@ use std::path::Path;
 /// A builder for one family: the parsed `config.json`, the checkpoint and the head → a graph.
 pub type BuildFn = fn(&serde_json::Value, &Checkpoint, Head) -> Result<Graph, Error>;
 
-/// Supported architectures: the `architectures` name, its `model_type`, the head and the
-/// family's builder. The `Head::Base` entry of a `model_type` is what a config without
-/// `architectures` builds (as transformers' `AutoModel` does).
-const ARCHITECTURES: &[(&str, &str, Head, BuildFn)] = &[
-    ("BertModel", "bert", Head::Base, bert::build),
-    ("BertForMaskedLM", "bert", Head::MaskedLm, bert::build),
-    (
-        "BertForSequenceClassification",
-        "bert",
-        Head::SequenceClassification,
-        bert::build,
-    ),
-    (
-        "BertForTokenClassification",
-        "bert",
-        Head::TokenClassification,
-        bert::build,
-    ),
-    (
-        "BertForQuestionAnswering",
-        "bert",
-        Head::QuestionAnswering,
-        bert::build,
-    ),
-    ("RobertaModel", "roberta", Head::Base, roberta::build),
-    (
-        "RobertaForMaskedLM",
-        "roberta",
-        Head::MaskedLm,
-        roberta::build,
-    ),
-    (
-        "RobertaForSequenceClassification",
-        "roberta",
-        Head::SequenceClassification,
-        roberta::build,
-    ),
-    (
-        "RobertaForTokenClassification",
-        "roberta",
-        Head::TokenClassification,
-        roberta::build,
-    ),
-    (
-        "RobertaForQuestionAnswering",
-        "roberta",
-        Head::QuestionAnswering,
-        roberta::build,
-    ),
-    ("XLMRobertaModel", "xlm-roberta", Head::Base, roberta::build),
-    (
-        "XLMRobertaForMaskedLM",
-        "xlm-roberta",
-        Head::MaskedLm,
-        roberta::build,
-    ),
-    (
-        "XLMRobertaForSequenceClassification",
-        "xlm-roberta",
-        Head::SequenceClassification,
-        roberta::build,
-    ),
-    (
-        "XLMRobertaForTokenClassification",
-        "xlm-roberta",
-        Head::TokenClassification,
-        roberta::build,
-    ),
-    (
-        "XLMRobertaForQuestionAnswering",
-        "xlm-roberta",
-        Head::QuestionAnswering,
-        roberta::build,
-    ),
-    (
-        "DistilBertModel",
-        "distilbert",
-        Head::Base,
-        distilbert::build,
-    ),
-    (
-        "DistilBertForMaskedLM",
-        "distilbert",
-        Head::MaskedLm,
-        distilbert::build,
-    ),
-    (
-        "DistilBertForSequenceClassification",
-        "distilbert",
-        Head::SequenceClassification,
-        distilbert::build,
-    ),
-    (
-        "DistilBertForTokenClassification",
-        "distilbert",
-        Head::TokenClassification,
-        distilbert::build,
-    ),
-    (
-        "DistilBertForQuestionAnswering",
-        "distilbert",
-        Head::QuestionAnswering,
-        distilbert::build,
-    ),
-    ("ViTModel", "vit", Head::Base, vit::build),
-    (
-        "ViTForImageClassification",
-        "vit",
-        Head::ImageClassification,
-        vit::build,
-    ),
-    ("GPT2Model", "gpt2", Head::Base, gpt2::build),
-    ("GPT2LMHeadModel", "gpt2", Head::CausalLm, gpt2::build),
-    ("LlamaModel", "llama", Head::Base, llama::build),
-    ("LlamaForCausalLM", "llama", Head::CausalLm, llama::build),
+/// A family of architectures sharing one `model_type` and one builder.
+struct Family {
+    model_type: &'static str,
+    build: BuildFn,
+    /// The `architectures` names Kiln builds and their heads; the `Head::Base` one is what a
+    /// config without `architectures` builds (as transformers' `AutoModel` does).
+    architectures: &'static [(&'static str, Head)],
+}
+
+/// The supported families and architectures.
+const FAMILIES: &[Family] = &[
+    Family {
+        model_type: "bert",
+        build: bert::build,
+        architectures: &[
+            ("BertModel", Head::Base),
+            ("BertForMaskedLM", Head::MaskedLm),
+            (
+                "BertForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            ("BertForTokenClassification", Head::TokenClassification),
+            ("BertForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "roberta",
+        build: roberta::build,
+        architectures: &[
+            ("RobertaModel", Head::Base),
+            ("RobertaForMaskedLM", Head::MaskedLm),
+            (
+                "RobertaForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            ("RobertaForTokenClassification", Head::TokenClassification),
+            ("RobertaForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "xlm-roberta",
+        build: roberta::build,
+        architectures: &[
+            ("XLMRobertaModel", Head::Base),
+            ("XLMRobertaForMaskedLM", Head::MaskedLm),
+            (
+                "XLMRobertaForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            (
+                "XLMRobertaForTokenClassification",
+                Head::TokenClassification,
+            ),
+            ("XLMRobertaForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "distilbert",
+        build: distilbert::build,
+        architectures: &[
+            ("DistilBertModel", Head::Base),
+            ("DistilBertForMaskedLM", Head::MaskedLm),
+            (
+                "DistilBertForSequenceClassification",
+                Head::SequenceClassification,
+            ),
+            (
+                "DistilBertForTokenClassification",
+                Head::TokenClassification,
+            ),
+            ("DistilBertForQuestionAnswering", Head::QuestionAnswering),
+        ],
+    },
+    Family {
+        model_type: "vit",
+        build: vit::build,
+        architectures: &[
+            ("ViTModel", Head::Base),
+            ("ViTForImageClassification", Head::ImageClassification),
+        ],
+    },
+    Family {
+        model_type: "gpt2",
+        build: gpt2::build,
+        architectures: &[
+            ("GPT2Model", Head::Base),
+            ("GPT2LMHeadModel", Head::CausalLm),
+        ],
+    },
+    Family {
+        model_type: "llama",
+        build: llama::build,
+        architectures: &[
+            ("LlamaModel", Head::Base),
+            ("LlamaForCausalLM", Head::CausalLm),
+        ],
+    },
 ];
+
+/// Every supported architecture: `(name, family, head)`.
+fn architectures() -> impl Iterator<Item = (&'static str, &'static Family, Head)> {
+    FAMILIES
+        .iter()
+        .flat_map(|f| f.architectures.iter().map(move |&(a, h)| (a, f, h)))
+}
 
 /// The names of the architectures Kiln can build.
 pub fn supported() -> Vec<&'static str> {
-    ARCHITECTURES.iter().map(|(a, ..)| *a).collect()
+    architectures().map(|(a, ..)| a).collect()
 }
 
 /// The head an `architectures` name builds, or `None` when Kiln does not build it.
 pub fn head_of(architecture: &str) -> Option<Head> {
-    ARCHITECTURES
-        .iter()
+    architectures()
         .find(|(a, ..)| *a == architecture)
-        .map(|(_, _, h, _)| *h)
+        .map(|(_, _, h)| h)
 }
 
 /// Whether `dir` looks like a Hugging Face model folder.
@@ -184,15 +172,18 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
         .unwrap_or("")
         .to_string();
     let found = if archs.is_empty() {
-        ARCHITECTURES
+        FAMILIES
             .iter()
-            .find(|(_, t, h, _)| *t == model_type && *h == Head::Base)
+            .find(|f| f.model_type == model_type)
+            .map(|f| (f, Head::Base))
     } else {
-        ARCHITECTURES
-            .iter()
-            .find(|(a, ..)| archs.iter().any(|x| x == a))
+        archs.iter().find_map(|x| {
+            architectures()
+                .find(|(a, ..)| a == x)
+                .map(|(_, f, h)| (f, h))
+        })
     };
-    let Some((_, _, head, build)) = found else {
+    let Some((family, head)) = found else {
         let name = if !archs.is_empty() {
             archs.join(", ")
         } else if !model_type.is_empty() {
@@ -207,5 +198,26 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
         });
     };
     let ck = Checkpoint::open(dir)?;
-    build(&cfg, &ck, *head)
+    (family.build)(&cfg, &ck, head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_one_base_and_names_are_unique() {
+        for f in FAMILIES {
+            let bases = f.architectures.iter().filter(|(_, h)| *h == Head::Base);
+            assert_eq!(bases.count(), 1, "{}", f.model_type);
+        }
+        let mut names = supported();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert_eq!(head_of("BertForMaskedLM"), Some(Head::MaskedLm));
+        assert_eq!(head_of("XLMRobertaModel"), Some(Head::Base));
+        assert_eq!(head_of("BertForNextSentencePrediction"), None);
+    }
 }

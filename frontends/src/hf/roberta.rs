@@ -123,6 +123,7 @@ mod tests {
         let cfg = serde_json::json!({"max_position_embeddings": 2, "pad_token_id": 1});
         let c = BertConfig::parse_over(&cfg, &defaults("roberta")).unwrap();
         assert!(limits(&c).unwrap_err().contains("no positions"));
+        assert!(BertConfig::parse_over(&serde_json::json!([]), &defaults("roberta")).is_err());
         let cfg = serde_json::json!({"pad_token_id": null});
         let c = BertConfig::parse_over(&cfg, &defaults("roberta")).unwrap();
         assert!(limits(&c).is_err());

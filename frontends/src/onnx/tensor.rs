@@ -30,6 +30,10 @@ pub fn onnx_dtype(data_type: i32) -> Result<DType, String> {
         Ok(DataType::Float16) => Ok(DType::F16),
         Ok(DataType::Double) => Ok(DType::F64),
         Ok(DataType::Bfloat16) => Ok(DType::BF16),
+        Ok(DataType::Int16) => Ok(DType::I16),
+        Ok(DataType::Uint16) => Ok(DType::U16),
+        Ok(DataType::Uint32) => Ok(DType::U32),
+        Ok(DataType::Uint64) => Ok(DType::U64),
         Ok(DataType::Undefined) => Err("data type is not set (UNDEFINED)".to_string()),
         Ok(other) => Err(format!(
             "unsupported data type {} ({data_type})",
@@ -50,6 +54,10 @@ pub fn dtype_to_onnx(dtype: DType) -> i32 {
         DType::I32 => DataType::Int32,
         DType::I8 => DataType::Int8,
         DType::U8 => DataType::Uint8,
+        DType::I16 => DataType::Int16,
+        DType::U16 => DataType::Uint16,
+        DType::U32 => DataType::Uint32,
+        DType::U64 => DataType::Uint64,
         DType::Bool => DataType::Bool,
     };
     t as i32
@@ -273,6 +281,7 @@ fn inline_bytes(
         DType::F32 => typed[0],
         DType::I64 => typed[2],
         DType::F64 => typed[3],
+        DType::U32 | DType::U64 => typed[4],
         _ => typed[1],
     };
     if count != numel {
@@ -313,6 +322,29 @@ fn inline_bytes(
                 out.push(u8::try_from(x).map_err(|_| out_of_range(x, "UINT8"))?);
             }
         }
+        DType::I16 => {
+            for &x in &t.int32_data {
+                let v = i16::try_from(x).map_err(|_| out_of_range(x, "INT16"))?;
+                out.extend(v.to_le_bytes());
+            }
+        }
+        DType::U16 => {
+            for &x in &t.int32_data {
+                let v = u16::try_from(x).map_err(|_| out_of_range(x, "UINT16"))?;
+                out.extend(v.to_le_bytes());
+            }
+        }
+        DType::U32 => {
+            for &x in &t.uint64_data {
+                let v = u32::try_from(x)
+                    .map_err(|_| format!("uint64_data value {x} is out of range for UINT32"))?;
+                out.extend(v.to_le_bytes());
+            }
+        }
+        DType::U64 => t
+            .uint64_data
+            .iter()
+            .for_each(|x| out.extend(x.to_le_bytes())),
         DType::Bool => {
             for &x in &t.int32_data {
                 match x {

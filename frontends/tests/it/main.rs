@@ -15,3 +15,4 @@ mod onnx_import_topk;
 mod onnx_malformed;
 mod onnx_malformed_external;
 mod onnx_ops_model;
+mod onnx_unknown_dims;

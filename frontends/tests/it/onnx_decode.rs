@@ -255,12 +255,7 @@ fn dtype_codes_map_both_ways() {
     for d in DType::ALL {
         assert_eq!(onnx_dtype(dtype_to_onnx(d)), Ok(d));
     }
-    for (code, name) in [
-        (4, "UINT16"),
-        (8, "STRING"),
-        (13, "UINT64"),
-        (14, "COMPLEX64"),
-    ] {
+    for (code, name) in [(8, "STRING"), (14, "COMPLEX64"), (15, "COMPLEX128")] {
         assert!(onnx_dtype(code).unwrap_err().contains(name));
     }
     for (code, name) in [(17, "FLOAT8E4M3FN"), (22, "INT4"), (23, "FLOAT4E2M1")] {

@@ -4,6 +4,7 @@
 
 mod arena;
 mod dispatch;
+mod flops;
 mod frame;
 #[cfg(test)]
 mod tests;

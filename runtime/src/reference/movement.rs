@@ -33,6 +33,10 @@ fn join(a: &TensorData, b: &TensorData) -> KResult<TensorData> {
         (D::I32(x), D::I32(y)) => D::I32([x.as_slice(), y].concat()),
         (D::I8(x), D::I8(y)) => D::I8([x.as_slice(), y].concat()),
         (D::U8(x), D::U8(y)) => D::U8([x.as_slice(), y].concat()),
+        (D::I16(x), D::I16(y)) => D::I16([x.as_slice(), y].concat()),
+        (D::U16(x), D::U16(y)) => D::U16([x.as_slice(), y].concat()),
+        (D::U32(x), D::U32(y)) => D::U32([x.as_slice(), y].concat()),
+        (D::U64(x), D::U64(y)) => D::U64([x.as_slice(), y].concat()),
         (D::Bool(x), D::Bool(y)) => D::Bool([x.as_slice(), y].concat()),
         _ => return Err(format!("dtypes differ: {} and {}", a.dtype(), b.dtype())),
     })

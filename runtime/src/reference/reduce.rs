@@ -87,12 +87,7 @@ fn reduce_f(op: ReduceOp, v: &[f64]) -> f64 {
 
 /// The smallest and largest value of an integer dtype.
 fn int_range(dt: DType) -> (i64, i64) {
-    match dt {
-        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
-        DType::I8 => (i8::MIN.into(), i8::MAX.into()),
-        DType::U8 => (0, 255),
-        _ => (i64::MIN, i64::MAX),
-    }
+    dt.int_range().unwrap_or((i64::MIN, i64::MAX))
 }
 
 /// Reduces a group of integers of dtype `dt` (wrapping; float-valued ops truncate toward zero).

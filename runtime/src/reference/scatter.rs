@@ -65,6 +65,10 @@ fn assign(
         (D::I32(d), D::I32(u)) => D::I32(go(d, u, writes)?),
         (D::I8(d), D::I8(u)) => D::I8(go(d, u, writes)?),
         (D::U8(d), D::U8(u)) => D::U8(go(d, u, writes)?),
+        (D::I16(d), D::I16(u)) => D::I16(go(d, u, writes)?),
+        (D::U16(d), D::U16(u)) => D::U16(go(d, u, writes)?),
+        (D::U32(d), D::U32(u)) => D::U32(go(d, u, writes)?),
+        (D::U64(d), D::U64(u)) => D::U64(go(d, u, writes)?),
         (D::Bool(d), D::Bool(u)) => D::Bool(go(d, u, writes)?),
         _ => {
             return Err(format!(

@@ -114,6 +114,10 @@ pub fn take(data: &TensorData, idx: &[usize]) -> KResult<TensorData> {
         TensorData::I32(v) => TensorData::I32(pick(v, idx)?),
         TensorData::I8(v) => TensorData::I8(pick(v, idx)?),
         TensorData::U8(v) => TensorData::U8(pick(v, idx)?),
+        TensorData::I16(v) => TensorData::I16(pick(v, idx)?),
+        TensorData::U16(v) => TensorData::U16(pick(v, idx)?),
+        TensorData::U32(v) => TensorData::U32(pick(v, idx)?),
+        TensorData::U64(v) => TensorData::U64(pick(v, idx)?),
         TensorData::Bool(v) => TensorData::Bool(pick(v, idx)?),
     })
 }

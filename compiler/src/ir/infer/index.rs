@@ -36,18 +36,27 @@ fn known_len(dim: i64, start: i64, end: i64, step: i64) -> i64 {
     i64::try_from(n).unwrap_or(0)
 }
 
-/// A start or end against a symbolic dim: sentinels mean "to the end" (or the beginning),
-/// other known negatives count from the end, everything else is used as is.
+/// Known starts/ends of at least this magnitude on a symbolic axis are clamped to it with
+/// `min`/`max` (ONNX's rule), since they are "far past the end" values (`10^9`, ...) rather
+/// than positions within the axis.
+const LARGE: i64 = 1 << 20;
+
+/// A start or end against a symbolic dim: sentinels mean "to the end" (or the beginning);
+/// large known values are clamped to the axis (`min(10^9, h)`, which is `h` once `h` is
+/// bound); smaller known negatives count from the end, and smaller known values and symbolic
+/// ones are taken as positions within the axis, as exporters write them (`x[:, :4]`,
+/// `x[:, -1:]`) — which keeps their dims simple (`4`, `1`) for the ops that follow.
 fn resolve_symbolic(v: &Dim, dim: &Dim, forward: bool) -> Dim {
+    let (lo, hi) = if forward {
+        (k(0), dim.clone())
+    } else {
+        (k(-1), dim.sub(&k(1)))
+    };
     match v.as_known() {
-        Some(x) if x >= HUGE => {
-            if forward {
-                dim.clone()
-            } else {
-                dim.sub(&k(1))
-            }
-        }
-        Some(x) if x <= -HUGE => k(if forward { 0 } else { -1 }),
+        Some(x) if x >= HUGE => hi,
+        Some(x) if x <= -HUGE => lo,
+        Some(x) if x >= LARGE => v.minimum(&hi),
+        Some(x) if x <= -LARGE => dim.add(&k(x)).maximum(&lo),
         Some(x) if x < 0 => dim.add(&k(x)),
         _ => v.clone(),
     }
@@ -247,6 +256,14 @@ mod tests {
         assert_eq!(ok(&upto, &[x]), "f32[n, seq, 384]");
         let drop_last = slice(&[1], "0", "-1", &[1]);
         assert_eq!(ok(&drop_last, &["f32[2, seq+1]"]), "f32[2, seq]");
+        // An end far past any axis is clamped to the axis, not taken as a length.
+        let far = slice(&[1], "1", "1000000000", &[1]);
+        assert_eq!(ok(&far, &["f32[2, h]"]), "f32[2, min(1000000000,h)-1]");
+        let far_back = slice(&[1], "-1000000000", "2", &[1]);
+        assert_eq!(
+            ok(&far_back, &["f32[2, h]"]),
+            "f32[2, -max(0,h-1000000000)+2]"
+        );
     }
 
     #[test]

@@ -23,8 +23,10 @@ pub(super) fn qrange(dt: DType) -> NResult<(f64, f64)> {
         DType::U8 => Ok((0.0, 255.0)),
         DType::I8 => Ok((-128.0, 127.0)),
         DType::I32 => Ok((f64::from(i32::MIN), f64::from(i32::MAX))),
+        DType::I16 => Ok((f64::from(i16::MIN), f64::from(i16::MAX))),
+        DType::U16 => Ok((0.0, f64::from(u16::MAX))),
         other => unsupported(format!(
-            "quantized data of dtype {other} is not supported (u8, i8 or i32 only)"
+            "quantized data of dtype {other} is not supported (u8, i8, u16, i16 or i32 only)"
         )),
     }
 }

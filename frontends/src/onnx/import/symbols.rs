@@ -1,5 +1,7 @@
 //! Names for symbolic dims: ONNX `dim_param`s become IR symbols (sanitised, distinct names kept
-//! distinct), and missing or negative dims get fresh symbols.
+//! distinct), and missing or negative dims, and placeholder names without a letter or digit
+//! (`?`, as some exporters write for every unknown dim), get fresh symbols: two dims that are
+//! merely unknown are not the same dim.
 
 use super::ctx::Ctx;
 use crate::onnx::proto::tensor_shape_proto::{dimension, Dimension};
@@ -18,7 +20,9 @@ impl SymbolNamer {
     pub fn dim(&mut self, d: &Dimension, ctx: &mut Ctx) -> Dim {
         match &d.value {
             Some(dimension::Value::DimValue(v)) if *v >= 0 => Dim::known(*v),
-            Some(dimension::Value::DimParam(p)) if !p.is_empty() => self.param(p, ctx),
+            Some(dimension::Value::DimParam(p)) if p.chars().any(|c| c.is_alphanumeric()) => {
+                self.param(p, ctx)
+            }
             _ => ctx.fresh_symbol(),
         }
     }
