@@ -83,8 +83,8 @@ pub enum Error {
         /// The context (0-based).
         input: usize,
     },
-    /// An image that could not be read or decoded.
-    #[error("{file}: cannot decode the image: {message}")]
+    /// An image that could not be decoded or preprocessed.
+    #[error("{file}: {message}")]
     Image {
         /// The image file (or `input N`).
         file: String,

@@ -27,7 +27,9 @@ mod tokenize;
 pub use batch::DEFAULT_BATCH_SIZE;
 pub use error::Error;
 pub use files::{Files, Folder, InMemory, MAX_FILE_BYTES};
-pub use image::{decode as decode_image, resize_rgb8, Filter, ImageProcessor, Rgb8, Size};
+pub use image::{
+    decode as decode_image, resize_rgb8, Filter, ImageProcessor, Rgb8, Size, MAX_SIDE,
+};
 pub use pipeline::{Inputs, Options, Outcome, Pipeline, Results, Task};
 pub use scores::ScoreFunction;
 pub use settings::ModelConfig;

@@ -11,6 +11,11 @@ use crate::files::Files;
 use crate::Error;
 use serde_json::Value;
 
+/// The longest side an image is resized or cropped to: no image processor asks for more, and a
+/// larger one (a config's size, or a thin image's long side after `shortest_edge`) would
+/// allocate gigabytes.
+pub const MAX_SIDE: usize = 4096;
+
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rgb8 {
@@ -29,7 +34,7 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<Rgb8, Error> {
     use image::ImageDecoder;
     let err = |e: &dyn std::fmt::Display| Error::Image {
         file: name.to_string(),
-        message: e.to_string(),
+        message: format!("cannot decode the image: {e}"),
     };
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
@@ -98,7 +103,7 @@ fn size(v: &Value) -> Result<Size, String> {
     let n = |v: Option<&Value>| {
         v.and_then(Value::as_u64)
             .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n > 0 && n <= 1 << 15)
+            .filter(|&n| n > 0 && n <= MAX_SIDE)
     };
     if let Some(s) = n(Some(v)) {
         return Ok(Size::Exact {
@@ -191,15 +196,15 @@ impl ImageProcessor {
         })
     }
 
-    /// The `[3, height, width]` pixel values of an image.
-    pub fn pixel_values(&self, img: &Rgb8) -> (Vec<f32>, usize, usize) {
+    /// The `[3, height, width]` pixel values of an image (`name` names it in errors).
+    pub fn pixel_values(&self, img: &Rgb8, name: &str) -> Result<(Vec<f32>, usize, usize), Error> {
         let mut img = img.clone();
         if let Some((size, filter)) = self.resize {
             let (h, w) = match size {
                 Size::Exact { height, width } => (height, width),
                 Size::ShortestEdge(s) => {
                     let (short, long) = (img.width.min(img.height), img.width.max(img.height));
-                    let long = (s as f64 * long as f64 / short.max(1) as f64) as usize;
+                    let long = (s as f64 * long as f64 / short.max(1) as f64).min(1e9) as usize;
                     if img.width <= img.height {
                         (long, s)
                     } else {
@@ -207,6 +212,16 @@ impl ImageProcessor {
                     }
                 }
             };
+            if h > MAX_SIDE || w > MAX_SIDE {
+                return Err(Error::Image {
+                    file: name.to_string(),
+                    message: format!(
+                        "resizing its {}×{} pixels to {w}×{h} goes past the {MAX_SIDE}-pixel \
+                         sides a pipeline handles",
+                        img.width, img.height
+                    ),
+                });
+            }
             if (h, w) != (img.height, img.width) {
                 let pixels = resize_rgb8(&img.pixels, img.width, img.height, w, h, filter);
                 img = Rgb8 {
@@ -234,7 +249,7 @@ impl ImageProcessor {
                 out[c * h * w + p] = x;
             }
         }
-        (out, h, w)
+        Ok((out, h, w))
     }
 }
 
@@ -268,5 +283,79 @@ fn center_crop(img: &Rgb8, height: usize, width: usize) -> Rgb8 {
         width,
         height,
         pixels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn image(width: usize, height: usize) -> Rgb8 {
+        let pixels = (0..width * height * 3).map(|i| (i % 251) as u8).collect();
+        Rgb8 {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn configs_read_like_transformers() {
+        let p = ImageProcessor::from_json(&json!({})).unwrap();
+        assert_eq!(p, ImageProcessor::default());
+        let p = ImageProcessor::from_json(&json!({
+            "size": {"shortest_edge": 8}, "resample": 3, "do_center_crop": true,
+            "crop_size": 6, "image_mean": [0.1, 0.2, 0.3], "image_std": 0.5, "do_rescale": false
+        }))
+        .unwrap();
+        assert_eq!(p.resize, Some((Size::ShortestEdge(8), Filter::Bicubic)));
+        assert_eq!(p.center_crop, Some((6, 6)));
+        assert_eq!(p.rescale, None);
+        assert_eq!(p.normalize, Some(([0.1, 0.2, 0.3], [0.5; 3])));
+        for bad in [
+            json!({"resample": 99}),
+            json!({"size": {"longest_edge": 3}}),
+            json!({"do_center_crop": true}),
+            json!({"image_mean": [1, 2]}),
+        ] {
+            assert!(ImageProcessor::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shortest_edge_keeps_the_aspect_and_the_crop_pads_with_zeros() {
+        let p = ImageProcessor::from_json(&json!({
+            "size": {"shortest_edge": 4}, "do_normalize": false, "do_rescale": false
+        }))
+        .unwrap();
+        let (v, h, w) = p.pixel_values(&image(10, 20), "x").unwrap();
+        assert_eq!((h, w, v.len()), (8, 4, 3 * 8 * 4));
+        let c = center_crop(&image(2, 2), 4, 2);
+        assert_eq!((c.width, c.height), (2, 4));
+        assert!(c.pixels[..6].iter().all(|&b| b == 0), "a padded first row");
+        assert_eq!(&c.pixels[6..12], &image(2, 2).pixels[..6]);
+    }
+
+    #[test]
+    fn sizes_past_the_limit_and_undecodable_bytes_are_errors() {
+        let p = ImageProcessor::from_json(&json!({"size": {"shortest_edge": 224}})).unwrap();
+        let e = p.pixel_values(&image(1, 100), "thin.png").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("thin.png: resizing its 1×100 pixels to 224×22400"),
+            "{e}"
+        );
+        let e = decode(b"\x89PNG\r\n\x1a\ngarbage", "bad.png").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("bad.png: cannot decode the image: "),
+            "{e}"
+        );
+        let e = decode(b"plain text", "notes.txt").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "notes.txt: cannot decode the image: not a PNG or JPEG image"
+        );
     }
 }

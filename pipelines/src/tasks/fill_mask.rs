@@ -127,7 +127,7 @@ impl FillMask {
                 });
             }
             let probs = softmax(&logits[p * vocab..(p + 1) * vocab]);
-            let mut row = Vec::with_capacity(k);
+            let mut row = Vec::with_capacity(k.min(vocab));
             for id in top_k(&probs, k) {
                 let token = u32::try_from(id).unwrap_or(u32::MAX);
                 let mut filled = ids.to_vec();

@@ -58,7 +58,7 @@ impl ImageClassification {
         let mut dims = None;
         for img in images {
             let rgb = decode(img.bytes, img.name)?;
-            let (v, h, w) = self.processor.pixel_values(&rgb);
+            let (v, h, w) = self.processor.pixel_values(&rgb, img.name)?;
             if dims.is_some_and(|d| d != (h, w)) {
                 return Err(Error::Image {
                     file: img.name.to_string(),

@@ -95,7 +95,7 @@ pub fn decode_spans(
         let mut best = (0, 0);
         let mut best_score = score(0, 0);
         for s in 0..n {
-            for e in s..n.min(s + max_answer_len) {
+            for e in s..n.min(s.saturating_add(max_answer_len)) {
                 let v = score(s, e);
                 if v > best_score {
                     best_score = v;
@@ -110,7 +110,7 @@ pub fn decode_spans(
         let band = max_answer_len.min(n);
         let mut all: Vec<(f64, usize, usize)> = Vec::with_capacity(n * band);
         for s in 0..n {
-            for e in s..n.min(s + max_answer_len) {
+            for e in s..n.min(s.saturating_add(max_answer_len)) {
                 all.push((score(s, e), s, e));
             }
         }

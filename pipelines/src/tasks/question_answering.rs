@@ -156,7 +156,7 @@ impl QuestionAnswering {
             // 4.57 keeps 2·top_k + 10 spans per window when widening answers to words, so
             // that spans widening to the same words can add up.
             let pre_top_k = if opts.align_to_words {
-                opts.top_k * 2 + 10
+                opts.top_k.saturating_mul(2).saturating_add(10)
             } else {
                 opts.top_k
             };
