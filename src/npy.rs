@@ -195,7 +195,9 @@ mod tests {
     #[test]
     fn descrs_map_both_ways() {
         for d in DType::ALL {
-            assert_eq!(dtype_of(descr_of(d)), Ok(d));
+            // bf16 has no numpy type: its bits are stored as `<u2`, read back as u16.
+            let back = if d == DType::BF16 { DType::U16 } else { d };
+            assert_eq!(dtype_of(descr_of(d)), Ok(back));
         }
         assert_eq!(dtype_of("<i1"), Ok(DType::I8));
         assert_eq!(dtype_of(">f4"), Err(NpyFault::BigEndian(">f4".into())));

@@ -23,17 +23,19 @@ pub enum DType {
     I8,
     /// Unsigned 8-bit integer.
     U8,
+    /// Boolean, one byte per element (0 or 1).
+    Bool,
+    // The types below were added after `Bool`: the plan encodes a dtype by its position, so
+    // new types go last and artifacts written before them keep their meaning.
     /// Signed 16-bit integer.
     I16,
     /// Unsigned 16-bit integer.
     U16,
     /// Unsigned 32-bit integer.
     U32,
-    /// Unsigned 64-bit integer (computed with through i64 by the reference kernels: values from
-    /// 2^63 up wrap there, as two's complement).
+    /// Unsigned 64-bit integer (computed through i64 by the reference kernels: values from 2^63
+    /// up wrap there, as two's complement).
     U64,
-    /// Boolean, one byte per element (0 or 1).
-    Bool,
 }
 
 impl DType {
@@ -47,11 +49,11 @@ impl DType {
         DType::I32,
         DType::I8,
         DType::U8,
+        DType::Bool,
         DType::I16,
         DType::U16,
         DType::U32,
         DType::U64,
-        DType::Bool,
     ];
 
     /// The name used in IR text, JSON and error messages.

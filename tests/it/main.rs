@@ -24,6 +24,7 @@ mod hostile;
 mod npz_malformed;
 mod npz_roundtrip;
 mod onnx_conformance;
+mod onnx_contrib;
 mod onnx_families;
 mod onnx_fixtures;
 mod onnx_pinned;

@@ -1,6 +1,9 @@
 //! Elementwise fusion: chains of f32 unary/binary/GELU nodes whose intermediate results have a
 //! single consumer become one generated kernel over a `rows × cols` iteration space, each
-//! outside operand read in full, as a row vector, per row, or as a scalar.
+//! outside operand read in full, as a row vector, per row, or as a scalar. The rows are the
+//! output's leading dims up to a split chosen so that broadcast operands fit: `[B, S, N] +
+//! [1, S, N]` splits after `B` (a row operand), `[N, C, H, W] · [1, C, 1, 1]` after `C` (a
+//! per-row operand repeating every `C` rows).
 
 use super::{Choice, PendingKernel, PendingStep, Uses};
 use crate::codegen::{Access as GAccess, ElementwiseKernel, EwBinary, EwNode, EwUnary, GenKernel};
@@ -54,30 +57,58 @@ fn ew_op(op: &Op) -> Option<EwOp> {
     })
 }
 
-/// How an operand of shape `s` is read over an output of shape `out`.
-fn access(s: &[Dim], out: &[Dim]) -> Option<Access> {
-    let one = |d: &Dim| d.as_known() == Some(1);
-    if s == out {
+/// How an operand of shape `s` is read over an output of shape `out` whose first `split` dims
+/// are the rows (numpy broadcasting: `s` is right-aligned, missing dims are 1).
+fn access(s: &[Dim], out: &[Dim], split: usize) -> Option<Access> {
+    let pad = out.len().checked_sub(s.len())?;
+    let one = |i: usize| i < pad || s[i - pad].as_known() == Some(1);
+    // Dim i of the operand equals the output's (a size-1 dim of both counts as equal).
+    let same =
+        |i: usize| (i >= pad && s[i - pad] == out[i]) || (one(i) && out[i].as_known() == Some(1));
+    let n = out.len();
+    if (0..n).all(same) {
         return Some(Access::Full);
     }
-    if s.iter().all(one) && s.len() <= out.len() {
+    if (0..n).all(one) {
         return Some(Access::Scalar);
     }
-    let (last, lead) = out.split_last()?;
-    if let Some((sl, slead)) = s.split_last() {
-        if sl == last && slead.iter().all(one) && s.len() <= out.len() {
-            return Some(Access::Row);
-        }
-        if s.len() == out.len() && one(sl) && slead == lead {
+    if (0..split).all(one) && (split..n).all(same) {
+        return Some(Access::Row);
+    }
+    if (split..n).all(one) {
+        // `[1.., out[j..split], 1..]`: element r reads r % len.
+        let j = (0..split).rev().find(|&i| !same(i)).map_or(0, |i| i + 1);
+        if (0..j).all(one) {
             return Some(Access::Col);
         }
     }
     None
 }
 
+/// The splits (bit `k`: the first `k` output dims are rows) under which every input of `node`
+/// has an access pattern; rank-0 outputs split at 0, others before their last dim at the latest.
+fn valid_splits(g: &Graph, inputs: &[ValueId], out: &[Dim]) -> u64 {
+    let n = out.len().min(63);
+    let candidates = if n == 0 { 0..1 } else { 0..n };
+    candidates
+        .filter(|&k| {
+            inputs
+                .iter()
+                .all(|&v| access(g.value(v).ty.shape.dims(), out, k).is_some())
+        })
+        .fold(0u64, |m, k| m | 1 << k)
+}
+
+/// The split a group uses: the last dim as columns when allowed (rows parallelise), else the
+/// latest split its broadcast operands allow.
+fn pick_split(mask: u64) -> usize {
+    63 - mask.leading_zeros() as usize
+}
+
 struct Group {
     nodes: Vec<NodeId>,
     out: ValueId,
+    splits: u64,
 }
 
 pub(crate) fn fuse(
@@ -105,18 +136,16 @@ pub(crate) fn fuse(
         }
         let out = node.outputs[0];
         let shape = g.value(out).ty.shape.dims();
-        if node
-            .inputs
-            .iter()
-            .any(|&v| access(g.value(v).ty.shape.dims(), shape).is_none())
-        {
+        let splits = valid_splits(g, &node.inputs, shape);
+        if splits == 0 {
             continue;
         }
         let join = node.inputs.iter().find_map(|&v| {
             let gi = *group_of_value.get(&v)?;
             (groups[gi].out == v
                 && uses.sole_consumer(v) == Some(n)
-                && g.value(v).ty.shape.dims() == shape)
+                && g.value(v).ty.shape.dims() == shape
+                && groups[gi].splits & splits != 0)
                 .then_some(gi)
         });
         match join {
@@ -124,6 +153,7 @@ pub(crate) fn fuse(
                 group_of_value.remove(&groups[gi].out);
                 groups[gi].nodes.push(n);
                 groups[gi].out = out;
+                groups[gi].splits &= splits;
                 group_of_value.insert(out, gi);
             }
             None => {
@@ -131,6 +161,7 @@ pub(crate) fn fuse(
                 groups.push(Group {
                     nodes: vec![n],
                     out,
+                    splits,
                 });
             }
         }
@@ -148,6 +179,7 @@ fn emit(
     kernels: &mut Vec<GenKernel>,
 ) {
     let shape = g.value(grp.out).ty.shape.dims().to_vec();
+    let split = pick_split(grp.splits);
     let mut inputs: Vec<ValueId> = Vec::new();
     let mut acc: Vec<Access> = Vec::new();
     let mut nodes: Vec<EwNode> = Vec::new();
@@ -162,7 +194,8 @@ fn emit(
                     let i = inputs.len() as u32;
                     inputs.push(v);
                     acc.push(
-                        access(g.value(v).ty.shape.dims(), &shape).expect("checked when grouping"),
+                        access(g.value(v).ty.shape.dims(), &shape, split)
+                            .expect("checked when grouping"),
                     );
                     nodes.push(EwNode::Input(i));
                     let id = nodes.len() as u32 - 1;
@@ -206,6 +239,7 @@ fn emit(
                 symbol: name,
                 access: acc,
                 in_place: true,
+                split: split as u32,
             })),
             inputs,
             outputs: vec![grp.out],

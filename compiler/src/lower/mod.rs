@@ -6,6 +6,7 @@
 
 mod elementwise;
 mod memory;
+mod native;
 mod select;
 
 use crate::codegen::GenKernel;

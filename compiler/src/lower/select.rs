@@ -44,7 +44,9 @@ pub(crate) fn choose_all(
             | Op::LogSoftmax { .. } => row_kernel(g, n, uses, kernels),
             _ => None,
         };
-        let choice = choice.unwrap_or_else(|| reference(g, n));
+        let choice = choice
+            .or_else(|| super::native::native(g, n))
+            .unwrap_or_else(|| reference(g, n));
         choices.insert(n, choice);
     }
     Ok(())
@@ -398,6 +400,7 @@ fn row_kernel(g: &Graph, n: NodeId, uses: &Uses, kernels: &mut Vec<GenKernel>) -
         symbol: name,
         access,
         in_place: false,
+        split: dims(g, node.outputs[0]).len().saturating_sub(1) as u32,
     };
     step(g, n, Kernel::Generated(gen), node.inputs.clone(), outputs)
 }

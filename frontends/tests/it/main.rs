@@ -4,6 +4,7 @@
 mod hf_checkpoint;
 mod onnx_common;
 mod onnx_decode;
+mod onnx_import_contrib;
 mod onnx_import_loss;
 mod onnx_import_misc;
 mod onnx_import_nn;

@@ -42,7 +42,10 @@ impl Layout {
                         let per_output: u64 = c.w_shape.iter().skip(1).product();
                         out.saturating_mul(2).saturating_mul(per_output)
                     }
-                    Kernel::Reference(_) | Kernel::GatherRows | Kernel::Generated(_) => out,
+                    Kernel::Reference(_)
+                    | Kernel::GatherRows
+                    | Kernel::Generated(_)
+                    | Kernel::Native(_) => out,
                 }
             })
             .fold(0u64, u64::saturating_add)

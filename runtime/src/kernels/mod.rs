@@ -4,5 +4,6 @@
 pub mod attention;
 pub mod conv;
 pub mod gemm;
+pub mod native;
 pub mod numerics;
 mod send_ptr;

@@ -6,6 +6,7 @@
 //! (`batch`, `seq`): one plan serves every binding, and the executor evaluates all shapes and the
 //! arena layout once per run.
 
+mod generated;
 mod ids;
 mod text;
 mod validate;
@@ -13,11 +14,12 @@ mod validate;
 use crate::ops::{Dim, InputLimits, Op, TensorType};
 use serde::{Deserialize, Serialize};
 
+pub use generated::{Access, GeneratedStep};
 pub use ids::{SlotId, StepId, ValueId};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
-pub const PLAN_VERSION: u32 = 2;
+pub const PLAN_VERSION: u32 = 3;
 
 /// A compiled model's execution plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,11 +114,14 @@ pub enum Kernel {
     Conv(ConvStep),
     /// A Cranelift-generated kernel from the artifact's `code` section.
     Generated(GeneratedStep),
+    /// The runtime's native kernel of an op (data movement, pooling, strided softmax, resize,
+    /// transposed convolution; see `kernels::native::supports`): `inputs`/`outputs` as the op's.
+    Native(Op),
 }
 
 impl Kernel {
     /// A short name for reports: `gemm`, `attention`, `conv`, `gather_rows`,
-    /// `generated:<symbol>`, `reference:<op>`.
+    /// `generated:<symbol>`, `native:<op>`, `reference:<op>`.
     pub fn name(&self) -> String {
         match self {
             Kernel::Reference(op) => format!("reference:{}", op.name()),
@@ -125,6 +130,7 @@ impl Kernel {
             Kernel::GatherRows => "gather_rows".into(),
             Kernel::Conv(_) => "conv".into(),
             Kernel::Generated(g) => format!("generated:{}", g.symbol),
+            Kernel::Native(op) => format!("native:{}", op.name()),
         }
     }
 }
@@ -267,62 +273,6 @@ pub struct AttentionStep {
     pub rotary: bool,
     /// Layouts of q, k, v and the output.
     pub layouts: [Layout; 4],
-}
-
-/// How a generated kernel reads an operand over its `rows × cols` iteration space.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Access {
-    /// Element `r * cols + c` (same shape as the output).
-    Full,
-    /// Element `c`: a length-`cols` vector broadcast over rows.
-    Row,
-    /// Element `r`: one value per row.
-    Col,
-    /// Element 0.
-    Scalar,
-}
-
-/// A call of a generated kernel (`extern "C" fn(args, rows, cols)`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GeneratedStep {
-    /// Symbol in the code section.
-    pub symbol: String,
-    /// How each input is read (outputs are always [`Access::Full`]).
-    pub access: Vec<Access>,
-    /// An output may share its slot with a `Full` input (the kernel reads each element before
-    /// writing it).
-    pub in_place: bool,
-}
-
-impl GeneratedStep {
-    /// The symbol under which the code section exports kernel `base` compiled for inputs read
-    /// as `access` and `outputs` outputs: `{base}_{letters}_{outputs}`, one letter per input
-    /// (`F`ull, `R`ow, `C`ol, `S`calar), e.g. `kiln_ew0_FR_1`. A kernel reads what it was
-    /// compiled for while the executor sizes operands by the step's `access`, so
-    /// [`Plan::validate`] refuses a step whose symbol states other operands
-    /// ([`GeneratedStep::signature_matches`]).
-    pub fn symbol_for(base: &str, access: &[Access], outputs: usize) -> String {
-        format!("{base}_{}_{outputs}", access_letters(access))
-    }
-
-    /// Whether `symbol` names a kernel compiled for this step's `access` and `outputs` outputs
-    /// (see [`GeneratedStep::symbol_for`]).
-    pub fn signature_matches(&self, outputs: usize) -> bool {
-        let suffix = format!("_{}_{outputs}", access_letters(&self.access));
-        self.symbol.len() > suffix.len() && self.symbol.ends_with(&suffix)
-    }
-}
-
-fn access_letters(access: &[Access]) -> String {
-    access
-        .iter()
-        .map(|a| match a {
-            Access::Full => 'F',
-            Access::Row => 'R',
-            Access::Col => 'C',
-            Access::Scalar => 'S',
-        })
-        .collect()
 }
 
 impl Plan {

@@ -80,9 +80,10 @@ fn kernel_detail(k: &Kernel) -> String {
                 })
                 .collect();
             format!(
-                " {} reads={}{}",
+                " {} reads={} split={}{}",
                 g.symbol,
                 access.join(","),
+                g.split,
                 flag(g.in_place, "in-place")
             )
         }
@@ -98,7 +99,7 @@ fn kernel_detail(k: &Kernel) -> String {
             flag(c.bias, "+bias"),
             act(c.activation)
         ),
-        Kernel::Reference(_) | Kernel::GatherRows => String::new(),
+        Kernel::Reference(_) | Kernel::GatherRows | Kernel::Native(_) => String::new(),
     }
 }
 

@@ -144,7 +144,13 @@ impl Plan {
             }
             let (ni, no) = (step.inputs.len(), step.outputs.len());
             let arity_ok = match &step.kernel {
-                Kernel::Reference(op) => {
+                Kernel::Native(op) if !crate::kernels::native::supports(op) => {
+                    return Err(invalid(
+                        at,
+                        format!("has no native kernel for `{}`", op.name()),
+                    ));
+                }
+                Kernel::Reference(op) | Kernel::Native(op) => {
                     let (lo, hi) = op.arity();
                     ni >= lo && hi.is_none_or(|h| ni <= h) && no == op.num_outputs()
                 }
@@ -204,7 +210,7 @@ impl Plan {
                             ),
                         ));
                     }
-                    g.access.len() == ni && no >= 1
+                    g.access.len() == ni && no >= 1 && g.split <= 64
                 }
             };
             if !arity_ok {

@@ -2,6 +2,12 @@
 //! each node goes through the importer registered for its op type (one module per category).
 
 mod constant;
+mod contrib_activation;
+mod contrib_attention;
+mod contrib_common;
+mod contrib_gqa;
+mod contrib_norm;
+mod contrib_quant;
 mod ctx;
 mod fold;
 mod node;
@@ -104,6 +110,11 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     ops_recurrent::register(&mut r);
     ops_window::register(&mut r);
     ops_loss::register(&mut r);
+    contrib_norm::register(&mut r);
+    contrib_activation::register(&mut r);
+    contrib_quant::register(&mut r);
+    contrib_attention::register(&mut r);
+    contrib_gqa::register(&mut r);
     r
 });
 

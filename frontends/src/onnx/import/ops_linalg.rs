@@ -79,7 +79,7 @@ fn matmul_node(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
 /// `Gemm`: `alpha · A' · B' + beta · C` with `A' = transA ? Aᵀ : A` (2-D), C optional (opset
 /// ≥ 11) and broadcast to the result; `beta = 0` ignores C, as the reference does. Integer
 /// inputs with a fractional alpha or beta are computed in f64 and truncated back.
-fn gemm(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+pub(super) fn gemm(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     let (a, b) = (n.input(0)?.clone(), n.input(1)?.clone());
     for (x, name) in [(&a, "A"), (&b, "B")] {
         if dims(ctx, x).len() != 2 {

@@ -91,7 +91,7 @@ fn layer_norm(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     Ok(vec![y, mean, inv])
 }
 
-fn rms_norm(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
+pub(super) fn rms_norm(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     let x = float_input(ctx, n, 0)?;
     let t = ctx.ty(&x);
     let axis = norm_axis(n.int("axis", -1), t.rank())?;

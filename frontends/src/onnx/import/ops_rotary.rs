@@ -85,13 +85,38 @@ pub(super) fn repeat_heads(ctx: &mut Ctx, x: &Operand, g: i64) -> NResult<Operan
 /// `x1·sin + x2·cos` for the halves (or, interleaved, the even/odd features).
 fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
     let x = float_input(ctx, n, 0)?;
-    let (cos, sin) = (n.input(1)?.clone(), n.input(2)?.clone());
-    let shape = dims(ctx, &x);
+    let mut table = |i: usize| -> NResult<Operand> {
+        let t = n.input(i)?.clone();
+        match n.opt_input(3) {
+            Some(p) => ctx.emit1(Op::Gather { axis: 0 }, &[t, p.clone()]),
+            None => Ok(t),
+        }
+    };
+    let trig = [table(1)?, table(2)?];
+    let heads = n.int("num_heads", 0);
+    let rot = n.int("rotary_embedding_dim", 0);
+    let interleaved = n.int("interleaved", 0) != 0;
+    Ok(vec![rotate(ctx, &x, trig, heads, rot, interleaved)?])
+}
+
+/// Rotary embedding of `x`, 3-D `[B, S, H·D]` (split into `heads` heads) or 4-D `[B, H, S, D]`:
+/// the first `rot` features of each head (all when `rot` is 0) are rotated by the `[cos, sin]`
+/// tables of shape `[B or 1, S, rot/2]`, `x1·cos - x2·sin`, `x1·sin + x2·cos` for the halves
+/// (or, interleaved, the even/odd features); the other features pass through.
+pub(super) fn rotate(
+    ctx: &mut Ctx,
+    x: &Operand,
+    trig: [Operand; 2],
+    heads: i64,
+    rot: i64,
+    interleaved: bool,
+) -> NResult<Operand> {
+    let shape = dims(ctx, x);
     let one = Dim::known(1);
     // Work in [B, S, H, D] (3-D input) or [B, H, S, D] (4-D); the trig tables get a 1 for H.
     let (xh, trig_axis) = match shape.len() {
         3 => {
-            let h = n.int("num_heads", 0);
+            let h = heads;
             if h < 1 || shape[2].as_known().is_some_and(|d| d % h != 0) {
                 return invalid(format!(
                     "3-D input of hidden size {} needs num_heads dividing it, got {h}",
@@ -105,7 +130,7 @@ fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
                 hd.clone(),
                 shape[2].floor_div(&hd),
             ];
-            (reshape(ctx, &x, v)?, 2)
+            (reshape(ctx, x, v)?, 2)
         }
         4 => (x.clone(), 1),
         r => {
@@ -115,7 +140,7 @@ fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         }
     };
     let d = known(&dims(ctx, &xh)[3], "the head size")?;
-    let r = match n.int("rotary_embedding_dim", 0) {
+    let r = match rot {
         0 => d,
         r if r > 0 && r <= d && r % 2 == 0 => r,
         r => {
@@ -125,11 +150,7 @@ fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         }
     };
     let mut tables = Vec::with_capacity(2);
-    for t in [cos, sin] {
-        let t = match n.opt_input(3) {
-            Some(p) => ctx.emit1(Op::Gather { axis: 0 }, &[t, p.clone()])?,
-            None => t,
-        };
+    for t in trig {
         let td = dims(ctx, &t);
         if td.len() != 3 || td[2].as_known().is_some_and(|h| h != r / 2) {
             return invalid(format!(
@@ -151,7 +172,6 @@ fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         };
         ctx.emit1(op, std::slice::from_ref(x))
     };
-    let interleaved = n.int("interleaved", 0) != 0;
     let (x1, x2) = if interleaved {
         (slice(ctx, &xh, 0, r, 2)?, slice(ctx, &xh, 1, r, 2)?)
     } else {
@@ -183,11 +203,11 @@ fn rotary_embedding(ctx: &mut Ctx, n: &NodeView) -> NResult<Vec<Operand>> {
         let rest = slice(ctx, &xh, r, d, 1)?;
         rot = ctx.emit1(Op::Concat { axis: 3 }, &[rot, rest])?;
     }
-    Ok(vec![if shape.len() == 3 {
-        reshape(ctx, &rot, shape)?
+    if shape.len() == 3 {
+        reshape(ctx, &rot, shape)
     } else {
-        rot
-    }])
+        Ok(rot)
+    }
 }
 
 /// `a · sigmoid(alpha · a) · b`.

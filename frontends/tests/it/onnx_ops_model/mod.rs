@@ -139,6 +139,15 @@ impl Model {
         self
     }
 
+    /// A node of ONNX Runtime's `com.microsoft` domain (imported at opset 1).
+    pub fn ms(self, op: &str, ins: &[&str], outs: &[&str], attrs: Vec<AttributeProto>) -> Model {
+        let mut m = self.node(op, ins, outs, attrs);
+        if let Some(n) = m.graph.node.last_mut() {
+            n.domain = "com.microsoft".to_string();
+        }
+        m
+    }
+
     pub fn import(&self, outs: &[&str]) -> Result<Graph, Error> {
         let mut graph = self.graph.clone();
         graph.output = outs
@@ -152,9 +161,16 @@ impl Model {
             domain: String::new(),
             version: self.opset,
         };
+        let mut opset_import = vec![opset];
+        if graph.node.iter().any(|n| n.domain == "com.microsoft") {
+            opset_import.push(OperatorSetIdProto {
+                domain: "com.microsoft".to_string(),
+                version: 1,
+            });
+        }
         let m = ModelProto {
             ir_version: 8,
-            opset_import: vec![opset],
+            opset_import,
             graph: Some(graph),
             ..Default::default()
         };

@@ -5,6 +5,7 @@
 mod attention;
 mod gemm;
 mod generated;
+mod native;
 
 use super::frame::Frame;
 use crate::code::CodeModule;
@@ -21,6 +22,7 @@ pub fn run_step(f: &Frame, step: &Step, isa: Isa, code: Option<&CodeModule>) -> 
         Kernel::GatherRows => gather_rows(f, step),
         Kernel::Conv(c) => gemm::conv_step(f, step, c, isa),
         Kernel::Generated(g) => generated::generated_step(f, step, g, code),
+        Kernel::Native(op) => native::native_step(f, step, op),
     }
 }
 

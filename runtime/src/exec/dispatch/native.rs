@@ -1,0 +1,161 @@
+//! Calls of the runtime's native kernels (`Kernel::Native`): operand shapes and dtypes read from
+//! the run's layout, checked, then the byte-movement or f32 kernel of `kernels::native` runs.
+
+use crate::exec::frame::Frame;
+use crate::kernels::native as nk;
+use crate::ops::{Op, PoolKind};
+use crate::plan::Step;
+use crate::DType;
+
+pub(super) fn native_step(f: &Frame, step: &Step, op: &Op) -> Result<(), String> {
+    let input = |i: usize| {
+        step.inputs
+            .get(i)
+            .copied()
+            .ok_or_else(|| format!("missing input {i}"))
+    };
+    let out = *step.outputs.first().ok_or("no output")?;
+    let es = f.dtype(out).size();
+    let same_dtype = |i: usize| -> Result<(), String> {
+        let v = input(i)?;
+        if f.dtype(v) != f.dtype(out) {
+            return Err(format!(
+                "input {i} is {}, the output {}",
+                f.dtype(v),
+                f.dtype(out)
+            ));
+        }
+        Ok(())
+    };
+    match op {
+        Op::Transpose { perm } => {
+            let x = input(0)?;
+            same_dtype(0)?;
+            let (strides, shape) = nk::transpose_strides(f.shape(x), perm)?;
+            if shape != f.shape(out) {
+                return Err(format!(
+                    "transpose gives {shape:?}, the plan says {:?}",
+                    f.shape(out)
+                ));
+            }
+            // SAFETY: `out` is this step's only output; no input shares its slot (validated).
+            nk::strided_copy(f.bytes(x), &strides, &shape, es, unsafe {
+                f.bytes_mut(out)
+            })
+        }
+        Op::Expand { .. } => {
+            let x = input(0)?;
+            same_dtype(0)?;
+            let strides = nk::broadcast_strides(f.shape(x), f.shape(out))?;
+            // SAFETY: as for transpose.
+            nk::strided_copy(f.bytes(x), &strides, f.shape(out), es, unsafe {
+                f.bytes_mut(out)
+            })
+        }
+        Op::Concat { axis } => {
+            let axis = nk::norm_axis(*axis, f.shape(out).len())?;
+            let mut parts = Vec::with_capacity(step.inputs.len());
+            for (i, &v) in step.inputs.iter().enumerate() {
+                same_dtype(i)?;
+                parts.push((f.bytes(v), f.shape(v)));
+            }
+            // SAFETY: as for transpose.
+            nk::concat(&parts, axis, es, unsafe { f.bytes_mut(out) })
+        }
+        Op::Split { axis, .. } => {
+            let x = input(0)?;
+            let axis = nk::norm_axis(*axis, f.shape(x).len())?;
+            let mut outs = Vec::with_capacity(step.outputs.len());
+            for &o in &step.outputs {
+                if f.dtype(o) != f.dtype(x) {
+                    return Err(format!(
+                        "a split output is {}, the input {}",
+                        f.dtype(o),
+                        f.dtype(x)
+                    ));
+                }
+                // SAFETY: outputs occupy distinct slots no input occupies (validated), and each
+                // is taken once.
+                outs.push((unsafe { f.bytes_mut(o) }, f.shape(o)));
+            }
+            nk::split(f.bytes(x), &mut outs, axis, f.dtype(x).size())
+        }
+        Op::Where => {
+            let (c, x, y) = (input(0)?, input(1)?, input(2)?);
+            if f.dtype(c) != DType::Bool {
+                return Err(format!("the condition is {}, not bool", f.dtype(c)));
+            }
+            same_dtype(1)?;
+            same_dtype(2)?;
+            let arg = |v| (f.bytes(v), f.shape(v));
+            // SAFETY: as for transpose.
+            nk::where_select(arg(c), arg(x), arg(y), f.shape(out), es, unsafe {
+                f.bytes_mut(out)
+            })
+        }
+        Op::Pool {
+            kind,
+            kernel,
+            strides,
+            pads,
+            dilations,
+            count_include_pad,
+            ..
+        } => {
+            let x = input(0)?;
+            let u = |v: &[i64], n: usize, default: usize| -> Result<Vec<usize>, String> {
+                if v.is_empty() {
+                    return Ok(vec![default; n]);
+                }
+                let r: Option<Vec<usize>> = v.iter().map(|&a| usize::try_from(a).ok()).collect();
+                r.filter(|r| r.len() == n)
+                    .ok_or_else(|| format!("pool attribute {v:?} needs {n} entries ≥ 0"))
+            };
+            let (k, s, p, d) = (
+                u(kernel, 2, 1)?,
+                u(strides, 2, 1)?,
+                u(pads, 4, 0)?,
+                u(dilations, 2, 1)?,
+            );
+            let params = nk::Pool2d {
+                kind: *kind,
+                kernel: [k[0], k[1]],
+                strides: [s[0], s[1]],
+                pads: [p[0], p[1], p[2], p[3]],
+                dilations: [d[0], d[1]],
+                count_include_pad: *count_include_pad && *kind == PoolKind::Avg,
+            };
+            let xs = f.f32s(x, "the pool input")?;
+            // SAFETY: as for transpose.
+            let ys = unsafe { f.f32s_mut(out, "the pool output") }?;
+            nk::pool2d(&params, xs, f.shape(x), ys, f.shape(out))
+        }
+        Op::Reduce { op, axes, .. } => {
+            let x = input(0)?;
+            let block = nk::reduce_block(f.shape(x), axes)?;
+            let xs = f.f32s(x, "the reduce input")?;
+            // SAFETY: as for transpose.
+            let ys = unsafe { f.f32s_mut(out, "the reduce output") }?;
+            nk::reduce(*op, xs, block, ys)
+        }
+        Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            let x = input(0)?;
+            let shape = f.shape(x);
+            let a = nk::norm_axis(*axis, shape.len())?;
+            let block = if shape.is_empty() {
+                (1, 1, 1)
+            } else {
+                (
+                    nk::numel(&shape[..a])?,
+                    shape[a],
+                    nk::numel(&shape[a + 1..])?,
+                )
+            };
+            let xs = f.f32s(x, "the softmax input")?;
+            // SAFETY: as for transpose.
+            let ys = unsafe { f.f32s_mut(out, "the softmax output") }?;
+            nk::softmax_axis(xs, block, matches!(op, Op::LogSoftmax { .. }), ys)
+        }
+        _ => Err(format!("no native kernel for `{}`", op.name())),
+    }
+}

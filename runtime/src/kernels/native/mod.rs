@@ -1,0 +1,56 @@
+//! Native kernels for ops that are not arithmetic-bound: data movement over raw bytes (transpose,
+//! expand, concat, split, where; any dtype) and f32 pooling, reductions over a contiguous block of
+//! axes and softmax over any axis. They replace the f64 reference kernels on the CPU backend.
+//!
+//! Every function takes the shapes the executor evaluated and checks that the buffers hold what
+//! those shapes say, so a bad plan is an error, never an out-of-bounds access.
+
+mod movement;
+mod pool;
+#[cfg(test)]
+mod tests;
+
+pub use movement::{
+    broadcast_strides, concat, split, strided_copy, transpose_strides, where_select,
+};
+pub use pool::{pool2d, reduce, reduce_block, softmax_axis, Pool2d};
+
+use crate::ops::{Op, ReduceOp};
+
+/// Whether [`crate::plan::Kernel::Native`] runs `op` (its dtype and rank conditions are the
+/// compiler's to check; the kernels refuse other operands with an error).
+pub fn supports(op: &Op) -> bool {
+    match op {
+        Op::Transpose { .. }
+        | Op::Expand { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Where
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. } => true,
+        Op::Pool { kernel, .. } => kernel.len() == 2,
+        Op::Reduce { op, .. } => matches!(
+            op,
+            ReduceOp::Sum | ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min
+        ),
+        _ => false,
+    }
+}
+
+/// Normalises `axis` against `rank` (negative counts from the end).
+pub fn norm_axis(axis: i64, rank: usize) -> Result<usize, String> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if (0..r.max(1)).contains(&a) {
+        Ok(a as usize)
+    } else {
+        Err(format!("axis {axis} is out of range for rank {rank}"))
+    }
+}
+
+/// The product of `dims`, or an error when it overflows.
+pub fn numel(dims: &[usize]) -> Result<usize, String> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| format!("shape {dims:?} has too many elements"))
+}
