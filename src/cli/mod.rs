@@ -1,15 +1,17 @@
 //! The `kiln` command line: argument definitions (clap derive) and dispatch, following the
-//! contract in DESIGN.md (`compile`, `run`, `inspect`, `bench`, `conformance`).
+//! contract in DESIGN.md (`compile`, `run`, `inspect`, `bench`, `conformance`), and `pipeline`
+//! (Hugging Face tasks end to end).
 
 mod artifact;
 mod bench;
 mod conformance;
+mod pipeline;
 mod progress;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kiln::npz::Compression;
-use kiln_compiler::pipeline::{self, Options};
+use kiln_compiler::pipeline::{self as passes, Options};
 use kiln_compiler::text::{print_with, PrintOptions};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -37,6 +39,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run an ONNX backend-test directory; the final line is `N passed, M failed, K skipped`
     Conformance(ConformanceArgs),
+    /// Run a Hugging Face task (fill-mask, classification, question answering, embeddings,
+    /// image classification) on a model folder or artifact
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// Execution backends.
@@ -219,6 +224,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Compile(a) => artifact::compile(&a, out),
         Command::Bench(a) => bench::bench(&a, out),
         Command::Conformance(a) => conformance::conformance(&a, out),
+        Command::Pipeline(a) => pipeline::pipeline(&a, out),
     }
 }
 
@@ -265,7 +271,7 @@ fn inspect_to(args: &InspectArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         optimize: args.stage == Some(Stage::Optimized),
         ..Default::default()
     };
-    let report = pipeline::optimize(&mut g, &optimize)
+    let report = passes::optimize(&mut g, &optimize)
         .with_context(|| format!("{file}: the optimizer failed"))?;
     let text = match args.format {
         Format::Text => {
@@ -350,7 +356,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 optimize: args.opt_level > 0,
                 ..Default::default()
             };
-            pipeline::optimize(&mut g, &optimize)
+            passes::optimize(&mut g, &optimize)
                 .with_context(|| format!("{file}: the optimizer failed"))?;
             let inputs = model_inputs_only(
                 kiln::read_npz(&args.inputs)?,

@@ -8,6 +8,8 @@ mod cli_errors;
 mod cli_friction;
 mod cli_inspect;
 mod cli_onnx;
+mod cli_pipeline;
+mod cli_pipeline_tasks;
 mod cli_run;
 mod common;
 mod cpu_backend;
