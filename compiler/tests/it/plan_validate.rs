@@ -45,14 +45,14 @@ fn validate_refuses_corrupted_plans() {
 
     // A value id out of range.
     let mut p = plan.clone();
-    let i = step_where(&p, |k| matches!(k, Kernel::Reference(_)));
+    let i = step_where(&p, |k| matches!(k, Kernel::Reference(_) | Kernel::Native(_)));
     p.steps[i].inputs[0] = ValueId::from_index(p.values.len() + 3);
     refuse(&p, &format!("step {i} ("), "out of range");
     let mut p = plan.clone();
     p.outputs[0].value = ValueId(9999);
     refuse(&p, "output 0 `y`", "out of range");
 
-    // An output placed in its input's slot (a reference step is never in place).
+    // An output placed in its input's slot (a reference or native step is never in place).
     let mut p = plan.clone();
     let (o, v) = (p.steps[i].outputs[0], p.steps[i].inputs[0]);
     let s = p.slot_of(v).unwrap();
