@@ -45,7 +45,9 @@ fn validate_refuses_corrupted_plans() {
 
     // A value id out of range.
     let mut p = plan.clone();
-    let i = step_where(&p, |k| matches!(k, Kernel::Reference(_) | Kernel::Native(_)));
+    let i = step_where(&p, |k| {
+        matches!(k, Kernel::Reference(_) | Kernel::Native(_))
+    });
     p.steps[i].inputs[0] = ValueId::from_index(p.values.len() + 3);
     refuse(&p, &format!("step {i} ("), "out of range");
     let mut p = plan.clone();
