@@ -46,5 +46,5 @@ fn kinds_name_their_ops() {
     };
     assert_eq!(pool.name(), "avg_pool");
     assert_eq!(Op::MatMulBias.name(), "matmul_bias");
-    assert_eq!(Op::VARIANTS.len(), 37);
+    assert_eq!(Op::VARIANTS.len(), 38);
 }
