@@ -99,7 +99,7 @@ pub(super) fn apply_unclipped(f: &ActivationFn, xs: &mut [f32]) {
         RnnActivation::Elu => xs.iter_mut().for_each(|x| {
             *x = if *x >= 0.0 { *x } else { alpha * x.exp_m1() };
         }),
-        RnnActivation::Softsign => xs.iter_mut().for_each(|x| *x = *x / (1.0 + x.abs())),
+        RnnActivation::Softsign => xs.iter_mut().for_each(|x| *x /= 1.0 + x.abs()),
         RnnActivation::Softplus => xs.iter_mut().for_each(|x| {
             *x = if *x > 0.0 {
                 *x + (-*x).exp().ln_1p()
