@@ -21,14 +21,21 @@ and for each model NAME.a.npz and NAME.b.npz: inputs at two shapes (so that seq 
 symbolic) and ONNX Runtime's outputs, keyed `ort:OUTPUT`; the quantized model also keeps the
 float model's ORT outputs as `ort_float:OUTPUT`. Everything is tiny (hidden 16, < 1 MB in all).
 
-Usage: python tools/export_rnn_models.py [OUT_DIR]   (needs torch, onnx, onnxruntime, numpy)
+With --bench DIR it writes instead the benchmark models of realistic size into DIR (not the
+repository): {lstm,gru}-h128-d{1,2}.onnx (input 64, hidden 128, W/R/B initializers, GRU with
+linear_before_reset=1, seq and batch symbolic) and x-s200-b{1,8}.npz (200 steps, batch 1 and 8),
+for `kiln bench MODEL --inputs X [--backend reference]`.
+
+Usage: python tools/export_rnn_models.py [OUT_DIR | --bench DIR]   (needs torch, onnx, onnxruntime,
+numpy)
 """
 import os, sys
 import numpy as np, onnx, onnxruntime as ort, torch
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "models", "rnn")
+bench = len(sys.argv) > 2 and sys.argv[1] == "--bench"
+out = sys.argv[-1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "tests", "models", "rnn")
 os.makedirs(out, exist_ok=True)
 torch.manual_seed(7)
 g = np.random.default_rng(7)
@@ -163,6 +170,32 @@ def export_variants():
     ], 1)
 
 
+def export_bench():
+    bi, bh = 64, 128
+    for op, gates in (("LSTM", 4), ("GRU", 3)):
+        for dirs in (1, 2):
+            w = (g.standard_normal((dirs, gates * bh, bi)) / np.sqrt(bi)).astype(np.float32)
+            r = (g.standard_normal((dirs, gates * bh, bh)) / np.sqrt(bh)).astype(np.float32)
+            b = (0.1 * g.standard_normal((dirs, 2 * gates * bh))).astype(np.float32)
+            attrs = {"hidden_size": bh, "direction": "bidirectional" if dirs == 2 else "forward"}
+            if op == "GRU":
+                attrs["linear_before_reset"] = 1
+            outs = ["y", "y_h"] + (["y_c"] if op == "LSTM" else [])
+            node = helper.make_node(op, ["x", "w", "r", "b"], outs, **attrs)
+            gr = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", "batch", bi])],
+                                   [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
+                                   initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(r, "r"),
+                                                numpy_helper.from_array(b, "b")])
+            m = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 14)])
+            m.ir_version = 8
+            onnx.save(m, f"{out}/{op.lower()}-h128-d{dirs}.onnx")
+    for batch in (1, 8):
+        np.savez(f"{out}/x-s200-b{batch}.npz", x=g.standard_normal((200, batch, bi)).astype(np.float32))
+
+
+if bench:
+    export_bench()
+    sys.exit(0)
 export_torch()
 export_variants()
 total = sum(os.path.getsize(f"{out}/{f}") for f in os.listdir(out))
