@@ -30,5 +30,6 @@ mod onnx_fixtures;
 mod onnx_pinned;
 mod optimizer_fixtures;
 mod passes_fixtures;
+mod rnn_models;
 mod soak;
 mod stress;

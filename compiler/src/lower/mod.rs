@@ -7,6 +7,7 @@
 mod elementwise;
 mod memory;
 mod native;
+mod recurrent;
 mod select;
 
 use crate::codegen::GenKernel;
@@ -291,40 +292,6 @@ impl Builder<'_> {
         step.offset = offset;
         step.len = len;
         Ok(Kernel::Conv(step))
-    }
-
-    fn packed_recurrent(
-        &mut self,
-        w: ValueId,
-        r: ValueId,
-        mut step: kiln_runtime::plan::RecurrentStep,
-    ) -> Result<Kernel> {
-        let fail = |message: String| Error::Lower { message };
-        let mut data = Vec::new();
-        for v in [w, r] {
-            let ValueDef::Weight(id) = self.g.value(v).def else {
-                return Err(fail("a packed recurrent weight is not a weight".into()));
-            };
-            let t = self.g.weights().get(id).to_tensor()?;
-            data.push((t.shape().to_vec(), t.to_f64_vec()));
-        }
-        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-        let input = data[0].0.last().copied().unwrap_or(0);
-        let packed = kiln_runtime::kernels::recurrent::pack_weights(
-            &step.spec,
-            input,
-            &f32s(&data[0].1),
-            &f32s(&data[1].1),
-        )
-        .map_err(|e| fail(format!("packing recurrent weights: {e}")))?;
-        let bytes: Vec<u8> = packed.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let (offset, len) = self.place(&bytes);
-        step.packed = Some(kiln_runtime::plan::RnnPacked {
-            offset,
-            len,
-            input: input as u64,
-        });
-        Ok(Kernel::Recurrent(step))
     }
 
     fn packed_gemm(&mut self, w: ValueId, step: kiln_runtime::plan::GemmStep) -> Result<Kernel> {

@@ -6,12 +6,9 @@
 use super::{Choice, PendingKernel, PendingStep, Uses};
 use crate::codegen::{Access as GAccess, GenKernel, RowKernel, RowOp};
 use crate::error::Result;
-use crate::ir::{
-    BinaryOp, DType, Dim, GeluApprox, Graph, NodeId, Op, RecurrentSpec, UnaryOp, ValueDef, ValueId,
-};
+use crate::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, NodeId, Op, UnaryOp, ValueDef, ValueId};
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, GemmB, GemmStep, GeneratedStep, Kernel, Layout,
-    RecurrentStep,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,7 +30,7 @@ pub(crate) fn choose_all(
             Op::MatMul | Op::MatMulBias => gemm(g, n, uses, &pos, choices),
             Op::Attention { .. } => attention(g, n, uses, choices),
             Op::Conv { .. } => conv(g, n, uses, choices),
-            Op::Recurrent { .. } if f32(g, node.inputs[0]) => recurrent(g, n),
+            Op::Recurrent { .. } if f32(g, node.inputs[0]) => super::recurrent::select(g, n),
             Op::Gather { axis: 0 } if is_weight(g, node.inputs[0]) => step(
                 g,
                 n,
@@ -76,27 +73,6 @@ fn step(
     })))
 }
 
-/// An f32 recurrent layer; W and R packed at compile time when both are weights.
-fn recurrent(g: &Graph, n: NodeId) -> Option<Choice> {
-    let node = g.node(n);
-    let spec = RecurrentSpec::of(&node.op).ok()?;
-    let (w, r) = (node.inputs[1], node.inputs[2]);
-    let step = RecurrentStep { spec, packed: None };
-    let mut inputs = node.inputs.clone();
-    let kernel = if is_weight(g, w) && is_weight(g, r) {
-        inputs.drain(1..3);
-        PendingKernel::PackedRecurrent { w, r, step }
-    } else {
-        PendingKernel::Ready(Kernel::Recurrent(step))
-    };
-    Some(Choice::Step(Box::new(PendingStep {
-        kernel,
-        inputs,
-        outputs: node.outputs.clone(),
-        origin: origin(g, n),
-    })))
-}
-
 pub(crate) fn reference(g: &Graph, n: NodeId) -> Choice {
     let node = g.node(n);
     Choice::Step(Box::new(PendingStep {
@@ -107,7 +83,7 @@ pub(crate) fn reference(g: &Graph, n: NodeId) -> Choice {
     }))
 }
 
-fn is_weight(g: &Graph, v: ValueId) -> bool {
+pub(super) fn is_weight(g: &Graph, v: ValueId) -> bool {
     matches!(g.value(v).def, ValueDef::Weight(_))
 }
 

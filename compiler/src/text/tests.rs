@@ -165,6 +165,28 @@ fn every_variant() -> Vec<Op> {
             mask: true,
             rotary: true,
         },
+        Op::Recurrent {
+            cell: RnnCell::Gru,
+            direction: RnnDirection::Bidirectional,
+            hidden_size: 32,
+            activations: vec![
+                RnnActivation::HardSigmoid,
+                RnnActivation::Tanh,
+                RnnActivation::Sigmoid,
+                RnnActivation::ScaledTanh,
+            ],
+            activation_alpha: vec![0.2, 0.0, 0.0, 1.5],
+            activation_beta: vec![0.5, 0.0, 0.0, -0.25],
+            clip: f64::INFINITY,
+            input_forget: false,
+            linear_before_reset: true,
+            batch_first: true,
+            bias: true,
+            seq_lens: true,
+            initial_h: false,
+            initial_c: false,
+            peepholes: false,
+        },
     ]
 }
 

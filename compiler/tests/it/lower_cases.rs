@@ -269,6 +269,7 @@ cases! {
     mem_chain_reuses_slots mem_in_place_over_dying_full_input mem_in_place_over_full_not_col
     mem_keeps_live_input mem_keeps_row_alias_input
     plan_mixed_kernels
+    rnn_lstm_packed rnn_gru_values
     rotary_tables_4 rotary_tables_1_4 rotary_tables_seq_1 rotary_tables_1_1_1_4
     rotary_tables_batch_1_1_4 rotary_tables_1_seq_4 rotary_tables_1_1_seq_1
 }

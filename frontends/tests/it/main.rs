@@ -11,6 +11,7 @@ mod onnx_import_nn;
 mod onnx_import_ops;
 mod onnx_import_ops_linalg;
 mod onnx_import_quant;
+mod onnx_import_rnn;
 mod onnx_import_shape;
 mod onnx_import_topk;
 mod onnx_malformed;

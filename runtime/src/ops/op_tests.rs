@@ -47,4 +47,25 @@ fn kinds_name_their_ops() {
     assert_eq!(pool.name(), "avg_pool");
     assert_eq!(Op::MatMulBias.name(), "matmul_bias");
     assert_eq!(Op::VARIANTS.len(), 38);
+    let lstm = Op::Recurrent {
+        cell: RnnCell::Lstm,
+        direction: RnnDirection::Forward,
+        hidden_size: 1,
+        activations: vec![],
+        activation_alpha: vec![],
+        activation_beta: vec![],
+        clip: f64::INFINITY,
+        input_forget: false,
+        linear_before_reset: false,
+        batch_first: false,
+        bias: false,
+        seq_lens: false,
+        initial_h: false,
+        initial_c: false,
+        peepholes: false,
+    };
+    assert_eq!(
+        (lstm.name(), lstm.num_outputs(), lstm.arity()),
+        ("lstm", 3, (3, Some(3)))
+    );
 }

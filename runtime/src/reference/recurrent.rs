@@ -175,3 +175,90 @@ pub fn recurrent(op: &Op, x: &[&Tensor]) -> KResult<Vec<Tensor>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{RnnActivation, RnnDirection};
+
+    /// An RNN of one unit with `h = x` (W = 1, R = 0, the identity activation), sequence
+    /// lengths and initial states `h0`, over `x: [seq, batch, 1]`.
+    fn identity_rnn(
+        direction: RnnDirection,
+        x: &[f32],
+        lens: &[i64],
+        h0: &[f32],
+    ) -> KResult<Vec<Vec<f64>>> {
+        let (batch, dirs) = (
+            lens.len(),
+            if direction == RnnDirection::Bidirectional {
+                2
+            } else {
+                1
+            },
+        );
+        let op = Op::Recurrent {
+            cell: RnnCell::Rnn,
+            direction,
+            hidden_size: 1,
+            activations: vec![RnnActivation::Affine; dirs],
+            activation_alpha: vec![1.0; dirs],
+            activation_beta: vec![0.0; dirs],
+            clip: f64::INFINITY,
+            input_forget: false,
+            linear_before_reset: false,
+            batch_first: false,
+            bias: false,
+            seq_lens: true,
+            initial_h: true,
+            initial_c: false,
+            peepholes: false,
+        };
+        let t = |shape: Vec<usize>, v: Vec<f32>| Tensor::from_f32(shape, v).unwrap();
+        let inputs = [
+            t(vec![x.len() / batch, batch, 1], x.to_vec()),
+            t(vec![dirs, 1, 1], vec![1.0; dirs]),
+            t(vec![dirs, 1, 1], vec![0.0; dirs]),
+            Tensor::from_i64(vec![batch], lens.to_vec()).unwrap(),
+            t(vec![dirs, batch, 1], h0.to_vec()),
+        ];
+        let refs: Vec<&Tensor> = inputs.iter().collect();
+        Ok(recurrent(&op, &refs)?
+            .iter()
+            .map(Tensor::to_f64_vec)
+            .collect())
+    }
+
+    #[test]
+    fn steps_past_a_length_give_zeros_and_keep_the_state() {
+        // x[t][b] for 3 steps of 2 entries, lengths 2 and 0.
+        let x = [1.0, 10.0, 2.0, 20.0, 3.0, 30.0];
+        let out = identity_rnn(RnnDirection::Forward, &x, &[2, 0], &[5.0, 7.0]).unwrap();
+        assert_eq!(out[0], [1.0, 0.0, 2.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            out[1],
+            [2.0, 7.0],
+            "the last valid step's h; the initial h when empty"
+        );
+        // Reverse: entry 0 starts at its own last step (t = 1) and ends at t = 0.
+        let out = identity_rnn(RnnDirection::Reverse, &x, &[2, 0], &[5.0, 7.0]).unwrap();
+        assert_eq!(out[0], [1.0, 0.0, 2.0, 0.0, 0.0, 0.0]);
+        assert_eq!(out[1], [1.0, 7.0]);
+        // Bidirectional: y is [seq, 2, batch, 1], directions stacked on axis 1.
+        let out = identity_rnn(RnnDirection::Bidirectional, &x, &[3, 1], &[0.0; 4]).unwrap();
+        assert_eq!(
+            out[0],
+            [1.0, 10.0, 1.0, 10.0, 2.0, 0.0, 2.0, 0.0, 3.0, 0.0, 3.0, 0.0]
+        );
+        assert_eq!(out[1], [3.0, 10.0, 1.0, 10.0]);
+    }
+
+    #[test]
+    fn bad_lengths_are_errors() {
+        let run = |lens: &[i64]| identity_rnn(RnnDirection::Forward, &[1.0, 2.0], lens, &[0.0; 2]);
+        let e = run(&[2, 0]).unwrap_err();
+        assert!(e.contains("sequence_lens[0] = 2 is outside 0..=1"), "{e}");
+        assert!(run(&[-1, 1]).is_err());
+        assert!(run(&[1, 0]).is_ok());
+    }
+}

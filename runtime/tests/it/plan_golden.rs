@@ -3,15 +3,14 @@
 
 use std::path::PathBuf;
 
+use crate::plan_fixture_rnn::{recurrent_kernels, recurrent_ops};
 use kiln_runtime::ops::{
-    ArgOp, BinaryOp, Dim, DimLimit, GeluApprox, InputLimits, Op, PadMode, PoolKind, RecurrentSpec,
-    ReduceOp, RnnActivation, RnnCell, RnnDirection, ScatterReduction, Shape, TensorType, UnaryOp,
-    ValueRange,
+    ArgOp, BinaryOp, Dim, DimLimit, GeluApprox, InputLimits, Op, PadMode, PoolKind, ReduceOp,
+    ScatterReduction, Shape, TensorType, UnaryOp, ValueRange,
 };
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, ConvStep, GemmB, GemmStep, GeneratedStep, Io, Kernel,
-    Layout, Plan, RecurrentStep, RnnPacked, Slot, SlotId, Step, Storage, ValueId, ValueInfo,
-    PLAN_VERSION,
+    Layout, Plan, Slot, SlotId, Step, Storage, ValueId, ValueInfo, PLAN_VERSION,
 };
 use kiln_runtime::DType;
 
@@ -188,38 +187,6 @@ fn all_ops() -> Vec<Op> {
     ops
 }
 
-/// Every cell, direction and activation of the recurrent layers.
-fn recurrent_ops() -> Vec<Op> {
-    let acts = RnnActivation::ALL;
-    let mut ops = Vec::new();
-    for (i, &cell) in RnnCell::ALL.iter().enumerate() {
-        let direction = RnnDirection::ALL[i];
-        let (per, dirs) = (3 - i, if i == 2 { 2 } else { 1 });
-        let activations: Vec<RnnActivation> = (0..per * dirs)
-            .map(|j| acts[(4 * i + j) % acts.len()])
-            .collect();
-        let n = activations.len();
-        ops.push(Op::Recurrent {
-            cell,
-            direction,
-            hidden_size: 7 + i as u32,
-            activations,
-            activation_alpha: (0..n).map(|j| 0.25 * j as f64).collect(),
-            activation_beta: (0..n).map(|j| -0.5 * j as f64).collect(),
-            clip: if i == 1 { f64::INFINITY } else { 2.5 },
-            input_forget: i == 0,
-            linear_before_reset: i == 1,
-            batch_first: i != 1,
-            bias: i != 2,
-            seq_lens: i != 0,
-            initial_h: true,
-            initial_c: i == 0,
-            peepholes: i == 0,
-        });
-    }
-    ops
-}
-
 fn kernels() -> Vec<Kernel> {
     let mut k: Vec<Kernel> = all_ops().into_iter().map(Kernel::Reference).collect();
     k.push(Kernel::Gemm(GemmStep {
@@ -278,16 +245,7 @@ fn kernels() -> Vec<Kernel> {
         bias: true,
         activation: Activation::Relu,
     }));
-    for (i, op) in recurrent_ops().iter().enumerate() {
-        k.push(Kernel::Recurrent(RecurrentStep {
-            spec: RecurrentSpec::of(op).expect("the fixture's layers are valid"),
-            packed: (i != 1).then_some(RnnPacked {
-                offset: 128 * i as u64,
-                len: 4096,
-                input: 3 + i as u64,
-            }),
-        }));
-    }
+    k.extend(recurrent_kernels());
     k.push(Kernel::Generated(GeneratedStep {
         symbol: "k_fused_7".into(),
         access: vec![Access::Full, Access::Row, Access::Col, Access::Scalar],

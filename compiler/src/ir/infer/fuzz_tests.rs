@@ -84,7 +84,7 @@ impl Gen {
 
     fn op(&mut self) -> Op {
         let b = |r: &mut Gen| r.below(2) == 0;
-        match self.below(33) {
+        match self.below(34) {
             0 => Op::Unary(self.pick(UnaryOp::ALL)),
             1 => Op::Binary(self.pick(BinaryOp::ALL)),
             2 => Op::Where,
@@ -199,6 +199,27 @@ impl Gen {
                 axis: self.int(),
                 eps: 1e-5,
             },
+            32 => {
+                let cell = self.pick(RnnCell::ALL);
+                let n = self.below(7);
+                Op::Recurrent {
+                    cell,
+                    direction: self.pick(RnnDirection::ALL),
+                    hidden_size: self.pick(&[0, 1, 3, 16, u32::MAX]),
+                    activations: (0..n).map(|_| self.pick(RnnActivation::ALL)).collect(),
+                    activation_alpha: vec![0.5; n],
+                    activation_beta: vec![0.5; self.pick(&[n, n + 1])],
+                    clip: self.pick(&[f64::INFINITY, 1.0, 0.0, f64::NAN]),
+                    input_forget: b(self),
+                    linear_before_reset: b(self),
+                    batch_first: b(self),
+                    bias: b(self),
+                    seq_lens: b(self),
+                    initial_h: b(self),
+                    initial_c: b(self),
+                    peepholes: b(self),
+                }
+            }
             _ => Op::Attention {
                 heads: self.pick(&[0, 1, 2, 4, u32::MAX]),
                 kv_heads: self.pick(&[0, 1, 2, 3]),

@@ -40,30 +40,10 @@ use crate::kernels::gemm::{GemmError, Isa};
 use crate::ops::{RecurrentSpec, RnnDims};
 use rayon::prelude::*;
 use task::Shared;
-use types::{CheckedIsa, OutRows};
+use types::{check_len, CheckedIsa, OutRows};
 
 /// The fewest multiply-adds a task gets when the batch is split between threads.
 const TASK_MIN_WORK: usize = 1 << 20;
-
-/// Checks that `len` is the product of `dims`.
-pub(super) fn check_len(
-    operand: &'static str,
-    len: usize,
-    dims: &[usize],
-) -> Result<(), RecurrentError> {
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| RecurrentError::Spec(format!("{operand} {dims:?} overflows")))?;
-    if len != expected {
-        return Err(RecurrentError::Length {
-            operand,
-            len,
-            expected,
-        });
-    }
-    Ok(())
-}
 
 /// Checks every operand against `spec` and `dims`.
 fn check(

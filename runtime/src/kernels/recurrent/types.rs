@@ -75,6 +75,26 @@ pub enum RecurrentError {
     Gemm(#[from] GemmError),
 }
 
+/// Checks that `len` is the product of `dims`.
+pub(super) fn check_len(
+    operand: &'static str,
+    len: usize,
+    dims: &[usize],
+) -> Result<(), RecurrentError> {
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| RecurrentError::Spec(format!("{operand} {dims:?} overflows")))?;
+    if len != expected {
+        return Err(RecurrentError::Length {
+            operand,
+            len,
+            expected,
+        });
+    }
+    Ok(())
+}
+
 /// A zero-filled scratch vector, or [`RecurrentError::Alloc`].
 pub(super) fn zeros(len: usize) -> Result<Vec<f32>, RecurrentError> {
     let mut v = Vec::new();

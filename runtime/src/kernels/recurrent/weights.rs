@@ -12,7 +12,7 @@
 //! per-step product (`hidden × step columns`), then for GRU without `linear_before_reset`
 //! `Rhᵀ` (`hidden × hidden`), each as [`pack_b_transposed`] writes it.
 
-use super::types::{zeros, Inputs, RecurrentError, Weights};
+use super::types::{check_len, zeros, Inputs, RecurrentError, Weights};
 use crate::kernels::gemm::{pack_b_transposed, packed_len};
 use crate::ops::{RecurrentSpec, RnnCell, RnnDims};
 use std::borrow::Cow;
@@ -81,8 +81,8 @@ pub fn pack_weights(
     let (n, dirs) = (spec.hidden_size as usize, spec.directions());
     let gh = spec.gates() * n;
     let w_len = gh.checked_mul(input).ok_or_else(too_big)?;
-    super::check_len("w", w.len(), &[dirs, w_len])?;
-    super::check_len("r", r.len(), &[dirs, gh, n])?;
+    check_len("w", w.len(), &[dirs, w_len])?;
+    check_len("r", r.len(), &[dirs, gh, n])?;
     let mut out = zeros(total)?;
     let [lw, lr, lh] = part_lens(spec, input);
     for (d, chunk) in out.chunks_exact_mut(lw + lr + lh).enumerate() {
