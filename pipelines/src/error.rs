@@ -127,6 +127,20 @@ pub enum Error {
         /// What the task expected.
         expected: String,
     },
+    /// A generation setting (from `generation_config.json` or an override) that cannot be used.
+    #[error("generation setting `{field}`: {message}")]
+    Generation {
+        /// The setting, as `generation_config.json` names it (`temperature`, `top_p`, ...).
+        field: String,
+        /// What is wrong with its value.
+        message: String,
+    },
+    /// A logits row from which no next token can be chosen.
+    #[error("cannot choose the next token: {message}")]
+    Logits {
+        /// Why not (an empty row, every logit `-inf` or NaN).
+        message: String,
+    },
     /// The model failed while running.
     #[error("{source}")]
     Run {

@@ -17,6 +17,7 @@
 mod batch;
 mod error;
 mod files;
+pub mod generation;
 mod image;
 mod pipeline;
 mod scores;

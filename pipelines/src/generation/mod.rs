@@ -1,0 +1,16 @@
+//! Text generation after the model: from the logits of the last position to text on stdout,
+//! independent of how the logits are computed (the compiled decode loop owns the model and its
+//! KV cache).
+//!
+//! - [`GenerationConfig`]: `generation_config.json` plus overrides, transformers' defaults,
+//!   validated.
+//! - [`logits`]: transformers' logits processors (repetition penalty, suppress tokens,
+//!   temperature, top-k, top-p) in `_get_logits_processor`'s order, on one `f32` row.
+//! - [`Sampler`]: greedy argmax or a seeded draw (xoshiro256**: same seed, same ids).
+//! - [`StopCriteria`]: end-of-sequence ids, the new-token limit, stop strings in the text.
+//! - [`TextStream`]: ids in one at a time, final text out (no half characters).
+//! - [`Generator`]: the four wired together for one sequence.
+
+mod config;
+
+pub use config::{GenerationConfig, KEYS};
