@@ -12,5 +12,7 @@
 //! - [`Generator`]: the four wired together for one sequence.
 
 mod config;
+pub mod logits;
 
 pub use config::{GenerationConfig, KEYS};
+pub use logits::LogitsProcessor;
