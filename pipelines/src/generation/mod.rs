@@ -13,6 +13,8 @@
 
 mod config;
 pub mod logits;
+mod sampler;
 
 pub use config::{GenerationConfig, KEYS};
 pub use logits::LogitsProcessor;
+pub use sampler::{argmax, sample, Rng, Sampler};
