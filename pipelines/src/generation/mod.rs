@@ -14,7 +14,9 @@
 mod config;
 pub mod logits;
 mod sampler;
+mod stop;
 
 pub use config::{GenerationConfig, KEYS};
 pub use logits::LogitsProcessor;
 pub use sampler::{argmax, sample, Rng, Sampler};
+pub use stop::{Checked, StopCriteria, StopReason};
