@@ -15,8 +15,10 @@ mod config;
 pub mod logits;
 mod sampler;
 mod stop;
+mod stream;
 
 pub use config::{GenerationConfig, KEYS};
 pub use logits::LogitsProcessor;
 pub use sampler::{argmax, sample, Rng, Sampler};
 pub use stop::{Checked, StopCriteria, StopReason};
+pub use stream::TextStream;
