@@ -12,12 +12,14 @@
 //! - [`Generator`]: the four wired together for one sequence.
 
 mod config;
+mod generator;
 pub mod logits;
 mod sampler;
 mod stop;
 mod stream;
 
 pub use config::{GenerationConfig, KEYS};
+pub use generator::{Generator, Step};
 pub use logits::LogitsProcessor;
 pub use sampler::{argmax, sample, Rng, Sampler};
 pub use stop::{Checked, StopCriteria, StopReason};
