@@ -24,7 +24,7 @@ pub use budget::{BudgetError, MemoryBudget};
 pub use cpu::{CpuFeature, CpuFeatures};
 pub use dtype::DType;
 pub use error::Error;
-pub use exec::{Layout, Session};
+pub use exec::{Layout, Session, State};
 pub use half::{bf16, f16};
 pub use model::{LoadOptions, Model};
 pub use tensor::{Tensor, TensorData};

@@ -145,6 +145,13 @@ impl Model {
         crate::MemoryBudget::from_option(self.max_memory)
     }
 
+    /// Zeroed buffers for the model's states (a decoder's key/value caches) sized with
+    /// `symbols` (`[("batch", 1), ("capacity", 512)]`), for [`Session::run_with_state`]. An
+    /// unbound symbol, or buffers over the memory budget, are errors naming the state.
+    pub fn new_state(&self, symbols: &[(&str, i64)]) -> Result<crate::State, Error> {
+        crate::State::new(&self.plan, symbols, self.budget().bytes)
+    }
+
     /// A new session (per-thread scratch memory) for running this model.
     pub fn session(&self) -> Session<'_> {
         Session::new(self)

@@ -21,6 +21,7 @@ mod hf_llama;
 mod hf_sentence_embeddings;
 mod hf_vit;
 mod hostile;
+mod kv_cache;
 mod npz_malformed;
 mod npz_roundtrip;
 mod onnx_conformance;

@@ -77,6 +77,9 @@ pub struct Graph {
     /// What the model accepts beyond the input types, by input name (set by frontends that know
     /// it; carried into the plan and checked when a run binds its inputs).
     input_limits: std::collections::BTreeMap<String, InputLimits>,
+    /// Persistent tensors as `(input name, output name)`: the output is the input's value for
+    /// the next run (a key/value cache and its `cache_write`); see [`Graph::add_state`].
+    states: Vec<(String, String)>,
 }
 
 /// No limits, for inputs without any.
@@ -100,9 +103,24 @@ impl Graph {
         self.input_limits.get(name).unwrap_or(&NO_LIMITS)
     }
 
-    /// Takes every input's limits from `src` (a graph with the same input names).
+    /// Takes every input's limits and the state pairs from `src` (a graph with the same input
+    /// and output names).
     pub fn copy_input_limits(&mut self, src: &Graph) {
         self.input_limits = src.input_limits.clone();
+        self.states = src.states.clone();
+    }
+
+    /// Declares input `input` a state whose next value is output `output` (same type): a
+    /// compiled plan keeps it in the caller's state buffers instead of copying it in and out,
+    /// and writes it in place when `output` is a `cache_write` of `input`. The interpreter
+    /// treats both as the ordinary input and output they are.
+    pub fn add_state(&mut self, input: impl Into<String>, output: impl Into<String>) {
+        self.states.push((input.into(), output.into()));
+    }
+
+    /// The `(input name, output name)` state pairs, in declaration order.
+    pub fn states(&self) -> &[(String, String)] {
+        &self.states
     }
 
     /// An empty graph.

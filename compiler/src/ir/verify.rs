@@ -38,6 +38,39 @@ pub fn verify(g: &Graph) -> Result<()> {
             message: "the graph declares no outputs".to_string(),
         });
     }
+    let mut state_inputs = BTreeSet::new();
+    for (input, output) in g.states() {
+        let fail = |message: String| Error::Graph {
+            rule: "states",
+            message,
+        };
+        let vi = g
+            .inputs()
+            .iter()
+            .copied()
+            .find(|&v| g.value(v).name.as_deref() == Some(input.as_str()))
+            .ok_or_else(|| fail(format!("state `{input}` is not a graph input")))?;
+        let vo = g
+            .outputs()
+            .iter()
+            .find(|(n, _)| n == output)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                fail(format!(
+                    "state `{input}`'s update `{output}` is not a graph output"
+                ))
+            })?;
+        if g.value(vi).ty != g.value(vo).ty {
+            return Err(fail(format!(
+                "state `{input}` has type {}, its update `{output}` {}",
+                g.value(vi).ty,
+                g.value(vo).ty
+            )));
+        }
+        if !state_inputs.insert(input.clone()) {
+            return Err(fail(format!("state `{input}` is declared twice")));
+        }
+    }
     let bound = g.input_symbols();
     let order = g.topo_order()?;
     for n in order {

@@ -107,6 +107,9 @@ pub(crate) fn assign_slots(plan: &mut Plan) {
                     }
                 }
             }
+            if matches!(plan.values[out.index()].storage, Storage::State(_)) {
+                continue; // in the caller's state buffer
+            }
             let s = slot.unwrap_or_else(|| st.alloc(size));
             slot_of[out.index()] = Some(s);
             plan.values[out.index()].storage = Storage::Slot(s);
@@ -124,7 +127,9 @@ pub(crate) fn assign_slots(plan: &mut Plan) {
         }
         for &out in &step.outputs {
             if last[out.index()].is_none() {
-                dead.push(slot_of[out.index()].expect("just assigned"));
+                if let Some(s) = slot_of[out.index()] {
+                    dead.push(s);
+                }
             }
         }
         st.free.extend(dead);

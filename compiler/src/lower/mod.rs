@@ -14,7 +14,8 @@ use crate::codegen::GenKernel;
 use crate::error::{Error, Result};
 use crate::ir::{Graph, NodeId, ValueDef, ValueId};
 use kiln_runtime::plan::{
-    Io, Kernel, Plan, Slot, SlotId, Step, Storage, ValueId as PlanValueId, ValueInfo, PLAN_VERSION,
+    Io, Kernel, Plan, Slot, SlotId, StateIo, Step, Storage, ValueId as PlanValueId, ValueInfo,
+    PLAN_VERSION,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -142,8 +143,23 @@ fn build(
             alias.insert(g.node(n).outputs[0], root);
         }
     }
+    let states = state_values(g)?;
+    let state_of_input: HashMap<ValueId, u32> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.1, i as u32))
+        .collect();
+    let state_of_update: HashMap<ValueId, u32> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.2, i as u32))
+        .collect();
     let mut inputs = Vec::new();
     for &v in g.inputs() {
+        if let Some(&i) = state_of_input.get(&v) {
+            b.value(v, Storage::State(i))?;
+            continue;
+        }
         let id = b.value(v, Storage::Input { slot: SlotId(0) })?;
         let name = g.value(v).name.clone().unwrap_or_default();
         inputs.push(Io {
@@ -163,7 +179,22 @@ fn build(
         }
         let mut outs = Vec::new();
         for &v in &s.outputs {
-            outs.push(b.value(v, Storage::Slot(SlotId(0)))?);
+            let storage = match state_of_update.get(&v) {
+                Some(&i) if matches!(s.kernel, PendingKernel::Ready(Kernel::CacheWrite { .. })) => {
+                    Storage::State(i)
+                }
+                Some(_) => {
+                    return Err(Error::Lower {
+                        message: format!(
+                            "state `{}` is updated by {}, which does not write it in place (only \
+                             a `cache_write` of the state, its only reader, does)",
+                            states[state_of_update[&v] as usize].0, s.origin
+                        ),
+                    })
+                }
+                None => Storage::Slot(SlotId(0)),
+            };
+            outs.push(b.value(v, storage)?);
         }
         let kernel = match &s.kernel {
             PendingKernel::Ready(k) => k.clone(),
@@ -183,6 +214,9 @@ fn build(
     // Alias values that are read later or are graph outputs get their own ids pointing at roots.
     let mut outputs = Vec::new();
     for (name, v) in g.outputs() {
+        if states.iter().any(|s| &s.3 == name) {
+            continue;
+        }
         outputs.push(Io {
             limits: Default::default(),
             name: name.clone(),
@@ -196,7 +230,19 @@ fn build(
         values: b.values,
         steps,
         slots: Vec::<Slot>::new(),
+        states: Vec::new(),
     };
+    for (name, vi, vo, _) in &states {
+        let value = b.ids[vi];
+        let update = *b.ids.get(vo).ok_or_else(|| Error::Lower {
+            message: format!("state `{name}`'s update is never computed"),
+        })?;
+        plan.states.push(StateIo {
+            name: name.clone(),
+            value,
+            update,
+        });
+    }
     memory::assign_slots(&mut plan);
     let weights = b.weights;
     let has = |s: &str| kernels.iter().any(|k| k.name() == s);
@@ -209,6 +255,28 @@ fn build(
         weights,
         kernels,
     })
+}
+
+/// The graph's states as `(name, input value, update value, output name)`.
+pub(crate) fn state_values(g: &Graph) -> Result<Vec<(String, ValueId, ValueId, String)>> {
+    let mut out = Vec::new();
+    for (input, output) in g.states() {
+        let vi = g
+            .inputs()
+            .iter()
+            .copied()
+            .find(|&v| g.value(v).name.as_deref() == Some(input.as_str()));
+        let vo = g.outputs().iter().find(|(n, _)| n == output).map(|o| o.1);
+        match (vi, vo) {
+            (Some(vi), Some(vo)) => out.push((input.clone(), vi, vo, output.clone())),
+            _ => {
+                return Err(Error::Lower {
+                    message: format!("state `{input}` → `{output}` names no input or output"),
+                })
+            }
+        }
+    }
+    Ok(out)
 }
 
 struct Builder<'g> {

@@ -1,6 +1,7 @@
 //! Native kernel selection: ops the runtime runs with its own kernels (`Kernel::Native`) instead
 //! of the f64 reference kernel — data movement of any dtype (transpose, expand, concat, split,
-//! where), f32 2-D pooling, reductions over a contiguous block of axes and softmax on any axis.
+//! where), f32 2-D pooling, reductions over a contiguous block of axes, softmax on any axis and
+//! the rotary embedding.
 
 use super::{Choice, PendingKernel, PendingStep};
 use crate::ir::{DType, Graph, NodeId, Op, ValueId};
@@ -37,6 +38,7 @@ pub(crate) fn native(g: &Graph, n: NodeId) -> Option<Choice> {
         Op::Pool { .. } => all_f32 && rank(node.inputs[0]) == 4,
         Op::Reduce { axes, .. } => all_f32 && contiguous(axes, rank(node.inputs[0])),
         Op::Softmax { .. } | Op::LogSoftmax { .. } => all_f32,
+        Op::Rotary => all_f32 && rank(node.inputs[0]) == 4,
         _ => false,
     };
     ok.then(|| {

@@ -156,7 +156,7 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint, head: Head) -> Result<Gra
     );
     let (mut h, wte) = load_embeddings(&mut b, &c, ids)?;
     for i in 0..c.n_layer {
-        h = load_block(&mut b, &c, &p("h", i), i, h, mask)?;
+        h = load_block(&mut b, &c, &p("h", i), i, h, mask, false)?;
     }
     let h = b.layer_norm(h, "ln_f", c.n_embd, c.layer_norm_epsilon)?;
     match head {
@@ -167,6 +167,37 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint, head: Head) -> Result<Gra
         }
         _ => Err(heads::not_built(&b, "GPT-2", head)),
     }
+}
+
+/// `GPT2LMHeadModel` with a key/value cache (see [`super::decoder`]): inputs `input_ids`,
+/// `position_ids` (rows of `wpe`), `attention_mask`, states `past.N.key|value`, output the
+/// last position's `logits: [batch, 1, vocab]`.
+pub fn build_cached(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
+    let mut b = Builder::new(ck);
+    let c: Gpt2Config = serde_json::from_value(cfg.clone())
+        .map_err(|e| b.config_error(format!("not a GPT-2 config: {e}")))?;
+    c.validate().map_err(|m| b.config_error(m))?;
+    if activation(&c.activation_function).is_none() {
+        return Err(b.config_error(format!(
+            "activation_function `{}` is not supported",
+            c.activation_function
+        )));
+    }
+    let io = super::decoder::declare_inputs(&mut b)?;
+    b.limit_ids("input_ids", "vocab_size", c.vocab_size, None);
+    let wte = b.weight("wte.weight", &[c.vocab_size, c.n_embd])?;
+    let wpe = b.weight("wpe.weight", &[c.n_positions, c.n_embd])?;
+    let tok = b.op(Op::Gather { axis: 0 }, &[wte, io.ids])?;
+    // Gather refuses a position past the table: n_positions bounds past + seq.
+    let pos = b.op(Op::Gather { axis: 0 }, &[wpe, io.positions])?;
+    let mut h = b.bin(BinaryOp::Add, tok, pos)?;
+    for i in 0..c.n_layer {
+        h = load_block(&mut b, &c, &p("h", i), i, h, io.mask, true)?;
+    }
+    let h = super::decoder::last_position(&mut b, h)?;
+    let h = b.layer_norm(h, "ln_f", c.n_embd, c.layer_norm_epsilon)?;
+    let logits = load_lm_head(&mut b, &c, h, wte)?;
+    b.finish(&[("logits", logits)])
 }
 
 /// `wte[input_ids] + wpe[0..seq]`; also returns `wte` for the tied head.
@@ -199,7 +230,8 @@ pub fn conv1d(
     }
 }
 
-/// One block `h.{layer}`: `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`.
+/// One block `h.{layer}`: `x + attn(ln_1(x))`, then `+ mlp(ln_2(·))`; `cached` reads and
+/// writes the layer's key/value cache (see [`super::decoder`]).
 pub fn load_block(
     b: &mut Builder,
     c: &Gpt2Config,
@@ -207,18 +239,19 @@ pub fn load_block(
     layer: usize,
     x: ValueId,
     mask: ValueId,
+    cached: bool,
 ) -> Result<ValueId, Error> {
     let eps = c.layer_norm_epsilon;
     let n1 = b.layer_norm(x, &p(prefix, "ln_1"), c.n_embd, eps)?;
-    let a = load_attention(b, c, &p(prefix, "attn"), layer, n1, mask)?;
+    let a = load_attention(b, c, &p(prefix, "attn"), layer, n1, mask, cached)?;
     let x = b.bin(BinaryOp::Add, x, a)?;
     let n2 = b.layer_norm(x, &p(prefix, "ln_2"), c.n_embd, eps)?;
     let m = load_mlp(b, c, &p(prefix, "mlp"), n2)?;
     b.bin(BinaryOp::Add, x, m)
 }
 
-/// `attn`: the fused `c_attn` split into q, k, v, causal attention with the padding mask,
-/// then `c_proj`.
+/// `attn`: the fused `c_attn` split into q, k, v, causal attention with the padding mask (over
+/// the layer's key/value cache when `cached`), then `c_proj`.
 pub fn load_attention(
     b: &mut Builder,
     c: &Gpt2Config,
@@ -226,6 +259,7 @@ pub fn load_attention(
     layer: usize,
     x: ValueId,
     mask: ValueId,
+    cached: bool,
 ) -> Result<ValueId, Error> {
     let (e, heads) = (c.n_embd, c.n_head);
     let d = e / heads;
@@ -240,6 +274,11 @@ pub fn load_attention(
     let q = b.split_heads(q, heads, d)?;
     let k = b.split_heads(k, heads, d)?;
     let v = b.split_heads(v, heads, d)?;
+    let (k, v) = if cached {
+        super::decoder::cached_kv(b, layer, k, v, heads, d)?
+    } else {
+        (k, v)
+    };
     let mut scale = if c.scale_attn_weights {
         1.0 / (d as f64).sqrt()
     } else {

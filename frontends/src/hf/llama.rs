@@ -5,6 +5,7 @@
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
+use super::decoder;
 use super::heads::{self, Head};
 use super::rope::{self, Rope};
 use crate::error::Error;
@@ -165,6 +166,85 @@ pub fn build(cfg: &serde_json::Value, ck: &Checkpoint, head: Head) -> Result<Gra
         b.linear(x, "lm_head", d.hidden, c.vocab_size, false)?
     };
     b.finish(&[("logits", logits)])
+}
+
+/// `LlamaForCausalLM` with a key/value cache (see [`super::decoder`]): inputs `input_ids`,
+/// `position_ids`, `attention_mask`, states `past.N.key|value`, output the last position's
+/// `logits: [batch, 1, vocab]`.
+pub fn build_cached(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
+    let mut b = Builder::new(ck);
+    let c: LlamaConfig = serde_json::from_value(cfg.clone())
+        .map_err(|e| b.config_error(format!("not a LLaMA config: {e}")))?;
+    let d = c.dims().map_err(|m| b.config_error(m))?;
+    let rope = Rope::from_config(cfg).map_err(|m| b.config_error(m))?;
+    let io = decoder::declare_inputs(&mut b)?;
+    b.limit_ids("input_ids", "vocab_size", c.vocab_size, None);
+    let embed = b.weight("embed_tokens.weight", &[c.vocab_size, d.hidden])?;
+    let mut x = b.op(Op::Gather { axis: 0 }, &[embed, io.ids])?;
+    let trig = decoder::rotary_tables(&mut b, io.positions, &rope.inv_freq(d.head_dim))?;
+    for i in 0..c.num_hidden_layers {
+        let prefix = p("layers", i);
+        let h = load_rms_norm(&mut b, x, &p(&prefix, "input_layernorm"), d)?;
+        let a =
+            load_cached_attention(&mut b, &c, d, &p(&prefix, "self_attn"), h, io.mask, trig, i)?;
+        x = b.bin(BinaryOp::Add, x, a)?;
+        let h = load_rms_norm(&mut b, x, &p(&prefix, "post_attention_layernorm"), d)?;
+        let m = load_mlp(&mut b, &c, d, &p(&prefix, "mlp"), h)?;
+        x = b.bin(BinaryOp::Add, x, m)?;
+    }
+    let x = decoder::last_position(&mut b, x)?;
+    let x = load_rms_norm(&mut b, x, "norm", d)?;
+    let logits = if c.tie_word_embeddings {
+        let wt = b.op(Op::Transpose { perm: vec![1, 0] }, &[embed])?;
+        b.op(Op::MatMul, &[x, wt])?
+    } else {
+        b.linear(x, "lm_head", d.hidden, c.vocab_size, false)?
+    };
+    b.finish(&[("logits", logits)])
+}
+
+/// Causal grouped-query self-attention over the layer's key/value cache: q and the new k
+/// rotated at their positions, k and v written to the cache, attention over the cached prefix.
+#[allow(clippy::too_many_arguments)]
+fn load_cached_attention(
+    b: &mut Builder,
+    c: &LlamaConfig,
+    d: Dims,
+    prefix: &str,
+    x: ValueId,
+    mask: ValueId,
+    (cos, sin): (ValueId, ValueId),
+    layer: usize,
+) -> Result<ValueId, Error> {
+    let (qw, kvw) = (d.q_width, d.kv_width);
+    let bias = c.attention_bias;
+    let q = b.linear(x, &p(prefix, "q_proj"), d.hidden, qw, bias)?;
+    let k = b.linear(x, &p(prefix, "k_proj"), d.hidden, kvw, bias)?;
+    let v = b.linear(x, &p(prefix, "v_proj"), d.hidden, kvw, bias)?;
+    let q = b.split_heads(q, d.heads, d.head_dim)?;
+    let k = b.split_heads(k, d.kv_heads, d.head_dim)?;
+    let v = b.split_heads(v, d.kv_heads, d.head_dim)?;
+    let q = b.op(Op::Rotary, &[q, cos, sin])?;
+    let k = b.op(Op::Rotary, &[k, cos, sin])?;
+    let (k, v) = decoder::cached_kv(b, layer, k, v, d.kv_heads, d.head_dim)?;
+    let (heads, kv_heads) = match (u32::try_from(d.heads), u32::try_from(d.kv_heads)) {
+        (Ok(h), Ok(kv)) => (h, kv),
+        _ => return Err(b.config_error("too many attention heads".to_string())),
+    };
+    let att = b.op(
+        Op::Attention {
+            heads,
+            kv_heads,
+            scale: 1.0 / (d.head_dim as f64).sqrt(),
+            causal: true,
+            bias: false,
+            mask: true,
+            rotary: false,
+        },
+        &[q, k, v, mask],
+    )?;
+    let merged = b.merge_heads(att)?;
+    b.linear(merged, &p(prefix, "o_proj"), qw, d.hidden, bias)
 }
 
 /// `RmsNorm` with the gamma `{prefix}.weight`.

@@ -6,6 +6,7 @@
 mod bert;
 pub mod builder;
 pub mod checkpoint;
+pub mod decoder;
 mod distilbert;
 mod gpt2;
 pub mod heads;
@@ -199,6 +200,37 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
     };
     let ck = Checkpoint::open(dir)?;
     (family.build)(&cfg, &ck, head)
+}
+
+/// The model types [`load_decoder`] builds with a key/value cache.
+pub const DECODERS: &[&str] = &["llama", "gpt2"];
+
+/// Builds the key/value-cached decoder graph (see [`decoder`]) of a Hugging Face folder whose
+/// `model_type` is one of [`DECODERS`].
+pub fn load_decoder(dir: &Path) -> Result<Graph, Error> {
+    let cfg_path = dir.join("config.json");
+    let text = read(&cfg_path)?;
+    let cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: cfg_path.clone(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    let ck = Checkpoint::open(dir)?;
+    build_decoder(&cfg, &ck)
+}
+
+/// [`load_decoder`] for a parsed `config.json` and an opened checkpoint (a GGUF file gives
+/// both).
+pub fn build_decoder(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, Error> {
+    let model_type = cfg.get("model_type").and_then(|m| m.as_str()).unwrap_or("");
+    match model_type {
+        "llama" => llama::build_cached(cfg, ck),
+        "gpt2" => gpt2::build_cached(cfg, ck),
+        other => Err(Error::UnsupportedArchitecture {
+            path: ck.dir().join("config.json"),
+            found: format!("model_type `{other}` (for text generation with a key/value cache)"),
+            supported: DECODERS.to_vec(),
+        }),
+    }
 }
 
 #[cfg(test)]

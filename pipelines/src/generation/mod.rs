@@ -10,8 +10,10 @@
 //! - [`StopCriteria`]: end-of-sequence ids, the new-token limit, stop strings in the text.
 //! - [`TextStream`]: ids in one at a time, final text out (no half characters).
 //! - [`Generator`]: the four wired together for one sequence.
+//! - [`CausalLm`]: a compiled decoder with its key/value cache, prefill then one token per step.
 
 mod config;
+mod decoder;
 mod generator;
 pub mod logits;
 mod sampler;
@@ -19,6 +21,7 @@ mod stop;
 mod stream;
 
 pub use config::{GenerationConfig, KEYS};
+pub use decoder::CausalLm;
 pub use generator::{Generator, Step};
 pub use logits::LogitsProcessor;
 pub use sampler::{argmax, sample, Rng, Sampler};

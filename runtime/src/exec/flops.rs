@@ -32,10 +32,13 @@ impl Layout {
                     }
                     Kernel::Attention(a) => {
                         // `[B, H, S, D]` or `[B, S, H, D]`: the key length is axis 2 or 1.
-                        let sk = s.inputs.get(1).map_or(0, |k| {
-                            let axis = if a.layouts[1] == Axes::Bhsd { 2 } else { 1 };
-                            shape(k).get(axis).copied().unwrap_or(0)
-                        });
+                        let sk = match &a.kv_len {
+                            Some(len) => len.eval(&self.bindings).map_or(0, |n| n.max(0) as usize),
+                            None => s.inputs.get(1).map_or(0, |k| {
+                                let axis = if a.layouts[1] == Axes::Bhsd { 2 } else { 1 };
+                                shape(k).get(axis).copied().unwrap_or(0)
+                            }),
+                        };
                         let q = s.inputs.first().map_or(0, elems);
                         q.saturating_mul(4).saturating_mul(sk as u64)
                     }
@@ -67,6 +70,7 @@ impl Layout {
                     Kernel::Reference(_)
                     | Kernel::GatherRows
                     | Kernel::Generated(_)
+                    | Kernel::CacheWrite { .. }
                     | Kernel::Native(_) => out,
                 }
             })

@@ -13,6 +13,8 @@ pub struct Frame<'a> {
     arena: *mut u8,
     /// The weights section (64-byte aligned in the mapped file).
     weights: &'a [u8],
+    /// Base of each state's buffer (`Storage::State(i)`), sized as the layout says.
+    states: &'a [*mut u8],
 }
 
 impl<'a> Frame<'a> {
@@ -20,18 +22,21 @@ impl<'a> Frame<'a> {
     ///
     /// # Safety
     /// `arena` must be valid for reads and writes of `layout.arena_bytes` bytes, 64-byte aligned,
-    /// initialised, and not accessed otherwise while the frame is used.
+    /// initialised, and not accessed otherwise while the frame is used; likewise each of
+    /// `states` for the byte length the layout gives the values stored in that state.
     pub unsafe fn new(
         plan: &'a Plan,
         layout: &'a Layout,
         arena: *mut u8,
         weights: &'a [u8],
+        states: &'a [*mut u8],
     ) -> Frame<'a> {
         Frame {
             plan,
             layout,
             arena,
             weights,
+            states,
         }
     }
 
@@ -62,6 +67,12 @@ impl<'a> Frame<'a> {
                 // The plan was validated: offset + len lies inside the weights section.
                 self.weights[offset as usize..].as_ptr().cast_mut()
             }
+            Storage::State(i) => match self.states.get(i as usize) {
+                Some(&p) => p,
+                // A model with states run without one is refused before any step runs; a
+                // dangling pointer is never formed, and the zero-length view below is empty.
+                None => std::ptr::NonNull::dangling().as_ptr(),
+            },
             Storage::Alias(_) => unreachable!("Plan::root never returns an alias"),
         }
     }

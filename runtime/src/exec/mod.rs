@@ -6,10 +6,12 @@ mod arena;
 mod dispatch;
 mod flops;
 mod frame;
+mod state;
 #[cfg(test)]
 mod tests;
 
 pub use arena::Layout;
+pub use state::State;
 
 use crate::model::Model;
 use crate::ops::bind_inputs;
@@ -55,15 +57,61 @@ impl<'m> Session<'m> {
         &mut self,
         inputs: &BTreeMap<String, Tensor>,
     ) -> Result<Vec<(String, Tensor)>, Error> {
+        if !self.model.plan().states.is_empty() {
+            return Err(Error::Run {
+                message: format!(
+                    "this model keeps state between runs ({}); run it with \
+                     `Session::run_with_state` and a state from `Model::new_state`",
+                    self.model.plan().states[0].name
+                ),
+            });
+        }
+        self.run_inner(inputs, None)
+    }
+
+    /// Runs a model with states (a decoder's key/value caches): like [`Session::run`], with the
+    /// state's buffers read and updated in place. The state's symbols (`batch`, `capacity`)
+    /// join the inputs' bindings and must agree with them.
+    pub fn run_with_state(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        state: &mut State,
+    ) -> Result<Vec<(String, Tensor)>, Error> {
+        state.check_plan(self.model.plan())?;
+        self.run_inner(inputs, Some(state))
+    }
+
+    fn run_inner(
+        &mut self,
+        inputs: &BTreeMap<String, Tensor>,
+        mut state: Option<&mut State>,
+    ) -> Result<Vec<(String, Tensor)>, Error> {
         let plan = self.model.plan();
         let expected: Vec<(&str, &crate::ops::TensorType)> = plan
             .inputs
             .iter()
             .map(|io| (io.name.as_str(), &plan.value(io.value).ty))
             .collect();
-        let b = bind_inputs(&expected, inputs)?;
+        let mut b = bind_inputs(&expected, inputs)?;
         for io in &plan.inputs {
             io.limits.check(&io.name, &inputs[&io.name])?;
+        }
+        if let Some(st) = &state {
+            for (name, &v) in st.bindings() {
+                match b.get(name) {
+                    Some(&have) if have != v => {
+                        return Err(Error::Run {
+                            message: format!(
+                                "the inputs give `{name}` = {have}, but the state was made for \
+                                 `{name}` = {v}"
+                            ),
+                        })
+                    }
+                    _ => {
+                        b.insert(name.clone(), v);
+                    }
+                }
+            }
         }
         if self.layout.as_ref().is_none_or(|l| l.bindings != b) {
             self.layout = None;
@@ -75,9 +123,42 @@ impl<'m> Session<'m> {
             self.layout = Some(layout);
         }
         let layout = self.layout.as_ref().expect("layout was just computed");
+        let mut states: Vec<*mut u8> = Vec::new();
+        if let Some(st) = state.as_deref_mut() {
+            for (i, io) in plan.states.iter().enumerate() {
+                for v in [io.value, io.update] {
+                    if layout.bytes[v.index()] != st.lens[i] {
+                        return Err(Error::Run {
+                            message: format!(
+                                "state `{}` holds {} bytes, but this run needs {}",
+                                io.name,
+                                st.lens[i],
+                                layout.bytes[v.index()]
+                            ),
+                        });
+                    }
+                }
+            }
+            states = st.buffers.iter_mut().map(|a| a.base()).collect();
+        }
+        if states.len() != plan.states.len() {
+            return Err(Error::Run {
+                message: "this model keeps state between runs; no state was given".into(),
+            });
+        }
         // SAFETY: the arena holds at least `layout.arena_bytes` zero-initialised bytes at a
-        // 64-byte-aligned base, and this session is its only user while the frame lives.
-        let frame = unsafe { Frame::new(plan, layout, self.arena.base(), self.model.weights()) };
+        // 64-byte-aligned base, and this session is its only user while the frame lives; each
+        // state pointer is the 64-byte-aligned base of a buffer of exactly the byte length the
+        // layout gives its values (checked just above), borrowed mutably for this run.
+        let frame = unsafe {
+            Frame::new(
+                plan,
+                layout,
+                self.arena.base(),
+                self.model.weights(),
+                &states,
+            )
+        };
         for io in &plan.inputs {
             let t = &inputs[&io.name];
             let bytes = t.to_le_bytes();

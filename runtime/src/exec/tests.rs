@@ -154,6 +154,7 @@ fn plan() -> Plan {
                     mask: false,
                     rotary: false,
                     layouts: [AttnLayout::Bshd; 4],
+                    kv_len: None,
                 }),
                 &[5, 5, 5],
                 6,
@@ -182,6 +183,7 @@ fn plan() -> Plan {
                 sizes: dims(&["batch*32"]),
             },
         ],
+        states: Vec::new(),
     }
 }
 

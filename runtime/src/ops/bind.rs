@@ -1,7 +1,7 @@
 //! Binding a run's input tensors to the symbols of the declared input types: names, dtypes,
 //! ranks and dims checked, with errors that say what was expected.
 
-use super::{Bindings, TensorType};
+use super::{Bindings, Dim, TensorType};
 use crate::Tensor;
 use std::collections::BTreeMap;
 
@@ -79,6 +79,31 @@ pub fn bind_inputs(
                 compound.push((name, axis, d, actual));
             }
         }
+    }
+    // A compound dim with exactly one unbound symbol `s` of the form `s + rest` (`past + seq`
+    // of a decoder's attention mask) binds `s = actual - rest`.
+    for (name, axis, d, actual) in &compound {
+        let unbound: Vec<String> = d
+            .symbols()
+            .into_iter()
+            .filter(|s| !b.contains_key(s))
+            .collect();
+        let [s] = unbound.as_slice() else { continue };
+        let rest = d.sub(&Dim::sym(s));
+        if rest.symbols().contains(s) {
+            continue;
+        }
+        let Ok(r) = rest.eval(&b) else { continue };
+        let v = (*actual as i64)
+            .checked_sub(r)
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| InputError {
+                name: (*name).clone(),
+                message: format!(
+                    "dim {axis} is {actual}, less than the {r} that {d} needs with `{s}` = 0"
+                ),
+            })?;
+        b.insert(s.clone(), v);
     }
     for (name, axis, d, actual) in compound {
         let want = d.eval(&b).map_err(|e| InputError {

@@ -383,6 +383,17 @@ define_ops! {
             initial_c: bool,
             peepholes: bool,
         } => kind,
+        /// Rotary position embedding of one operand: `(x: [B, H, S, D], cos, sin) -> x·cos +
+        /// rotate_half(x)·sin`, with `cos`, `sin` broadcast to `[B, 1, S, D]` and
+        /// `rotate_half(x) = concat(-x[..., D/2..], x[..., ..D/2])` (D even), as
+        /// [`Op::Attention`]'s `rotary` applies it. Decoders with a key/value cache rotate the
+        /// new keys with it before writing them to the cache.
+        Rotary => "rotary",
+        /// `(cache, new) -> cache'`: `cache` with `new` written at positions `at..at + n` along
+        /// `axis`, where `new` has cache's shape except `n` along the axis; the other positions
+        /// keep cache's values. `at + n` beyond the axis is an error (the cache is full). When
+        /// `cache` is a graph state and the output its update, a compiled plan writes in place.
+        CacheWrite { axis: i64, at: Dim } => "cache_write",
     }
 }
 

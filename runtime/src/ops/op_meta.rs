@@ -57,9 +57,12 @@ impl Op {
             | Op::Gather { .. }
             | Op::GatherElements { .. }
             | Op::RmsNorm { .. } => (2, Some(2)),
-            Op::Where | Op::ScatterElements { .. } | Op::ScatterND { .. } | Op::MatMulBias => {
-                (3, Some(3))
-            }
+            Op::Where
+            | Op::ScatterElements { .. }
+            | Op::ScatterND { .. }
+            | Op::MatMulBias
+            | Op::Rotary => (3, Some(3)),
+            Op::CacheWrite { .. } => (2, Some(2)),
             Op::Conv { .. } | Op::ConvTranspose { .. } | Op::LayerNorm { .. } => (2, Some(3)),
             Op::SkipLayerNorm { .. } => (3, Some(4)),
             Op::Concat { .. } => (1, None),
@@ -98,6 +101,7 @@ impl Op {
                 ..
             } => vec![start, limit, delta],
             Op::Dims { values } => values.iter().collect(),
+            Op::CacheWrite { at, .. } => vec![at],
             _ => Vec::new(),
         }
     }
@@ -112,6 +116,7 @@ impl Op {
                 | Op::SkipLayerNorm { .. }
                 | Op::Gelu { .. }
                 | Op::Attention { .. }
+                | Op::Rotary
         )
     }
 }

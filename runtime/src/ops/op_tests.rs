@@ -46,7 +46,8 @@ fn kinds_name_their_ops() {
     };
     assert_eq!(pool.name(), "avg_pool");
     assert_eq!(Op::MatMulBias.name(), "matmul_bias");
-    assert_eq!(Op::VARIANTS.len(), 38);
+    assert_eq!(Op::VARIANTS.len(), 40);
+    assert_eq!(Op::Rotary.name(), "rotary");
     let lstm = Op::Recurrent {
         cell: RnnCell::Lstm,
         direction: RnnDirection::Forward,

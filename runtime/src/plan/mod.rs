@@ -21,7 +21,7 @@ pub use recurrent::{RecurrentStep, RnnPacked};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
-pub const PLAN_VERSION: u32 = 3;
+pub const PLAN_VERSION: u32 = 4;
 
 /// A compiled model's execution plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +38,22 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Arena slots: values whose lifetimes do not overlap share a slot.
     pub slots: Vec<Slot>,
+    /// Persistent tensors (key/value caches) that live in the caller's [`crate::State`] across
+    /// runs, read and written in place; indexed by `Storage::State`.
+    pub states: Vec<StateIo>,
+}
+
+/// A persistent tensor: its value at the start of a run and the value that holds it afterwards
+/// (written in place by a `Kernel::CacheWrite` step; the same value when nothing writes it).
+/// Both are stored as `Storage::State` of this entry's index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateIo {
+    /// The name applications use (a key/value cache: `past.3.key`).
+    pub name: String,
+    /// The value read at the start of a run.
+    pub value: ValueId,
+    /// The value holding the state after the run.
+    pub update: ValueId,
 }
 
 /// A named graph input or output.
@@ -79,6 +95,8 @@ pub enum Storage {
     Slot(SlotId),
     /// The same bytes as another value (a reshape of a row-major tensor).
     Alias(ValueId),
+    /// The buffer of `Plan::states[i]`, owned by the caller's [`crate::State`] (never copied).
+    State(u32),
 }
 
 /// An arena slot: the byte sizes of the values that share it (the slot takes the largest).
@@ -122,6 +140,14 @@ pub enum Kernel {
     /// The runtime's native kernel of an op (data movement, pooling, strided softmax, resize,
     /// transposed convolution; see `kernels::native::supports`): `inputs`/`outputs` as the op's.
     Native(Op),
+    /// `Op::CacheWrite` in place: `inputs = [new]`, `outputs = [the state's update]`; the
+    /// positions `at..at + n` along `axis` of the state's buffer are overwritten.
+    CacheWrite {
+        /// The axis written along (normalised, `< rank`).
+        axis: u32,
+        /// The first position written (symbolic: the number of positions already cached).
+        at: Dim,
+    },
 }
 
 impl Kernel {
@@ -137,6 +163,7 @@ impl Kernel {
             Kernel::Recurrent(r) => format!("recurrent:{}", r.spec.cell.name()),
             Kernel::Generated(g) => format!("generated:{}", g.symbol),
             Kernel::Native(op) => format!("native:{}", op.name()),
+            Kernel::CacheWrite { .. } => "cache_write".into(),
         }
     }
 }
@@ -261,7 +288,7 @@ pub enum Layout {
 }
 
 /// A fused attention step (`Op::Attention` with its operands' layouts).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttentionStep {
     /// Query heads.
     pub heads: u32,
@@ -279,6 +306,9 @@ pub struct AttentionStep {
     pub rotary: bool,
     /// Layouts of q, k, v and the output.
     pub layouts: [Layout; 4],
+    /// When set, k and v are caches `[B, kv_heads, capacity, D]` (layout `Bhsd`) of which only
+    /// the first `kv_len` positions are keys (a `Slice` of a cache absorbed into the step).
+    pub kv_len: Option<Dim>,
 }
 
 impl Plan {

@@ -53,8 +53,13 @@ fn kernel_detail(k: &Kernel) -> String {
                 AttnLayout::Bhsd => "bhsd",
                 AttnLayout::Bshd => "bshd",
             };
+            let kv_len = a
+                .kv_len
+                .as_ref()
+                .map(|d| format!(" kv_len={d}"))
+                .unwrap_or_default();
             format!(
-                " heads={} kv_heads={} scale={}{}{}{}{} q,k,v,out={},{},{},{}",
+                " heads={} kv_heads={} scale={}{}{}{}{} q,k,v,out={},{},{},{}{kv_len}",
                 a.heads,
                 a.kv_heads,
                 crate::ops::fmt_f64(a.scale),
@@ -128,6 +133,7 @@ fn kernel_detail(k: &Kernel) -> String {
                 .map(|p| format!(" input={} packed@{}+{}", p.input, p.offset, p.len))
                 .unwrap_or_default()
         }
+        Kernel::CacheWrite { axis, at } => format!(" axis={axis} at={at}"),
         Kernel::Reference(_) | Kernel::GatherRows | Kernel::Native(_) => String::new(),
     }
 }
@@ -199,10 +205,11 @@ impl Plan {
         // Writing to a String cannot fail.
         let _ = write!(
             s,
-            "inputs: {}\noutputs: {}\nkernels: {} steps ({})\n\
+            "inputs: {}\noutputs: {}\n{}kernels: {} steps ({})\n\
              arena: {} slots, {} bytes (+ 64-byte alignment per slot){}\n",
             io(&self.inputs),
             io(&self.outputs),
+            self.states_line(),
             self.steps.len(),
             counts.join(", "),
             self.slots.len(),
@@ -216,6 +223,38 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// `states: past.0.key: f32[batch, 3, capacity, 64], ...` and the bytes they take per
+    /// position of every symbol, or nothing for a plan without states.
+    fn states_line(&self) -> String {
+        if self.states.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = self
+            .states
+            .iter()
+            .map(|st| match self.values.get(st.value.index()) {
+                Some(v) => format!("{}: {}", st.name, v.ty),
+                None => format!("{}: <value {} out of range>", st.name, st.value),
+            })
+            .collect();
+        format!("states: {} ({})\n", list.join(", "), self.state_size())
+    }
+
+    /// The total size of the states as a symbolic expression (`cache bytes`).
+    pub fn state_size(&self) -> Dim {
+        self.states.iter().fold(Dim::known(0), |acc, st| {
+            match self.values.get(st.value.index()) {
+                Some(v) => acc.add(
+                    &v.ty
+                        .shape
+                        .numel()
+                        .mul(&Dim::known(v.ty.dtype.size() as i64)),
+                ),
+                None => acc,
+            }
+        })
     }
 
     /// The arena size evaluated with every symbol 1 and every symbol 128 (`; at every symbol =
@@ -248,6 +287,7 @@ impl Plan {
                     Storage::Weight { offset, len } => format!("weight @{offset}+{len}"),
                     Storage::Slot(s) => format!("slot {s}"),
                     Storage::Alias(a) => format!("alias of v{a}"),
+                    Storage::State(i) => format!("state {i}"),
                 };
                 format!("v{i}: {} {at}", v.ty)
             })

@@ -69,9 +69,20 @@ impl Plan {
             }
             defined[io.value.index()] = true;
         }
+        self.validate_states(&mut defined)?;
         for (v, info) in self.values.iter().enumerate() {
             let at = format!("value {v}");
             match info.storage {
+                Storage::State(i) => {
+                    let owner = self.states.get(i as usize);
+                    let vid = ValueId::from_index(v);
+                    if owner.is_none_or(|s| s.value != vid && s.update != vid) {
+                        return Err(invalid(
+                            at,
+                            format!("is stored as state {i}, which does not list it"),
+                        ));
+                    }
+                }
                 Storage::Input { slot } | Storage::Slot(slot) => {
                     if slot.index() >= self.slots.len() {
                         return Err(invalid(at, format!("slot {slot} is out of range")));
@@ -132,7 +143,15 @@ impl Plan {
             }
             for &v in &step.outputs {
                 let root = self.root(v);
-                if !matches!(self.value(root).storage, Storage::Slot(_)) {
+                if let Storage::State(i) = self.value(root).storage {
+                    let is_update = self.states[i as usize].update == v;
+                    if !matches!(step.kernel, Kernel::CacheWrite { .. }) || !is_update {
+                        return Err(invalid(
+                            &at,
+                            format!("writes value {v} in state {i}, which only a cache write of the state's update may"),
+                        ));
+                    }
+                } else if !matches!(self.value(root).storage, Storage::Slot(_)) {
                     return Err(invalid(
                         &at,
                         format!("writes value {v}, which is not in the arena"),
@@ -178,6 +197,12 @@ impl Plan {
                         && a.heads % a.kv_heads == 0
                 }
                 Kernel::GatherRows => ni == 2 && no == 1,
+                Kernel::CacheWrite { axis, .. } => {
+                    let rank = no
+                        .checked_sub(1)
+                        .map(|_| self.value(step.outputs[0]).ty.rank());
+                    ni == 1 && no == 1 && rank.is_some_and(|r| (*axis as usize) < r)
+                }
                 Kernel::Recurrent(r) => {
                     if let Err(e) = r.spec.check() {
                         return Err(invalid(at, format!("recurrent layer: {e}")));
@@ -272,6 +297,17 @@ impl Plan {
     /// disjoint too.
     fn check_disjoint(&self, i: StepId, step: &super::Step) -> Result<(), PlanError> {
         let at = || format!("step {i} ({})", step.origin);
+        for &o in &step.outputs {
+            if let Storage::State(so) = self.value(self.root(o)).storage {
+                let shared = step
+                    .inputs
+                    .iter()
+                    .any(|&v| self.value(self.root(v)).storage == Storage::State(so));
+                if shared {
+                    return Err(invalid(at(), format!("reads the state {so} it writes")));
+                }
+            }
+        }
         for (j, &o) in step.outputs.iter().enumerate() {
             let Some(so) = self.slot_of(o) else { continue };
             if step.outputs[..j]
@@ -301,6 +337,38 @@ impl Plan {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Each state's two values are stored as that state, agree in type, and the state's value
+    /// at the start of a run (defined from the start) is read by no step once an update is
+    /// written in its place.
+    fn validate_states(&self, defined: &mut [bool]) -> Result<(), PlanError> {
+        let n = self.values.len();
+        for (i, st) in self.states.iter().enumerate() {
+            let at = format!("state {i} `{}`", st.name);
+            if st.value.index() >= n || st.update.index() >= n {
+                return Err(invalid(at, "names a value id out of range"));
+            }
+            for v in [st.value, st.update] {
+                if self.value(v).storage != Storage::State(i as u32) {
+                    return Err(invalid(
+                        &at,
+                        format!("value {v} is not stored as this state"),
+                    ));
+                }
+            }
+            if self.value(st.value).ty != self.value(st.update).ty {
+                return Err(invalid(at, "its value and update differ in type"));
+            }
+            if st.update != st.value && self.steps.iter().any(|s| s.inputs.contains(&st.value)) {
+                return Err(invalid(
+                    at,
+                    "a step reads the state's old value, which its update overwrites in place",
+                ));
+            }
+            defined[st.value.index()] = true;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use crate::ops::Op;
 use crate::Tensor;
 
 /// A rank-4 shape `[B, H, S, D]`, or an error naming the input.
-fn dims4(name: &str, t: &Tensor) -> KResult<[usize; 4]> {
+pub(super) fn dims4(name: &str, t: &Tensor) -> KResult<[usize; 4]> {
     match *t.shape() {
         [b, h, s, d] => Ok([b, h, s, d]),
         ref s => Err(format!("attention {name} must be rank 4, got shape {s:?}")),
@@ -19,7 +19,12 @@ fn dims4(name: &str, t: &Tensor) -> KResult<[usize; 4]> {
 
 /// `x·cos + rotate_half(x)·sin` for `x: [B, H, S, D]`, with `cos`/`sin` given broadcast to
 /// `[B, 1, S, D]`. `rotate_half(x) = concat(-x[..., D/2..], x[..., ..D/2])`.
-fn rotary(x: &[f64], [nb, nh, ns, nd]: [usize; 4], cos: &[f64], sin: &[f64]) -> Vec<f64> {
+pub(super) fn rotary(
+    x: &[f64],
+    [nb, nh, ns, nd]: [usize; 4],
+    cos: &[f64],
+    sin: &[f64],
+) -> Vec<f64> {
     let half = nd / 2;
     let mut out = Vec::with_capacity(x.len());
     for b in 0..nb {

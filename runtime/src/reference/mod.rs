@@ -4,6 +4,7 @@
 //! against them.
 
 mod attention;
+pub(crate) mod cache;
 mod conv;
 mod elementwise;
 mod fused;
@@ -176,5 +177,7 @@ pub fn eval_op(op: &Op, x: &[&Tensor], b: &Bindings) -> KResult<Vec<Tensor>> {
         Op::Gelu { approx } => one(fused::gelu(arg(0)?, *approx)),
         Op::Attention { .. } => one(fused::attention(op, x)),
         Op::Recurrent { .. } => recurrent::recurrent(op, x),
+        Op::Rotary => one(cache::rotary_op(arg(0)?, arg(1)?, arg(2)?)),
+        Op::CacheWrite { axis, at } => one(cache::cache_write(arg(0)?, arg(1)?, *axis, at, b)),
     }
 }

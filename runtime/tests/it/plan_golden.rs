@@ -10,15 +10,15 @@ use kiln_runtime::ops::{
 };
 use kiln_runtime::plan::{
     Access, Activation, AttentionStep, ConvStep, GemmB, GemmStep, GeneratedStep, Io, Kernel,
-    Layout, Plan, Slot, SlotId, Step, Storage, ValueId, ValueInfo, PLAN_VERSION,
+    Layout, Plan, Slot, SlotId, StateIo, Step, Storage, ValueId, ValueInfo, PLAN_VERSION,
 };
 use kiln_runtime::DType;
 
 /// The plan version the committed golden file was written with.
-const GOLDEN_VERSION: u32 = 3;
+const GOLDEN_VERSION: u32 = 4;
 
 fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v3.bin")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v4.bin")
 }
 
 fn d(text: &str) -> Dim {
@@ -184,6 +184,11 @@ fn all_ops() -> Vec<Op> {
         rotary: true,
     });
     ops.extend(recurrent_ops());
+    ops.push(Op::Rotary);
+    ops.push(Op::CacheWrite {
+        axis: -2,
+        at: d("past"),
+    });
     ops
 }
 
@@ -232,7 +237,23 @@ fn kernels() -> Vec<Kernel> {
         mask: false,
         rotary: true,
         layouts: [Layout::Bshd, Layout::Bhsd, Layout::Bshd, Layout::Bhsd],
+        kv_len: None,
     }));
+    k.push(Kernel::Attention(AttentionStep {
+        heads: 9,
+        kv_heads: 3,
+        scale: 0.125,
+        causal: true,
+        bias: false,
+        mask: true,
+        rotary: false,
+        layouts: [Layout::Bhsd; 4],
+        kv_len: Some(d("past+seq")),
+    }));
+    k.push(Kernel::CacheWrite {
+        axis: 2,
+        at: d("past"),
+    });
     k.push(Kernel::GatherRows);
     k.push(Kernel::Conv(ConvStep {
         offset: 192,
@@ -266,6 +287,7 @@ fn golden_plan() -> Plan {
         },
         Storage::Slot(SlotId(2)),
         Storage::Alias(ValueId(1)),
+        Storage::State(0),
     ];
     let values: Vec<ValueInfo> = DType::ALL
         .iter()
@@ -329,6 +351,11 @@ fn golden_plan() -> Plan {
             },
             Slot { sizes: vec![] },
         ],
+        states: vec![StateIo {
+            name: "past.0.key".into(),
+            value: ValueId(4),
+            update: ValueId(9),
+        }],
     }
 }
 

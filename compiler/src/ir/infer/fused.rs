@@ -9,7 +9,13 @@ use super::{k, Ctx};
 use crate::error::Result;
 
 /// Checks that input `i` (`name`) has x's dtype and broadcasts to `target` (`what`).
-fn check_param(cx: &Ctx, i: usize, name: &str, target: &Shape, what: &str) -> Result<()> {
+pub(super) fn check_param(
+    cx: &Ctx,
+    i: usize,
+    name: &str,
+    target: &Shape,
+    what: &str,
+) -> Result<()> {
     let t = cx.same_dtype(i, 0)?;
     if t.rank() > target.rank() {
         return cx.err(format!(

@@ -1,6 +1,7 @@
 //! Shape and dtype inference for every op, split by op category; this file holds the entry
 //! point, the dispatch and the test helpers the categories share.
 
+mod cache;
 mod conv;
 #[cfg(test)]
 mod conv_tests;
@@ -114,6 +115,8 @@ pub fn infer_types(op: &Op, inputs: &[TensorType]) -> Result<Vec<TensorType>> {
         Op::Gelu { .. } => fused::gelu(&cx).map(one),
         Op::Attention { .. } => fused::attention(&cx).map(one),
         Op::Recurrent { .. } => recurrent::recurrent(&cx),
+        Op::Rotary => cache::rotary(&cx).map(one),
+        Op::CacheWrite { axis, at } => cache::cache_write(&cx, *axis, at).map(one),
     }?;
     for (i, t) in out.iter().enumerate() {
         if let Some(d) = t.shape.0.iter().find(|d| known_negative(d)) {

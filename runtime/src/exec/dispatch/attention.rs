@@ -29,8 +29,21 @@ pub(super) fn attention_step(
 ) -> Result<(), String> {
     let id = |i: usize| step.inputs[i];
     let (qd, qs) = attn_dims(f.shape(id(0)), a.layouts[0], "q")?;
-    let (kd, ks) = attn_dims(f.shape(id(1)), a.layouts[1], "k")?;
-    let (vd, vs) = attn_dims(f.shape(id(2)), a.layouts[2], "v")?;
+    let (mut kd, ks) = attn_dims(f.shape(id(1)), a.layouts[1], "k")?;
+    let (mut vd, vs) = attn_dims(f.shape(id(2)), a.layouts[2], "v")?;
+    if let Some(len) = &a.kv_len {
+        // k and v are caches: only their first `len` positions are keys.
+        let n = len
+            .eval(&f.layout.bindings)
+            .map_err(|e| format!("the key length {len}: {e}"))?;
+        match usize::try_from(n) {
+            Ok(n) if n <= kd[2] && n <= vd[2] => {
+                kd[2] = n;
+                vd[2] = n;
+            }
+            _ => return Err(format!("{n} keys do not fit caches k {kd:?}, v {vd:?}")),
+        }
+    }
     let (od, os) = attn_dims(f.shape(step.outputs[0]), a.layouts[3], "the output")?;
     let dims = attn::Dims {
         batch: qd[0],

@@ -25,6 +25,7 @@ pub fn run_step(f: &Frame, step: &Step, isa: Isa, code: Option<&CodeModule>) -> 
         Kernel::Recurrent(r) => recurrent::recurrent_step(f, step, r, isa),
         Kernel::Generated(g) => generated::generated_step(f, step, g, code),
         Kernel::Native(op) => native::native_step(f, step, op),
+        Kernel::CacheWrite { axis, at } => native::cache_write_step(f, step, *axis, at),
     }
 }
 

@@ -156,6 +156,73 @@ pub(super) fn native_step(f: &Frame, step: &Step, op: &Op) -> Result<(), String>
             let ys = unsafe { f.f32s_mut(out, "the softmax output") }?;
             nk::softmax_axis(xs, block, matches!(op, Op::LogSoftmax { .. }), ys)
         }
+        Op::Rotary => {
+            let (x, c, sn) = (input(0)?, input(1)?, input(2)?);
+            let &[b, h, sq, d] = f.shape(x) else {
+                return Err(format!("rotary x is {:?}, not rank 4", f.shape(x)));
+            };
+            if f.shape(c) != f.shape(sn) || f.shape(out) != f.shape(x) {
+                return Err(format!(
+                    "rotary cos {:?}, sin {:?}, x {:?} and the output {:?} disagree",
+                    f.shape(c),
+                    f.shape(sn),
+                    f.shape(x),
+                    f.shape(out)
+                ));
+            }
+            let st = nk::broadcast_strides(f.shape(c), &[b, 1, sq, d])?;
+            let strides = [st[0], st[1], st[2], st[3]];
+            let xs = f.f32s(x, "rotary x")?;
+            let (cs, ss) = (f.f32s(c, "rotary cos")?, f.f32s(sn, "rotary sin")?);
+            // SAFETY: as for transpose.
+            let ys = unsafe { f.f32s_mut(out, "the rotary output") }?;
+            nk::rotary(xs, [b, h, sq, d], cs, ss, strides, ys)
+        }
         _ => Err(format!("no native kernel for `{}`", op.name())),
     }
+}
+
+/// `Kernel::CacheWrite`: `new` copied into the state's buffer at positions `at..at + n` along
+/// `axis` (the output value is the state's update, the same buffer).
+pub(super) fn cache_write_step(
+    f: &Frame,
+    step: &Step,
+    axis: u32,
+    at: &crate::ops::Dim,
+) -> Result<(), String> {
+    let (new, out) = (step.inputs[0], step.outputs[0]);
+    if f.dtype(new) != f.dtype(out) {
+        return Err(format!(
+            "new is {}, the cache {}",
+            f.dtype(new),
+            f.dtype(out)
+        ));
+    }
+    let pos = at
+        .eval(&f.layout.bindings)
+        .map_err(|e| format!("the write position {at}: {e}"))?;
+    let (outer, cap, n, inner) = crate::reference::cache::cache_write_extent(
+        f.shape(out),
+        f.shape(new),
+        axis as usize,
+        pos,
+    )?;
+    let es = f.dtype(out).size();
+    let (row, chunk) = (cap * inner * es, n * inner * es);
+    let at = pos as usize * inner * es;
+    let src = f.bytes(new);
+    // SAFETY: `out` is this step's only output, a state buffer no input of the step lives in
+    // (validated); `src` is in the arena.
+    let dst = unsafe { f.bytes_mut(out) };
+    if src.len() != outer * chunk || dst.len() != outer * row {
+        return Err(format!(
+            "cache write buffers of {} and {} bytes do not fit {outer}×{n} and {outer}×{cap} rows",
+            src.len(),
+            dst.len()
+        ));
+    }
+    for o in 0..outer {
+        dst[o * row + at..o * row + at + chunk].copy_from_slice(&src[o * chunk..(o + 1) * chunk]);
+    }
+    Ok(())
 }

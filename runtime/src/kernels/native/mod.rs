@@ -7,6 +7,7 @@
 
 mod movement;
 mod pool;
+mod rotary;
 #[cfg(test)]
 mod tests;
 
@@ -14,6 +15,7 @@ pub use movement::{
     broadcast_strides, concat, split, strided_copy, transpose_strides, where_select,
 };
 pub use pool::{pool2d, reduce, reduce_block, softmax_axis, Pool2d};
+pub use rotary::rotary;
 
 use crate::ops::{Op, ReduceOp};
 
@@ -27,7 +29,8 @@ pub fn supports(op: &Op) -> bool {
         | Op::Split { .. }
         | Op::Where
         | Op::Softmax { .. }
-        | Op::LogSoftmax { .. } => true,
+        | Op::LogSoftmax { .. }
+        | Op::Rotary => true,
         Op::Pool { kernel, .. } => kernel.len() == 2,
         Op::Reduce { op, .. } => matches!(
             op,
