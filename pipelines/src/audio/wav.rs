@@ -79,9 +79,7 @@ pub fn decode_wav(bytes: &[u8], name: &str) -> Result<Audio, Error> {
     }
     let cap = declared.min(bytes.len());
     let values: Vec<f64> = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => {
-            collect(reader.into_samples::<f32>(), cap, |x| f64::from(x))
-        }
+        (hound::SampleFormat::Float, 32) => collect(reader.into_samples::<f32>(), cap, f64::from),
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             let scale = 1.0 / f64::from(1u32 << (bits - 1));
             collect(reader.into_samples::<i32>(), cap, |x| f64::from(x) * scale)
@@ -98,7 +96,7 @@ pub fn decode_wav(bytes: &[u8], name: &str) -> Result<Audio, Error> {
         }
     }
     .map_err(|e| bad(format!("has unreadable samples: {e}")))?;
-    if values.len() % channels != 0 {
+    if !values.len().is_multiple_of(channels) {
         return Err(bad(format!(
             "holds {} samples, not a whole number of {channels}-channel frames",
             values.len()
