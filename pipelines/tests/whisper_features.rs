@@ -1,12 +1,13 @@
 //! Whisper's audio features: `speech_16k.wav` of whisper-tiny.en decoded and turned into log-mel
 //! features that match transformers' `WhisperFeatureExtractor` (`reference.npz`
 //! `input_features`, within 1e-4); WAV decoding of every sample format against hand-built
-//! files; hostile WAV files (truncated headers, absurd chunk sizes, odd formats) are errors
+//! files; resampling against torchaudio's `resample` (`data/resample_golden.txt`, from
+//! `data/make_resample_golden.py`); hostile WAV files (truncated headers, absurd chunk sizes, odd formats) are errors
 //! naming the file, never panics.
 
 mod common;
 
-use kiln_pipelines::audio::{decode_wav, read_wav, WhisperFeatureExtractor};
+use kiln_pipelines::audio::{decode_wav, read_wav, Audio, WhisperFeatureExtractor};
 use kiln_pipelines::{Error, Folder};
 
 #[test]
@@ -170,4 +171,54 @@ fn bad_preprocessor_settings_are_refused() {
     let fe: WhisperFeatureExtractor =
         serde_json::from_str(r#"{"chunk_length": 18446744073709551615}"#).expect("parses");
     assert!(fe.validate().is_err());
+}
+
+/// The golden's three-tone signal at `rate`, as numpy computes it (f64, then f32).
+fn three_tones(rate: u32, n: usize) -> Vec<f32> {
+    let tau = 2.0 * std::f64::consts::PI;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            (0.5 * (tau * 440.0 * t).sin()
+                + 0.3 * (tau * 3000.0 * t).sin()
+                + 0.1 * (tau * 3900.0 * t).sin()) as f32
+        })
+        .collect()
+}
+
+#[test]
+fn resampling_matches_torchaudio() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/resample_golden.txt");
+    let text = std::fs::read_to_string(&path).expect("the golden file");
+    let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+    let mut cases = 0;
+    while let (Some(head), Some(values)) = (lines.next(), lines.next()) {
+        let h: Vec<usize> = head
+            .split(' ')
+            .map(|x| x.parse().expect("a number"))
+            .collect();
+        let want: Vec<f64> = values
+            .split(' ')
+            .map(|x| x.parse().expect("a value"))
+            .collect();
+        let (from, to) = (h[0] as u32, h[1] as u32);
+        let audio = Audio {
+            samples: three_tones(from, h[2]),
+            sample_rate: from,
+            channels: 1,
+        };
+        let got = audio.to_rate(to).expect("resamples");
+        assert_eq!((got.samples.len(), got.sample_rate), (h[3], to), "{head}");
+        let max = got
+            .samples
+            .iter()
+            .zip(&want)
+            .map(|(&g, w)| (f64::from(g) - w).abs())
+            .fold(0.0, f64::max);
+        println!("resample {from} -> {to} Hz: max |diff| {max:.3e}");
+        assert!(max < 1e-6, "{from} -> {to}: max |diff| {max:e}");
+        cases += 1;
+    }
+    assert_eq!(cases, 3);
 }
