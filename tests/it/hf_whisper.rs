@@ -3,7 +3,7 @@
 //!
 //! 1. the encoder on the reference `input_features` gives `encoder_last_hidden_state`;
 //! 2. the full-recompute decoder on `[50257, 50362]` with the reference encoder states gives
-//!    `first_step_logits`;
+//!    `first_step_logits`, at batch 2 too, and its one-token prefix gives the first row;
 //! 3. end to end — `speech_16k.wav` → Rust log-mel features → encoder → greedy decoding with
 //!    `generation_config.json`'s suppress lists (`begin_suppress_tokens` at the first generated
 //!    position only) until EOS — gives transformers' `greedy_ids` and, decoded by
@@ -80,7 +80,12 @@ fn encode(w: &Whisper, features: Tensor) -> Tensor {
 }
 
 fn decode(w: &Whisper, ids: &[i64], enc: &Tensor) -> Tensor {
-    let ids = Tensor::from_i64(vec![1, ids.len()], ids.to_vec()).expect("ids");
+    decode_batch(w, 1, ids, enc)
+}
+
+/// The decoder on `batch` rows of ids (`ids` holds them row after row).
+fn decode_batch(w: &Whisper, batch: usize, ids: &[i64], enc: &Tensor) -> Tensor {
+    let ids = Tensor::from_i64(vec![batch, ids.len() / batch], ids.to_vec()).expect("ids");
     run(
         &w.decoder,
         vec![
@@ -107,6 +112,21 @@ fn whisper_decoder_first_step_matches_transformers() {
     let max = common::allclose(&got, &w.npz["first_step_logits"], 0.0, 1e-3)
         .expect("first-step logits match transformers'");
     println!("whisper decoder first-step logits: max |diff| {max:.3e}");
+    // Batch 2 (the same row twice) and the one-token prefix (causal: its logits are the first
+    // row's) give the same logits.
+    let enc = &w.npz["encoder_last_hidden_state"];
+    let v: Vec<f32> = enc.to_f64_vec().into_iter().map(|x| x as f32).collect();
+    let enc2 = Tensor::from_f32(vec![2, v.len() / 384, 384], [&v[..], &v[..]].concat())
+        .expect("batch-2 states");
+    let got = decode_batch(w, 2, &[50257, 50362, 50257, 50362], &enc2);
+    let want = &w.npz["first_step_logits"];
+    let max = common::allclose(&got, &common::pick_f32(want, &[0, 0], 2), 0.0, 1e-3)
+        .expect("batch-2 logits match");
+    println!("batch 2: max |diff| {max:.3e}");
+    let got = decode(w, &[50257], enc);
+    let max = common::allclose(&got, &common::pick_f32(want, &[0], 1), 0.0, 1e-3)
+        .expect("the prefix's logits are the first row's");
+    println!("prefix of 1 token: max |diff| {max:.3e}");
 }
 
 /// The ids of a JSON array field.
