@@ -91,6 +91,14 @@ pub enum Error {
         /// The decoder's message.
         message: String,
     },
+    /// An audio file that could not be decoded, or audio the feature extractor cannot use.
+    #[error("{file}: {message}")]
+    Audio {
+        /// The audio file (or `input N`).
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The tokenizer failed.
     #[error("cannot tokenize: {message}")]
     Tokenize {

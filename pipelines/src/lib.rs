@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audio;
 mod batch;
 mod error;
 mod files;

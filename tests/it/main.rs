@@ -20,6 +20,7 @@ mod hf_heads;
 mod hf_llama;
 mod hf_sentence_embeddings;
 mod hf_vit;
+mod hf_whisper;
 mod hostile;
 mod kv_cache;
 mod npz_malformed;

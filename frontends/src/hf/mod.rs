@@ -14,6 +14,7 @@ pub mod llama;
 mod roberta;
 pub mod rope;
 mod vit;
+pub mod whisper;
 
 use crate::error::Error;
 use checkpoint::{read, Checkpoint};
