@@ -3,6 +3,7 @@
 
 mod gguf_common;
 mod gguf_dequant;
+mod gguf_llama;
 mod gguf_malformed;
 mod gguf_tokenizer;
 mod hf_checkpoint;
