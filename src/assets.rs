@@ -92,7 +92,10 @@ pub fn gguf_assets(path: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
     }
     if let Some(t) = tokenizer::chat_template(&f) {
         let cfg = serde_json::json!({ "chat_template": t });
-        files.push(("tokenizer_config.json".to_string(), cfg.to_string().into_bytes()));
+        files.push((
+            "tokenizer_config.json".to_string(),
+            cfg.to_string().into_bytes(),
+        ));
     }
     Ok(files)
 }

@@ -65,15 +65,14 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Erro
         _ => Vec::new(),
     };
     if !files.is_empty() {
-        let bytes = kiln_runtime::artifact::assets::encode(&files).map_err(|source| {
-            Error::Runtime {
+        let bytes =
+            kiln_runtime::artifact::assets::encode(&files).map_err(|source| Error::Runtime {
                 path: path.to_path_buf(),
                 source: kiln_runtime::Error::Assets {
                     file: path.display().to_string(),
                     source,
                 },
-            }
-        })?;
+            })?;
         compiled
             .artifact
             .add_section(kiln_runtime::artifact::SectionKind::Assets, bytes, 8)

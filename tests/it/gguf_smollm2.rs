@@ -7,8 +7,8 @@
 
 use crate::common;
 use kiln::backend::{compile_model_to, CompileOptions};
-use kiln::{model_kind, ModelKind};
 use kiln::kiln_frontends::gguf::Head;
+use kiln::{model_kind, ModelKind};
 use kiln_runtime::{LoadOptions, Model, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,8 +17,7 @@ use std::path::PathBuf;
 fn gguf() -> Option<PathBuf> {
     let cache = match std::env::var_os("KILN_MODEL_CACHE") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/kiln-models"),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln-models"),
     };
     let p = cache.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
     if p.is_file() {
@@ -37,7 +36,10 @@ fn gguf() -> Option<PathBuf> {
 fn references() -> Option<(PathBuf, serde_json::Value)> {
     let dir = common::shared_dir()?.join("models/smollm2-135m-instruct");
     let text = std::fs::read_to_string(dir.join("reference.json")).expect("reference.json");
-    Some((dir, serde_json::from_str(&text).expect("reference.json parses")))
+    Some((
+        dir,
+        serde_json::from_str(&text).expect("reference.json parses"),
+    ))
 }
 
 fn ids(v: &serde_json::Value) -> Vec<i64> {
@@ -103,7 +105,9 @@ const REFERENCE_ROPE_THETA: f64 = 10000.0;
 #[test]
 fn smollm2_q4_1_matches_transformers() {
     let Some(path) = gguf() else { return };
-    let Some((dir, reference)) = references() else { return };
+    let Some((dir, reference)) = references() else {
+        return;
+    };
     let npz = kiln::read_npz(&dir.join("reference.npz")).expect("reference.npz");
     let mut m = kiln::kiln_frontends::gguf::open(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.config["rope_parameters"]["rope_theta"], 100000.0);
@@ -134,7 +138,9 @@ fn smollm2_q4_1_matches_transformers() {
 #[test]
 fn smollm2_gguf_compiles_and_generates_greedily() {
     let Some(path) = gguf() else { return };
-    let Some((dir, reference)) = references() else { return };
+    let Some((dir, reference)) = references() else {
+        return;
+    };
     let npz = kiln::read_npz(&dir.join("reference.npz")).expect("reference.npz");
     let tmp = tempfile::tempdir().unwrap();
     let art = tmp.path().join("smollm2.kiln");
@@ -158,7 +164,10 @@ fn smollm2_gguf_compiles_and_generates_greedily() {
     assert_eq!(&seq[n..], &greedy[..steps], "greedy continuation");
     // The artifact carries the pipeline files written from the metadata.
     let names: Vec<&str> = model.asset_names().collect();
-    assert_eq!(names, ["config.json", "tokenizer.json", "tokenizer_config.json"]);
+    assert_eq!(
+        names,
+        ["config.json", "tokenizer.json", "tokenizer_config.json"]
+    );
     let config: serde_json::Value =
         serde_json::from_slice(model.asset("config.json").unwrap()).unwrap();
     assert_eq!(config["num_key_value_heads"], 3);
@@ -206,6 +215,8 @@ fn gguf_paths_are_told_by_magic_or_extension() {
     assert_eq!(model_kind(&by_name).unwrap(), ModelKind::Gguf);
     // A truncated file is refused naming the file, not a panic.
     let err = kiln::load_model(&by_magic).unwrap_err().to_string();
-    assert!(err.contains("weights.bin") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("weights.bin") && err.contains("truncated"),
+        "{err}"
+    );
 }
-

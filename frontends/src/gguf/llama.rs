@@ -110,7 +110,11 @@ pub fn config(f: &GgufFile) -> Result<(serde_json::Value, Heads), Error> {
             ))
         }
     }
-    if f.header.tensors.iter().any(|t| t.name == "rope_freqs.weight") {
+    if f.header
+        .tensors
+        .iter()
+        .any(|t| t.name == "rope_freqs.weight")
+    {
         return Err(Error::Gguf {
             path: f.path().to_path_buf(),
             at: "tensor `rope_freqs.weight`".to_string(),
@@ -189,7 +193,12 @@ pub fn hf_name(name: &str) -> Option<String> {
 /// Undoes llama.cpp's rotary permutation of the rows of a `[rows, cols]` matrix (or a bias,
 /// `cols = 1`) with `n_head` heads: GGUF row `h·d + 2j + t` is Hugging Face row
 /// `h·d + t·d/2 + j`.
-pub fn unpermute_rows(w: &[f32], rows: usize, cols: usize, n_head: usize) -> Result<Vec<f32>, String> {
+pub fn unpermute_rows(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    n_head: usize,
+) -> Result<Vec<f32>, String> {
     if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
         return Err(format!(
             "{rows} rows do not split into {n_head} heads of an even size"

@@ -17,8 +17,8 @@ use crate::hf::checkpoint::Checkpoint;
 pub use crate::hf::Head;
 use kiln_compiler::ir::Graph;
 pub use reader::GgufFile;
-pub use value::{Array, Value};
 use std::path::Path;
+pub use value::{Array, Value};
 
 /// The architectures Kiln builds from GGUF files (`general.architecture`).
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];

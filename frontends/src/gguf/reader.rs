@@ -228,7 +228,9 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Header, Error> {
     // A tensor info takes at least 24 bytes (empty name, dimension count, type, offset), a
     // key/value at least 13 (empty key, type, one byte).
     let n_tensors = c.count(24, "tensor count").map_err(|m| err("header", m))?;
-    let n_kv = c.count(13, "metadata count").map_err(|m| err("header", m))?;
+    let n_kv = c
+        .count(13, "metadata count")
+        .map_err(|m| err("header", m))?;
 
     let mut metadata = BTreeMap::new();
     for i in 0..n_kv {
@@ -256,7 +258,9 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Header, Error> {
     let mut raw = Vec::with_capacity(n_tensors);
     let mut names = HashSet::with_capacity(n_tensors);
     for i in 0..n_tensors {
-        let name = c.string().map_err(|m| err(&format!("tensor info #{i}"), m))?;
+        let name = c
+            .string()
+            .map_err(|m| err(&format!("tensor info #{i}"), m))?;
         let at = format!("tensor `{name}`");
         let info = tensor_info(&mut c).map_err(|m| err(&at, m))?;
         if !names.insert(name.clone()) {

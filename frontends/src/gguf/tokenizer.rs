@@ -62,10 +62,12 @@ fn pre_tokenizer(pre: &str) -> Option<serde_json::Value> {
     };
     Some(match pre {
         "gpt2" | "default" => byte_level(true),
-        "smollm" | "starcoder" | "refact" | "codeshell" => json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true},
-            byte_level(true),
-        ]}),
+        "smollm" | "starcoder" | "refact" | "codeshell" => {
+            json!({"type": "Sequence", "pretokenizers": [
+                {"type": "Digits", "individual_digits": true},
+                byte_level(true),
+            ]})
+        }
         "llama-bpe" | "llama3" => split(LLAMA3_SPLIT),
         "qwen2" => split(QWEN2_SPLIT),
         _ => return None,
@@ -73,14 +75,21 @@ fn pre_tokenizer(pre: &str) -> Option<serde_json::Value> {
 }
 
 /// A special token `id` added by the post-processor, for a template.
-fn special(name: &str, f: &GgufFile, tokens: &[String], which: &str) -> Result<Option<(String, i64)>, Error> {
+fn special(
+    name: &str,
+    f: &GgufFile,
+    tokens: &[String],
+    which: &str,
+) -> Result<Option<(String, i64)>, Error> {
     let key = format!("tokenizer.ggml.add_{which}_token");
     if f.get(&key).and_then(Value::as_bool) != Some(true) {
         return Ok(None);
     }
     let id_key = format!("tokenizer.ggml.{which}_token_id");
     let id = f.get(&id_key).and_then(Value::as_u64);
-    let tok = id.and_then(|i| usize::try_from(i).ok()).and_then(|i| tokens.get(i));
+    let tok = id
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| tokens.get(i));
     match (id, tok) {
         (Some(id), Some(tok)) => Ok(Some((tok.clone(), id as i64))),
         _ => Err(err(
@@ -99,7 +108,8 @@ fn post_processor(f: &GgufFile, tokens: &[String]) -> Result<serde_json::Value, 
         return Ok(serde_json::Value::Null);
     }
     let seq = |id: &str, type_id: u32| json!({"Sequence": {"id": id, "type_id": type_id}});
-    let tok = |t: &(String, i64), type_id: u32| json!({"SpecialToken": {"id": t.0, "type_id": type_id}});
+    let tok =
+        |t: &(String, i64), type_id: u32| json!({"SpecialToken": {"id": t.0, "type_id": type_id}});
     let mut single = Vec::new();
     let mut pair = Vec::new();
     let mut specials = Map::new();
@@ -115,9 +125,14 @@ fn post_processor(f: &GgufFile, tokens: &[String]) -> Result<serde_json::Value, 
     }
     let pair: Vec<_> = single.iter().cloned().chain(pair).collect();
     for t in bos.iter().chain(eos.iter()) {
-        specials.insert(t.0.clone(), json!({"id": t.0, "ids": [t.1], "tokens": [t.0]}));
+        specials.insert(
+            t.0.clone(),
+            json!({"id": t.0, "ids": [t.1], "tokens": [t.0]}),
+        );
     }
-    Ok(json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials}))
+    Ok(
+        json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials}),
+    )
 }
 
 /// The tokenizer of the file as a `tokenizer.json` string.
@@ -125,26 +140,37 @@ pub fn tokenizer_json(f: &GgufFile) -> Result<String, Error> {
     let model_key = "tokenizer.ggml.model";
     let model = f
         .get(model_key)
-        .map(|v| v.as_str().ok_or_else(|| err(f, model_key, "is not a string".into())))
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| err(f, model_key, "is not a string".into()))
+        })
         .transpose()?
         .ok_or_else(|| err(f, model_key, "is missing: the file has no tokenizer".into()))?;
     if model != "gpt2" {
         return Err(err(
             f,
             model_key,
-            format!("tokenizer model `{model}` is not supported yet (only `gpt2`, byte-level BPE, is)"),
+            format!(
+                "tokenizer model `{model}` is not supported yet (only `gpt2`, byte-level BPE, is)"
+            ),
         ));
     }
     let tokens_key = "tokenizer.ggml.tokens";
-    let tokens = f
-        .get(tokens_key)
-        .and_then(Value::as_strs)
-        .ok_or_else(|| err(f, tokens_key, "is missing or not an array of strings".into()))?;
+    let tokens = f.get(tokens_key).and_then(Value::as_strs).ok_or_else(|| {
+        err(
+            f,
+            tokens_key,
+            "is missing or not an array of strings".into(),
+        )
+    })?;
     let merges_key = "tokenizer.ggml.merges";
-    let merges = f
-        .get(merges_key)
-        .and_then(Value::as_strs)
-        .ok_or_else(|| err(f, merges_key, "is missing or not an array of strings".into()))?;
+    let merges = f.get(merges_key).and_then(Value::as_strs).ok_or_else(|| {
+        err(
+            f,
+            merges_key,
+            "is missing or not an array of strings".into(),
+        )
+    })?;
     let types_key = "tokenizer.ggml.token_type";
     let types = match f.get(types_key) {
         None => vec![1; tokens.len()],
@@ -156,7 +182,9 @@ pub fn tokenizer_json(f: &GgufFile) -> Result<String, Error> {
     let pre_key = "tokenizer.ggml.pre";
     let pre = match f.get(pre_key) {
         None => "gpt2",
-        Some(v) => v.as_str().ok_or_else(|| err(f, pre_key, "is not a string".into()))?,
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| err(f, pre_key, "is not a string".into()))?,
     };
     let pre_tokenizer = pre_tokenizer(pre).ok_or_else(|| {
         err(
@@ -184,7 +212,11 @@ pub fn tokenizer_json(f: &GgufFile) -> Result<String, Error> {
     let mut pairs = Vec::with_capacity(merges.len());
     for (i, m) in merges.iter().enumerate() {
         let (a, b) = m.split_once(' ').ok_or_else(|| {
-            err(f, merges_key, format!("merge #{i} `{m}` is not two tokens separated by a space"))
+            err(
+                f,
+                merges_key,
+                format!("merge #{i} `{m}` is not two tokens separated by a space"),
+            )
         })?;
         pairs.push(json!([a, b]));
     }

@@ -35,7 +35,11 @@ struct Entry {
 #[derive(Debug, Clone)]
 enum Data {
     /// A range of a mapped file: its index and absolute byte range.
-    Mapped { file: usize, start: usize, len: usize },
+    Mapped {
+        file: usize,
+        start: usize,
+        len: usize,
+    },
     /// Owned little-endian bytes (their length checked against dtype and shape).
     Owned(Arc<[u8]>),
 }

@@ -35,7 +35,11 @@ fn tiny() -> Gguf {
         .str("tokenizer.ggml.model", "gpt2")
         .kv("tokenizer.ggml.tokens", ARR, strs(&["a", "b", "ab", "<s>"]))
         .kv("tokenizer.ggml.merges", ARR, strs(&["a b"]))
-        .kv("tokenizer.ggml.token_type", ARR, arr(I32, 4, &[1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0]))
+        .kv(
+            "tokenizer.ggml.token_type",
+            ARR,
+            arr(I32, 4, &[1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0]),
+        )
         .u32("tokenizer.ggml.bos_token_id", 3)
         .u32("tokenizer.ggml.eos_token_id", 3);
     let ts: [(&str, Vec<u64>); 11] = [
@@ -72,13 +76,19 @@ fn a_tiny_llama_opens_and_builds() {
     assert_eq!(c["tie_word_embeddings"], true);
     assert_eq!(c["bos_token_id"], 3);
     assert_eq!(c["max_position_embeddings"], 64);
-    assert_eq!((m.architecture.as_str(), m.name.as_deref()), ("llama", Some("tiny")));
+    assert_eq!(
+        (m.architecture.as_str(), m.name.as_deref()),
+        ("llama", Some("tiny"))
+    );
     assert_eq!(m.tensor_types, [("F32", 11)]);
     assert_eq!(
         m.checkpoint.shape("model.layers.0.self_attn.k_proj.weight"),
         Some(vec![4, 8])
     );
-    assert_eq!(m.checkpoint.shape("model.layers.0.mlp.down_proj.weight"), Some(vec![8, 16]));
+    assert_eq!(
+        m.checkpoint.shape("model.layers.0.mlp.down_proj.weight"),
+        Some(vec![8, 16])
+    );
     m.build(Head::CausalLm).unwrap_or_else(|e| panic!("{e}"));
     m.build(Head::Base).unwrap_or_else(|e| panic!("{e}"));
     let tok = tokenizers::Tokenizer::from_bytes(m.tokenizer_json.as_ref().unwrap().as_bytes())
@@ -109,9 +119,16 @@ fn the_rotary_permutation_is_undone() {
     let hf: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
     let stored = llama_cpp_permute(&hf, rows, cols, heads);
     assert_ne!(stored, hf);
-    assert_eq!(llama::unpermute_rows(&stored, rows, cols, heads).unwrap(), hf);
+    assert_eq!(
+        llama::unpermute_rows(&stored, rows, cols, heads).unwrap(),
+        hf
+    );
     // Head 0 of 6 rows: GGUF stores HF rows 0, 3, 1, 4, 2, 5.
-    let rows_of = |v: &[f32]| v.chunks(cols).map(|r| r[0] as usize / cols).collect::<Vec<_>>();
+    let rows_of = |v: &[f32]| {
+        v.chunks(cols)
+            .map(|r| r[0] as usize / cols)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(&rows_of(&stored)[..6], [0, 3, 1, 4, 2, 5]);
     assert!(llama::unpermute_rows(&hf, 12, 3, 5).is_err());
     assert!(llama::unpermute_rows(&hf, 12, 4, 2).is_err());
@@ -135,12 +152,18 @@ fn what_kiln_cannot_build_is_refused_by_name() {
     let mut g = tiny();
     g.kv[0] = ("general.architecture".into(), STR, s("mamba"));
     let msg = open_err(&g);
-    assert!(msg.starts_with("arch: ") && msg.contains("`mamba`") && msg.contains("llama"), "{msg}");
+    assert!(
+        msg.starts_with("arch: ") && msg.contains("`mamba`") && msg.contains("llama"),
+        "{msg}"
+    );
     // A tensor type without a dequantizer: the tensor and the type are named.
     let mut g = tiny();
     g.tensors[1] = ("output_norm.weight".into(), vec![256], 16, vec![0; 66]);
     let msg = open_err(&g);
-    assert!(msg.contains("tensor `output_norm.weight`") && msg.contains("IQ2_XXS"), "{msg}");
+    assert!(
+        msg.contains("tensor `output_norm.weight`") && msg.contains("IQ2_XXS"),
+        "{msg}"
+    );
     let g = tiny().f32_tensor("blk.0.mystery.weight", &[2], &[0.0, 1.0]);
     assert!(open_err(&g).contains("tensor `blk.0.mystery.weight`: is not a tensor of the llama"));
     let msg = open_err(&tiny().u32("llama.rope.dimension_count", 2));

@@ -73,16 +73,25 @@ fn every_value_type_reads_back() {
     assert_eq!(m["u64"].as_u64(), Some(u64::MAX));
     assert_eq!(m["i64"].as_u64(), None);
     assert_eq!(m["f64"], Value::F64(0.25));
-    assert_eq!(m["strs"].as_strs(), Some(&["a".to_string(), "bc".to_string()][..]));
+    assert_eq!(
+        m["strs"].as_strs(),
+        Some(&["a".to_string(), "bc".to_string()][..])
+    );
     assert_eq!(
         m["nested"],
-        Value::Array(Array::Array(vec![Array::U16(vec![1, 2]), Array::U16(vec![3])]))
+        Value::Array(Array::Array(vec![
+            Array::U16(vec![1, 2]),
+            Array::U16(vec![3])
+        ]))
     );
     assert_eq!(m["empty"].as_ints(), Some(vec![]));
     assert_eq!(h.alignment, 32);
     assert_eq!(h.data_start % 32, 0);
     let (a, b) = (&h.tensors[0], &h.tensors[1]);
-    assert_eq!((a.name.as_str(), &a.dims[..], a.ggml_type), ("a", &[2, 3][..], GgmlType::F32));
+    assert_eq!(
+        (a.name.as_str(), &a.dims[..], a.ggml_type),
+        ("a", &[2, 3][..], GgmlType::F32)
+    );
     assert_eq!((a.numel, a.len, a.start), (6, 24, h.data_start));
     assert_eq!((b.start, b.len), (h.data_start + 32, 16));
 }
@@ -152,19 +161,34 @@ fn huge_counts_and_lengths_are_refused_before_allocating() {
 
 #[test]
 fn bad_values_are_refused() {
-    refused(&Gguf::default().kv("b", BOOL, vec![2]).bytes(), "neither 0 nor 1");
-    refused(&Gguf::default().kv("x", 13, vec![0; 8]).bytes(), "unknown value type 13");
-    refused(&Gguf::default().kv("x", ARR, arr(99, 0, &[])).bytes(), "unknown array element type 99");
+    refused(
+        &Gguf::default().kv("b", BOOL, vec![2]).bytes(),
+        "neither 0 nor 1",
+    );
+    refused(
+        &Gguf::default().kv("x", 13, vec![0; 8]).bytes(),
+        "unknown value type 13",
+    );
+    refused(
+        &Gguf::default().kv("x", ARR, arr(99, 0, &[])).bytes(),
+        "unknown array element type 99",
+    );
     let mut bad = 1u64.to_le_bytes().to_vec();
     bad.push(0xFF);
     refused(&Gguf::default().kv("x", STR, bad).bytes(), "not UTF-8");
-    refused(&Gguf::default().u32("k", 1).u32("k", 2).bytes(), "key `k`: appears twice");
+    refused(
+        &Gguf::default().u32("k", 1).u32("k", 2).bytes(),
+        "key `k`: appears twice",
+    );
 }
 
 #[test]
 fn bad_alignments_are_refused() {
     for a in [0u32, 3, 48] {
-        refused(&every_type().u32("general.alignment", a).bytes(), "power of two");
+        refused(
+            &every_type().u32("general.alignment", a).bytes(),
+            "power of two",
+        );
     }
     let g = every_type().kv("general.alignment", U64, 32u64.to_le_bytes().to_vec());
     refused(&g.bytes(), "general.alignment");
@@ -177,7 +201,10 @@ fn bad_alignments_are_refused() {
 fn bad_tensor_infos_are_refused() {
     let mut g = every_type();
     g.offsets = Some(vec![0, 1 << 20]);
-    refused(&g.bytes(), "tensor `b`: data (16 bytes at data offset 1048576) lies outside");
+    refused(
+        &g.bytes(),
+        "tensor `b`: data (16 bytes at data offset 1048576) lies outside",
+    );
     let mut g = every_type();
     g.offsets = Some(vec![0, u64::MAX - 31]);
     refused(&g.bytes(), "lies outside");

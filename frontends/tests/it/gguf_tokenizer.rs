@@ -54,7 +54,10 @@ fn smollm2_tokenizer_matches_hugging_face() {
             ours.decode(&greedy, true).unwrap(),
             hf.decode(&greedy, true).unwrap()
         );
-        assert_eq!(ours.decode(&greedy, true).unwrap(), case["text"].as_str().unwrap());
+        assert_eq!(
+            ours.decode(&greedy, true).unwrap(),
+            case["text"].as_str().unwrap()
+        );
     }
     for text in TEXTS {
         let a = ours.encode(*text, true).unwrap();

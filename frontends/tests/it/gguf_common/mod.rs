@@ -86,7 +86,8 @@ impl Gguf {
     /// An f32 tensor with `dims` (innermost first) and `values`.
     pub fn f32_tensor(mut self, name: &str, dims: &[u64], values: &[f32]) -> Gguf {
         let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push((name.to_string(), dims.to_vec(), 0, data));
+        self.tensors
+            .push((name.to_string(), dims.to_vec(), 0, data));
         self
     }
 
@@ -104,7 +105,7 @@ impl Gguf {
         let mut offset = 0u64;
         let mut data = Vec::new();
         for (i, (name, dims, ty, bytes)) in self.tensors.iter().enumerate() {
-            while data.len() % self.alignment != 0 {
+            while !data.len().is_multiple_of(self.alignment) {
                 data.push(0);
             }
             let off = self.offsets.as_ref().map_or(data.len() as u64, |o| o[i]);
@@ -118,7 +119,7 @@ impl Gguf {
             b.extend_from_slice(&off.to_le_bytes());
             data.extend_from_slice(bytes);
         }
-        while b.len() % self.alignment != 0 {
+        while !b.len().is_multiple_of(self.alignment) {
             b.push(0);
         }
         b.extend_from_slice(&data);
