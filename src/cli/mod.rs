@@ -154,7 +154,8 @@ fn cpu_feature_list(text: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face folder, a `.gguf`
-    /// llama.cpp checkpoint, or a `.kiln` artifact (which shows its header, target, kernels and arena; no `--stage`).
+    /// llama.cpp checkpoint, or a `.kiln` artifact (which shows its header, target, kernels and
+    /// arena; no `--stage`).
     pub model: PathBuf,
     /// The pipeline stage to show. `optimized` is the graph after the optimizer (the JSON
     /// summary then adds `passes` and `optimizer` objects); `kernels` is the execution plan.
