@@ -32,7 +32,7 @@ struct Entry {
 }
 
 /// Where an entry's bytes are.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Data {
     /// A range of a mapped file: its index and absolute byte range.
     Mapped {
@@ -42,6 +42,18 @@ enum Data {
     },
     /// Owned little-endian bytes (their length checked against dtype and shape).
     Owned(Arc<[u8]>),
+}
+
+impl std::fmt::Debug for Data {
+    /// The location only: owned tensors can be hundreds of megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Data::Mapped { file, start, len } => {
+                write!(f, "Mapped {{ file: {file}, start: {start}, len: {len} }}")
+            }
+            Data::Owned(bytes) => write!(f, "Owned({} bytes)", bytes.len()),
+        }
+    }
 }
 
 /// An in-memory tensor for [`Checkpoint::from_tensors`]: name, dtype, shape, little-endian bytes.

@@ -95,6 +95,20 @@ fn a_tiny_llama_opens_and_builds() {
         .expect("the tokenizer loads");
     assert_eq!(tok.encode("ab<s>", false).unwrap().get_ids(), [2, 3]);
     assert_eq!(m.chat_template, None);
+    assert!(
+        format!("{m:?}").contains("Owned(256 bytes)"),
+        "the bytes are not printed"
+    );
+    // `add_bos_token` becomes a post-processor adding it.
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tiny().kv("tokenizer.ggml.add_bos_token", BOOL, vec![1]);
+    let m = gguf::open(&g.write(tmp.path())).unwrap();
+    let tok = tokenizers::Tokenizer::from_bytes(m.tokenizer_json.unwrap().as_bytes()).unwrap();
+    assert_eq!(tok.encode("ab", true).unwrap().get_ids(), [3, 2]);
+    assert_eq!(
+        tok.encode(("a", "b"), true).unwrap().get_ids(),
+        [3, 0, 3, 1]
+    );
 }
 
 /// llama.cpp's converter: rows viewed as `[n_head, 2, d/2]`, the last two axes swapped.
