@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 pub const MAGIC: &[u8; 4] = b"GGUF";
 /// The data alignment when the file has no `general.alignment`.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
-/// How deep arrays of arrays may nest (llama.cpp writes none; the bound keeps recursion small).
-const MAX_NESTING: usize = 8;
 /// ggml tensors have at most four dimensions.
 const MAX_DIMS: u32 = 4;
 
@@ -61,17 +59,21 @@ pub struct Header {
 }
 
 /// A little-endian reader over the file's bytes that never reads past the end.
-struct Cursor<'a> {
+pub(super) struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn remaining(&self) -> usize {
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(super) fn remaining(&self) -> usize {
         self.bytes.len() - self.pos
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self
             .pos
             .checked_add(n)
@@ -88,22 +90,22 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
     /// A `u64` count of items taking at least `min_each` bytes each, bounded by the bytes left.
-    fn count(&mut self, min_each: usize, what: &str) -> Result<usize, String> {
+    pub(super) fn count(&mut self, min_each: usize, what: &str) -> Result<usize, String> {
         let at = self.pos;
         let n = self.u64()?;
         let left = self.remaining();
@@ -115,92 +117,12 @@ impl<'a> Cursor<'a> {
             })
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    pub(super) fn string(&mut self) -> Result<String, String> {
         let n = self.count(1, "string length")?;
         let at = self.pos;
         let bytes = self.take(n)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| format!("string at offset {at} is not UTF-8"))
     }
-}
-
-/// The smallest encoding of one value of type `ty` (for bounding counts), or `None` for an
-/// unknown type.
-fn min_size(ty: u32) -> Option<usize> {
-    Some(match ty {
-        0 | 1 | 7 => 1,
-        2 | 3 => 2,
-        4..=6 => 4,
-        10..=12 => 8,
-        8 => 8,  // the string's length
-        9 => 12, // element type + count
-        _ => return None,
-    })
-}
-
-fn scalar(c: &mut Cursor, ty: u32, depth: usize) -> Result<Value, String> {
-    Ok(match ty {
-        0 => Value::U8(c.array::<1>()?[0]),
-        1 => Value::I8(i8::from_le_bytes(c.array()?)),
-        2 => Value::U16(u16::from_le_bytes(c.array()?)),
-        3 => Value::I16(i16::from_le_bytes(c.array()?)),
-        4 => Value::U32(c.u32()?),
-        5 => Value::I32(i32::from_le_bytes(c.array()?)),
-        6 => Value::F32(f32::from_le_bytes(c.array()?)),
-        7 => Value::Bool(boolean(c)?),
-        8 => Value::Str(c.string()?),
-        9 => Value::Array(array(c, depth + 1)?),
-        10 => Value::U64(c.u64()?),
-        11 => Value::I64(i64::from_le_bytes(c.array()?)),
-        12 => Value::F64(f64::from_le_bytes(c.array()?)),
-        _ => return Err(format!("unknown value type {ty}")),
-    })
-}
-
-fn boolean(c: &mut Cursor) -> Result<bool, String> {
-    let at = c.pos;
-    match c.array::<1>()?[0] {
-        0 => Ok(false),
-        1 => Ok(true),
-        b => Err(format!("bool byte {b} at offset {at} is neither 0 nor 1")),
-    }
-}
-
-/// Reads `n` elements with `f`, the count already bounded by the bytes left.
-fn elems<T>(
-    c: &mut Cursor,
-    n: usize,
-    mut f: impl FnMut(&mut Cursor) -> Result<T, String>,
-) -> Result<Vec<T>, String> {
-    let mut v = Vec::with_capacity(n);
-    for _ in 0..n {
-        v.push(f(c)?);
-    }
-    Ok(v)
-}
-
-fn array(c: &mut Cursor, depth: usize) -> Result<Array, String> {
-    if depth > MAX_NESTING {
-        return Err(format!("arrays nested deeper than {MAX_NESTING}"));
-    }
-    let ty = c.u32()?;
-    let min = min_size(ty).ok_or_else(|| format!("unknown array element type {ty}"))?;
-    let n = c.count(min, "array length")?;
-    Ok(match ty {
-        0 => Array::U8(c.take(n)?.to_vec()),
-        1 => Array::I8(elems(c, n, |c| Ok(i8::from_le_bytes(c.array()?)))?),
-        2 => Array::U16(elems(c, n, |c| Ok(u16::from_le_bytes(c.array()?)))?),
-        3 => Array::I16(elems(c, n, |c| Ok(i16::from_le_bytes(c.array()?)))?),
-        4 => Array::U32(elems(c, n, |c| c.u32())?),
-        5 => Array::I32(elems(c, n, |c| Ok(i32::from_le_bytes(c.array()?)))?),
-        6 => Array::F32(elems(c, n, |c| Ok(f32::from_le_bytes(c.array()?)))?),
-        7 => Array::Bool(elems(c, n, boolean)?),
-        8 => Array::Str(elems(c, n, |c| c.string())?),
-        9 => Array::Array(elems(c, n, |c| array(c, depth + 1))?),
-        10 => Array::U64(elems(c, n, |c| c.u64())?),
-        11 => Array::I64(elems(c, n, |c| Ok(i64::from_le_bytes(c.array()?)))?),
-        12 => Array::F64(elems(c, n, |c| Ok(f64::from_le_bytes(c.array()?)))?),
-        _ => return Err(format!("unknown array element type {ty}")),
-    })
 }
 
 /// Parses the header of the GGUF file `path` whose bytes are `bytes`.
@@ -239,7 +161,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Header, Error> {
             .map_err(|m| err(&format!("metadata entry #{i}"), m))?;
         let at = format!("key `{key}`");
         let ty = c.u32().map_err(|m| err(&at, m))?;
-        let value = scalar(&mut c, ty, 0).map_err(|m| err(&at, m))?;
+        let value = super::value::read(&mut c, ty).map_err(|m| err(&at, m))?;
         if metadata.insert(key, value).is_some() {
             return Err(err(&at, "appears twice".to_string()));
         }

@@ -1,6 +1,18 @@
 //! GGUF metadata values: the thirteen value types (integers of every width, floats, bool,
 //! string, arrays of one element type, nested arrays) and typed accessors that read them the
-//! way loaders need (any integer width as `u64`, any number as `f64`).
+//! way loaders need (any integer width as `u64`, any number as `f64`), and their decoding: every
+//! array count is bounded by the bytes left (each element takes a known minimum) before the
+//! vector is allocated, and arrays nest at most 8 deep.
+
+use super::reader::Cursor;
+
+/// How deep arrays of arrays may nest (llama.cpp writes none; the bound keeps recursion small).
+const MAX_NESTING: usize = 8;
+
+/// Reads one value of GGUF value type `ty`.
+pub(super) fn read(c: &mut Cursor, ty: u32) -> Result<Value, String> {
+    scalar(c, ty, 0)
+}
 
 /// A metadata value.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,4 +145,84 @@ impl Value {
             _ => None,
         }
     }
+}
+
+/// The smallest encoding of one value of type `ty` (for bounding counts), or `None` for an
+/// unknown type.
+fn min_size(ty: u32) -> Option<usize> {
+    Some(match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        10..=12 => 8,
+        8 => 8,  // the string's length
+        9 => 12, // element type + count
+        _ => return None,
+    })
+}
+
+fn scalar(c: &mut Cursor, ty: u32, depth: usize) -> Result<Value, String> {
+    Ok(match ty {
+        0 => Value::U8(c.array::<1>()?[0]),
+        1 => Value::I8(i8::from_le_bytes(c.array()?)),
+        2 => Value::U16(u16::from_le_bytes(c.array()?)),
+        3 => Value::I16(i16::from_le_bytes(c.array()?)),
+        4 => Value::U32(c.u32()?),
+        5 => Value::I32(i32::from_le_bytes(c.array()?)),
+        6 => Value::F32(f32::from_le_bytes(c.array()?)),
+        7 => Value::Bool(boolean(c)?),
+        8 => Value::Str(c.string()?),
+        9 => Value::Array(array(c, depth + 1)?),
+        10 => Value::U64(c.u64()?),
+        11 => Value::I64(i64::from_le_bytes(c.array()?)),
+        12 => Value::F64(f64::from_le_bytes(c.array()?)),
+        _ => return Err(format!("unknown value type {ty}")),
+    })
+}
+
+fn boolean(c: &mut Cursor) -> Result<bool, String> {
+    let at = c.pos();
+    match c.array::<1>()?[0] {
+        0 => Ok(false),
+        1 => Ok(true),
+        b => Err(format!("bool byte {b} at offset {at} is neither 0 nor 1")),
+    }
+}
+
+/// Reads `n` elements with `f`, the count already bounded by the bytes left.
+fn elems<T>(
+    c: &mut Cursor,
+    n: usize,
+    mut f: impl FnMut(&mut Cursor) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(f(c)?);
+    }
+    Ok(v)
+}
+
+fn array(c: &mut Cursor, depth: usize) -> Result<Array, String> {
+    if depth > MAX_NESTING {
+        return Err(format!("arrays nested deeper than {MAX_NESTING}"));
+    }
+    let ty = c.u32()?;
+    let min = min_size(ty).ok_or_else(|| format!("unknown array element type {ty}"))?;
+    let n = c.count(min, "array length")?;
+    Ok(match ty {
+        0 => Array::U8(c.take(n)?.to_vec()),
+        1 => Array::I8(elems(c, n, |c| Ok(i8::from_le_bytes(c.array()?)))?),
+        2 => Array::U16(elems(c, n, |c| Ok(u16::from_le_bytes(c.array()?)))?),
+        3 => Array::I16(elems(c, n, |c| Ok(i16::from_le_bytes(c.array()?)))?),
+        4 => Array::U32(elems(c, n, |c| c.u32())?),
+        5 => Array::I32(elems(c, n, |c| Ok(i32::from_le_bytes(c.array()?)))?),
+        6 => Array::F32(elems(c, n, |c| Ok(f32::from_le_bytes(c.array()?)))?),
+        7 => Array::Bool(elems(c, n, boolean)?),
+        8 => Array::Str(elems(c, n, |c| c.string())?),
+        9 => Array::Array(elems(c, n, |c| array(c, depth + 1))?),
+        10 => Array::U64(elems(c, n, |c| c.u64())?),
+        11 => Array::I64(elems(c, n, |c| Ok(i64::from_le_bytes(c.array()?)))?),
+        12 => Array::F64(elems(c, n, |c| Ok(f64::from_le_bytes(c.array()?)))?),
+        _ => return Err(format!("unknown array element type {ty}")),
+    })
 }
