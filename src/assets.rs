@@ -74,3 +74,28 @@ pub fn folder_assets(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
     }
     Ok(out)
 }
+
+/// The pipeline files of a `.gguf` file, written from its metadata: `config.json` (the Hugging
+/// Face equivalent), `tokenizer.json` when the file's tokenizer can be written as one, and
+/// `tokenizer_config.json` holding the chat template when there is one.
+pub fn gguf_assets(path: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    use kiln_frontends::gguf::{reader::GgufFile, tokenizer};
+    let import = |source| Error::Import {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let f = GgufFile::open(path).map_err(import)?;
+    let (config, _) = kiln_frontends::gguf::llama::config(&f).map_err(import)?;
+    let mut files = vec![("config.json".to_string(), config.to_string().into_bytes())];
+    if let Ok(json) = tokenizer::tokenizer_json(&f) {
+        files.push(("tokenizer.json".to_string(), json.into_bytes()));
+    }
+    if let Some(t) = tokenizer::chat_template(&f) {
+        let cfg = serde_json::json!({ "chat_template": t });
+        files.push((
+            "tokenizer_config.json".to_string(),
+            cfg.to_string().into_bytes(),
+        ));
+    }
+    Ok(files)
+}

@@ -59,23 +59,24 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Erro
     let g = load_model(path)?;
     let mut compiled =
         pipeline::compile(&g, &opts.target, &opts.pipeline()).map_err(compile_err(path))?;
-    if crate::model::model_kind(path)? == crate::model::ModelKind::HfFolder {
-        let files = crate::assets::folder_assets(path)?;
-        if !files.is_empty() {
-            let bytes = kiln_runtime::artifact::assets::encode(&files).map_err(|source| {
-                Error::Runtime {
-                    path: path.to_path_buf(),
-                    source: kiln_runtime::Error::Assets {
-                        file: path.display().to_string(),
-                        source,
-                    },
-                }
+    let files = match crate::model::model_kind(path)? {
+        crate::model::ModelKind::HfFolder => crate::assets::folder_assets(path)?,
+        crate::model::ModelKind::Gguf => crate::assets::gguf_assets(path)?,
+        _ => Vec::new(),
+    };
+    if !files.is_empty() {
+        let bytes =
+            kiln_runtime::artifact::assets::encode(&files).map_err(|source| Error::Runtime {
+                path: path.to_path_buf(),
+                source: kiln_runtime::Error::Assets {
+                    file: path.display().to_string(),
+                    source,
+                },
             })?;
-            compiled
-                .artifact
-                .add_section(kiln_runtime::artifact::SectionKind::Assets, bytes, 8)
-                .map_err(|e| compile_err(path)(kiln_runtime::Error::from(e).into()))?;
-        }
+        compiled
+            .artifact
+            .add_section(kiln_runtime::artifact::SectionKind::Assets, bytes, 8)
+            .map_err(|e| compile_err(path)(kiln_runtime::Error::from(e).into()))?;
     }
     Ok(compiled)
 }

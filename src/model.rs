@@ -1,4 +1,5 @@
-//! Models by path: telling the kinds apart (`.kir`, `.onnx`, Hugging Face folder, `.kiln`),
+//! Models by path: telling the kinds apart (`.kir`, `.onnx`, Hugging Face folder, `.gguf`,
+//! `.kiln`),
 //! loading the ones that are supported, and running a graph on inputs from an `.npz` file with
 //! errors that name the file at fault.
 
@@ -10,7 +11,7 @@ use std::path::Path;
 
 /// The kinds of model path, for error messages.
 pub const SUPPORTED_KINDS: &str = "a `.kir` IR text file, an `.onnx` file, a Hugging Face \
-    model folder or a `.kiln` artifact";
+    model folder, a `.gguf` llama.cpp checkpoint (Llama) or a `.kiln` artifact";
 
 /// What a model path holds, judged from its first bytes, else its name, and whether it is a
 /// directory.
@@ -22,6 +23,8 @@ pub enum ModelKind {
     Onnx,
     /// A Hugging Face model folder (`config.json` + `*.safetensors`).
     HfFolder,
+    /// A llama.cpp checkpoint (`.gguf`, or any file starting with `GGUF`).
+    Gguf,
     /// A compiled artifact (`.kiln`).
     Artifact,
 }
@@ -47,6 +50,9 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
     if is_kir_text(&head) {
         return Ok(ModelKind::Kir);
     }
+    if head.starts_with(kiln_frontends::gguf::reader::MAGIC) {
+        return Ok(ModelKind::Gguf);
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -55,6 +61,7 @@ pub fn model_kind(path: &Path) -> Result<ModelKind, Error> {
         Some("kir") => Ok(ModelKind::Kir),
         Some("onnx") => Ok(ModelKind::Onnx),
         Some("kiln") => Ok(ModelKind::Artifact),
+        Some("gguf") => Ok(ModelKind::Gguf),
         // An ONNX model is a protobuf whose first field is `ir_version` (field 1, a varint).
         _ if head.first() == Some(&0x08) => Ok(ModelKind::Onnx),
         _ => Err(Error::UnknownKind {
@@ -83,7 +90,8 @@ fn is_kir_text(head: &[u8]) -> bool {
 }
 
 /// Loads a model into an IR graph (`.kir` and `.onnx` files, the latter with external data
-/// beside it, and Hugging Face folders; a `.kiln` artifact holds a plan, not a graph).
+/// beside it, Hugging Face folders and `.gguf` files, built as a causal LM; a `.kiln` artifact
+/// holds a plan, not a graph).
 pub fn load_model(path: &Path) -> Result<Graph, Error> {
     match model_kind(path)? {
         ModelKind::Kir => {
@@ -103,6 +111,11 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
             })
         }
         ModelKind::HfFolder => load_hf_folder(path),
+        ModelKind::Gguf => kiln_frontends::gguf::load(path, kiln_frontends::gguf::Head::CausalLm)
+            .map_err(|source| Error::Import {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            }),
         ModelKind::Artifact => Err(Error::ArtifactHasNoGraph {
             path: path.to_path_buf(),
         }),

@@ -184,6 +184,17 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A GGUF file (llama.cpp's checkpoint format) that is malformed, or holds something Kiln
+    /// does not load (a tensor type, an architecture setting).
+    #[error("{}: GGUF {}: {}", shown_path(path), Shown(at), Shown(message))]
+    Gguf {
+        /// The `.gguf` file.
+        path: PathBuf,
+        /// Where in the file: `header`, ``key `llama.block_count` ``, ``tensor `blk.0.attn_q.weight` ``.
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An error from the compiler (IR construction or verification).
     #[error(transparent)]
     Compiler(#[from] kiln_compiler::Error),
@@ -205,7 +216,8 @@ impl Error {
             | Error::Safetensors { path, .. }
             | Error::MissingWeight { path, .. }
             | Error::WeightShape { path, .. }
-            | Error::Node { path, .. } => Some(path),
+            | Error::Node { path, .. }
+            | Error::Gguf { path, .. } => Some(path),
             Error::Compiler(_) => None,
         }
     }

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+pub mod gguf;
 pub mod hf;
 pub mod onnx;
 

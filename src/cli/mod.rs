@@ -92,7 +92,8 @@ pub enum Format {
 /// Arguments of `kiln compile`.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// The model: a `.kir` IR text file, an `.onnx` file or a Hugging Face model folder.
+    /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face model folder or a
+    /// `.gguf` llama.cpp checkpoint.
     pub model: PathBuf,
     /// The artifact to write.
     #[arg(short = 'o', long = "output", value_name = "OUT.kiln")]
@@ -114,8 +115,8 @@ pub struct CompileArgs {
 /// Arguments of `kiln run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face folder or a `.kiln`
-    /// artifact.
+    /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face folder, a `.gguf`
+    /// llama.cpp checkpoint or a `.kiln` artifact.
     pub model: PathBuf,
     /// The inputs: an .npz file whose keys are the graph's input names.
     #[arg(long, value_name = "IN.npz")]
@@ -152,8 +153,9 @@ fn cpu_feature_list(text: &str) -> Result<String, String> {
 /// Arguments of `kiln inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face folder, or a `.kiln`
-    /// artifact (which shows its header, target, kernels and arena; no `--stage`).
+    /// The model: a `.kir` IR text file, an `.onnx` file, a Hugging Face folder, a `.gguf`
+    /// llama.cpp checkpoint, or a `.kiln` artifact (which shows its header, target, kernels and
+    /// arena; no `--stage`).
     pub model: PathBuf,
     /// The pipeline stage to show. `optimized` is the graph after the optimizer (the JSON
     /// summary then adds `passes` and `optimizer` objects); `kernels` is the execution plan.

@@ -1,7 +1,9 @@
 //! Safetensors checkpoints of a Hugging Face folder: `model.safetensors` or a sharded set named by
 //! `model.safetensors.index.json`, memory-mapped once per file; weights are found with or without
 //! the architecture prefix (`bert.`, `model.`, `transformer.`) and converted only when the graph
-//! asks for another dtype.
+//! asks for another dtype. A checkpoint can also hold owned in-memory tensors
+//! ([`Checkpoint::from_tensors`]): what a GGUF file gives after dequantization, so the same
+//! architecture builders serve both.
 
 use crate::error::Error;
 use kiln_compiler::ir::{DType, Weight};
@@ -24,13 +26,38 @@ pub const PREFIXES: &[&str] = &[
 
 #[derive(Debug, Clone)]
 struct Entry {
-    file: usize,
     dtype: DType,
     shape: Vec<usize>,
-    /// Absolute byte range in the file.
-    start: usize,
-    len: usize,
+    data: Data,
 }
+
+/// Where an entry's bytes are.
+#[derive(Clone)]
+enum Data {
+    /// A range of a mapped file: its index and absolute byte range.
+    Mapped {
+        file: usize,
+        start: usize,
+        len: usize,
+    },
+    /// Owned little-endian bytes (their length checked against dtype and shape).
+    Owned(Arc<[u8]>),
+}
+
+impl std::fmt::Debug for Data {
+    /// The location only: owned tensors can be hundreds of megabytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Data::Mapped { file, start, len } => {
+                write!(f, "Mapped {{ file: {file}, start: {start}, len: {len} }}")
+            }
+            Data::Owned(bytes) => write!(f, "Owned({} bytes)", bytes.len()),
+        }
+    }
+}
+
+/// An in-memory tensor for [`Checkpoint::from_tensors`]: name, dtype, shape, little-endian bytes.
+pub type OwnedTensor = (String, DType, Vec<usize>, Arc<[u8]>);
 
 /// The tensors of a folder's safetensors files.
 #[derive(Debug)]
@@ -139,11 +166,13 @@ impl Checkpoint {
                     message: format!("tensor `{name}` lies outside the file"),
                 })?;
             let entry = Entry {
-                file: idx,
                 dtype,
                 shape: info.shape.clone(),
-                start,
-                len: e - s,
+                data: Data::Mapped {
+                    file: idx,
+                    start,
+                    len: e - s,
+                },
             };
             if self.entries.insert(name.clone(), entry).is_some() {
                 return Err(Error::Safetensors {
@@ -156,7 +185,44 @@ impl Checkpoint {
         Ok(())
     }
 
-    /// The folder.
+    /// A checkpoint of owned tensors that came from `origin` (the file named in errors, and
+    /// what [`Checkpoint::dir`] returns). Each tensor's byte length must match its dtype and
+    /// shape, and names must be unique.
+    pub fn from_tensors(origin: &Path, tensors: Vec<OwnedTensor>) -> Result<Checkpoint, Error> {
+        let mut entries = BTreeMap::new();
+        for (name, dtype, shape, bytes) in tensors {
+            let want = shape
+                .iter()
+                .try_fold(dtype.size(), |a, &d| a.checked_mul(d));
+            let bad = |message: String| Error::Tensor {
+                path: origin.to_path_buf(),
+                tensor: name.clone(),
+                message,
+            };
+            if want != Some(bytes.len()) {
+                return Err(bad(format!(
+                    "{} bytes do not hold a {} tensor of shape {shape:?}",
+                    bytes.len(),
+                    dtype.name()
+                )));
+            }
+            let entry = Entry {
+                dtype,
+                shape,
+                data: Data::Owned(bytes),
+            };
+            if entries.insert(name.clone(), entry).is_some() {
+                return Err(bad("appears twice".to_string()));
+            }
+        }
+        Ok(Checkpoint {
+            dir: origin.to_path_buf(),
+            files: Vec::new(),
+            entries,
+        })
+    }
+
+    /// The folder (or, for [`Checkpoint::from_tensors`], the file the tensors came from).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -205,24 +271,45 @@ impl Checkpoint {
             tensor: name.to_string(),
             expected: expected.to_vec(),
         })?;
-        let e = &self.entries[&stored];
+        let Some(e) = self.entries.get(&stored) else {
+            return Err(Error::MissingWeight {
+                path: self.dir.clone(),
+                tensor: stored,
+                expected: expected.to_vec(),
+            });
+        };
+        let file = match e.data {
+            Data::Mapped { file, .. } => self.files.get(file),
+            Data::Owned(_) => None,
+        };
         if e.shape != expected {
             return Err(Error::WeightShape {
-                path: self.files[e.file].0.clone(),
+                path: file.map_or_else(|| self.dir.clone(), |f| f.0.clone()),
                 tensor: stored,
                 expected: expected.to_vec(),
                 found: e.shape.clone(),
             });
         }
-        let map = &self.files[e.file].1;
-        let w = Weight::mapped(
-            stored.clone(),
-            e.dtype,
-            e.shape.clone(),
-            map.clone(),
-            e.start,
-            e.len,
-        )?;
+        let w = match (&e.data, file) {
+            (Data::Mapped { start, len, .. }, Some((_, map))) => Weight::mapped(
+                stored.clone(),
+                e.dtype,
+                e.shape.clone(),
+                map.clone(),
+                *start,
+                *len,
+            )?,
+            (Data::Owned(bytes), _) => {
+                Weight::from_bytes(stored.clone(), e.dtype, e.shape.clone(), bytes.clone())?
+            }
+            (Data::Mapped { .. }, None) => {
+                return Err(Error::MissingWeight {
+                    path: self.dir.clone(),
+                    tensor: stored,
+                    expected: expected.to_vec(),
+                })
+            }
+        };
         if e.dtype == dtype {
             return Ok(w);
         }
@@ -236,7 +323,7 @@ const MAX_TEXT_BYTES: u64 = 256 << 20;
 
 /// Opens a file of a model folder, refusing devices, FIFOs and folders before opening (a link to
 /// `/dev/zero` would be read forever; opening a FIFO blocks).
-fn open_regular(path: &Path) -> Result<std::fs::File, Error> {
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,

@@ -1,6 +1,11 @@
 //! The integration tests of `kiln-frontends`, linked as one binary: each module was a separate test
 //! binary before, and one link instead of dozens is most of the build time of `cargo test`.
 
+mod gguf_common;
+mod gguf_dequant;
+mod gguf_llama;
+mod gguf_malformed;
+mod gguf_tokenizer;
 mod hf_checkpoint;
 mod onnx_common;
 mod onnx_decode;

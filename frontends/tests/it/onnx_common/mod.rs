@@ -122,6 +122,7 @@ pub fn variant(e: &Error) -> &'static str {
         Error::MissingWeight { .. } => "MissingWeight",
         Error::WeightShape { .. } => "WeightShape",
         Error::Node { .. } => "Node",
+        Error::Gguf { .. } => "Gguf",
         Error::Compiler(_) => "Compiler",
     }
 }
