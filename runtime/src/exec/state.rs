@@ -109,6 +109,45 @@ impl State {
         })
     }
 
+    /// Overwrites state `name` with `t` (its dtype and this state's shape): how a caller fills
+    /// a state that no step writes, such as a decoder's cross-attention keys computed once by
+    /// an encoder.
+    pub fn write(&mut self, plan: &Plan, name: &str, t: &Tensor) -> Result<(), Error> {
+        let fail = |message: String| Error::Run { message };
+        let i = self.names.iter().position(|n| n == name).ok_or_else(|| {
+            fail(format!(
+                "no state `{name}` (the states are {:?})",
+                self.names
+            ))
+        })?;
+        let dtype = plan
+            .states
+            .get(i)
+            .map(|st| plan.value(st.value).ty.dtype)
+            .ok_or_else(|| fail("this state was made for another model".into()))?;
+        if t.dtype() != dtype || t.shape() != self.shapes[i].as_slice() {
+            return Err(fail(format!(
+                "state `{name}` is {dtype}{:?}, the tensor written to it {}{:?}",
+                self.shapes[i],
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        let bytes = t.to_le_bytes();
+        if bytes.len() != self.lens[i] {
+            return Err(fail(format!(
+                "state `{name}` holds {} bytes, not {}",
+                self.lens[i],
+                bytes.len()
+            )));
+        }
+        let base = self.buffers[i].base();
+        // SAFETY: the buffer holds at least `lens[i]` bytes (checked equal to `bytes.len()`),
+        // and `&mut self` excludes any run using it now.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, bytes.len()) };
+        Ok(())
+    }
+
     /// Checks that this state was made for `plan` (same state names).
     pub(super) fn check_plan(&self, plan: &Plan) -> Result<(), Error> {
         let same = plan.states.len() == self.names.len()
