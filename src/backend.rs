@@ -21,6 +21,9 @@ pub struct CompileOptions {
     pub target: Target,
     /// Told as each step starts (`loading the model`, then the pipeline's stages).
     pub progress: Option<kiln_compiler::pipeline::Progress>,
+    /// Build the text-generation decoder with its key/value cache
+    /// ([`crate::model::load_decoder`]) instead of the model's one-pass graph.
+    pub decoder: bool,
 }
 
 impl Default for CompileOptions {
@@ -29,6 +32,7 @@ impl Default for CompileOptions {
             optimize: true,
             target: Target::host(),
             progress: None,
+            decoder: false,
         }
     }
 }
@@ -56,7 +60,11 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Erro
     if let Some(p) = &opts.progress {
         p.stage("loading the model");
     }
-    let g = load_model(path)?;
+    let g = if opts.decoder {
+        crate::model::load_decoder(path)?
+    } else {
+        load_model(path)?
+    };
     let mut compiled =
         pipeline::compile(&g, &opts.target, &opts.pipeline()).map_err(compile_err(path))?;
     let files = match crate::model::model_kind(path)? {
@@ -84,7 +92,11 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Erro
 /// Loads the model at `path` and runs the pipeline up to the execution plan (optimized unless
 /// told not to, lowered; no code generated).
 pub fn lower_path(path: &Path, opts: &CompileOptions) -> Result<Lowered, Error> {
-    let mut g = load_model(path)?;
+    let mut g = if opts.decoder {
+        crate::model::load_decoder(path)?
+    } else {
+        load_model(path)?
+    };
     pipeline::optimize(&mut g, &opts.pipeline()).map_err(compile_err(path))?;
     pipeline::lower(&g, &opts.target).map_err(compile_err(path))
 }

@@ -20,7 +20,7 @@ pub mod svg;
 pub use kiln_compiler;
 pub use kiln_frontends;
 pub use kiln_runtime;
-pub use model::{load_model, model_kind, run_reference, ModelKind};
+pub use model::{load_decoder, load_model, model_kind, run_reference, ModelKind};
 pub use npz::{read_npz, write_npz, NpzError};
 pub use summary::{summarize, Summary};
 
@@ -54,6 +54,17 @@ pub enum Error {
         path: PathBuf,
         /// The frontend's error (boxed: it carries file, node, op, domain and opset).
         source: Box<kiln_frontends::Error>,
+    },
+    /// A model kind that has no text-generation decoder (only Hugging Face causal-LM folders
+    /// and `.gguf` files are built with a key/value cache).
+    #[error(
+        "{}: text generation needs a Hugging Face folder of a causal LM (llama, gpt2), a \
+         `.gguf` file, or an artifact compiled from one with `kiln compile --decoder`",
+        path.display()
+    )]
+    NotADecoder {
+        /// The model path.
+        path: PathBuf,
     },
     /// A `.kiln` artifact where an IR graph is needed (the reference backend, IR stages).
     #[error(

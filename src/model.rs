@@ -122,6 +122,26 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
     }
 }
 
+/// Builds the text-generation decoder of a model with its key/value cache as graph states
+/// (`kiln_frontends::hf::decoder`): a Hugging Face folder of a causal LM (`llama`, `gpt2`) or a
+/// `.gguf` file.
+pub fn load_decoder(path: &Path) -> Result<Graph, Error> {
+    let import = |source| Error::Import {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    match model_kind(path)? {
+        ModelKind::HfFolder => kiln_frontends::hf::load_decoder(path).map_err(import),
+        ModelKind::Gguf => {
+            let m = kiln_frontends::gguf::open(path).map_err(import)?;
+            kiln_frontends::hf::build_decoder(&m.config, &m.checkpoint).map_err(import)
+        }
+        _ => Err(Error::NotADecoder {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
 /// Builds the graph of a Hugging Face folder (`config.json` + safetensors). A directory without
 /// `config.json` is refused naming the directory itself.
 fn load_hf_folder(dir: &Path) -> Result<Graph, Error> {

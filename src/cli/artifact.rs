@@ -27,6 +27,7 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         optimize: args.opt_level > 0,
         target,
         progress: reporter.as_ref().map(|r| r.pipeline()),
+        decoder: args.decoder,
     };
     compile_model_to(&args.model, &args.output, &opts)?;
     drop(reporter);

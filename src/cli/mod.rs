@@ -5,6 +5,7 @@
 mod artifact;
 mod bench;
 mod conformance;
+mod generate;
 mod pipeline;
 mod progress;
 
@@ -42,6 +43,9 @@ pub enum Command {
     /// Run a Hugging Face task (fill-mask, classification, question answering, embeddings,
     /// image classification) on a model folder or artifact
     Pipeline(pipeline::PipelineArgs),
+    /// Generate text with a causal LM (Hugging Face folder, `.gguf` file or artifact compiled
+    /// with `--decoder`), streaming it to stdout
+    Generate(generate::GenerateArgs),
 }
 
 /// Execution backends.
@@ -110,6 +114,10 @@ pub struct CompileArgs {
     #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(0..=1))]
     pub opt_level: u8,
+    /// Compile the text-generation decoder (key/value cache kept in place between steps) of a
+    /// causal LM, for `kiln generate ARTIFACT`.
+    #[arg(long)]
+    pub decoder: bool,
 }
 
 /// Arguments of `kiln run`.
@@ -227,6 +235,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Bench(a) => bench::bench(&a, out),
         Command::Conformance(a) => conformance::conformance(&a, out),
         Command::Pipeline(a) => pipeline::pipeline(&a, out),
+        Command::Generate(a) => generate::generate(&a, out),
     }
 }
 

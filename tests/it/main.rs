@@ -13,6 +13,7 @@ mod cli_pipeline_tasks;
 mod cli_run;
 mod common;
 mod cpu_backend;
+mod gguf_generate;
 mod gguf_smollm2;
 mod hf_bert;
 mod hf_families;

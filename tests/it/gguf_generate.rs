@@ -1,0 +1,151 @@
+//! Greedy generation from SmolLM2-135M-Instruct's GGUF with the key/value-cached decoder
+//! (`hf::build_decoder` over `gguf::open`, compiled for the CPU, driven by `CausalLm`): for each
+//! prompt of `reference.json`, 32 new tokens equal transformers' greedy ids up to the first
+//! position whose recorded top-1/top-2 margin is below 0.01 (where fp32 rounding may pick
+//! either token), and the prompt's last-position logits match `reference.npz` within 1e-3. The
+//! three prompts also run as one left-padded batch with the same result.
+//!
+//! The reference was computed with rotary base 10000 (transformers 4.57.6's GGUF loader drops
+//! the file's `llama.rope.freq_base` = 100000; see `gguf_smollm2.rs`), so these tests build the
+//! decoder with that base; `kiln generate` on the file itself uses the file's 100000.
+
+use crate::common;
+use kiln::kiln_frontends::{gguf, hf};
+use kiln_pipelines::generation::{argmax, CausalLm};
+use kiln_runtime::{LoadOptions, Model};
+use std::path::PathBuf;
+
+/// The fetched GGUF, or `None` (skipped) unless `KILN_REQUIRE_SHARED=1`.
+fn gguf_path() -> Option<PathBuf> {
+    let cache = match std::env::var_os("KILN_MODEL_CACHE") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln-models"),
+    };
+    let p = cache.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("KILN_REQUIRE_SHARED").as_deref() != Ok("1"),
+        "KILN_REQUIRE_SHARED=1 but {} does not exist (run the shared tools/fetch_models.sh)",
+        p.display()
+    );
+    None
+}
+
+struct Case {
+    prompt: Vec<u32>,
+    greedy: Vec<u32>,
+    margins: Vec<f64>,
+}
+
+fn u32s(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// Checks `got` against the case: equal up to the first low-margin position; returns where the
+/// ids first differ (`None`: all 32 equal).
+fn compare(i: usize, case: &Case, got: &[u32]) -> Option<usize> {
+    assert_eq!(got.len(), case.greedy.len(), "prompt {i}: generated length");
+    let tie = case.margins.iter().position(|&m| m < 0.01);
+    let differ = got.iter().zip(&case.greedy).position(|(a, b)| a != b);
+    if let Some(d) = differ {
+        assert!(
+            tie.is_some_and(|t| d >= t),
+            "prompt {i}: ids differ at {d} ({} vs {}), before any position with margin < 0.01 \
+             (first such: {tie:?})\n got {got:?}\nwant {:?}",
+            got[d],
+            case.greedy[d],
+            case.greedy
+        );
+    }
+    println!(
+        "prompt {i}: {} of {} ids equal transformers' (first margin < 0.01 at {tie:?})",
+        differ.unwrap_or(got.len()),
+        got.len()
+    );
+    differ
+}
+
+#[test]
+fn smollm2_cached_greedy_generation_matches_transformers() {
+    let Some(path) = gguf_path() else { return };
+    let Some(shared) = common::shared_dir() else { return };
+    let dir = shared.join("models/smollm2-135m-instruct");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let npz = kiln::read_npz(&dir.join("reference.npz")).unwrap();
+    let cases: Vec<Case> = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            prompt: u32s(&c["prompt_ids"]),
+            greedy: u32s(&c["greedy_ids"]),
+            margins: c["top2_margins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_f64().unwrap())
+                .collect(),
+        })
+        .collect();
+    let mut m = gguf::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    m.config["rope_parameters"]["rope_theta"] = 10000.0.into();
+    let g = hf::build_decoder(&m.config, &m.checkpoint).unwrap_or_else(|e| panic!("{e}"));
+    let compiled = kiln_compiler::pipeline::compile(
+        &g,
+        &kiln_compiler::Target::host(),
+        &kiln_compiler::pipeline::Options::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let model = Model::from_bytes(compiled.to_bytes(), &LoadOptions::default()).unwrap();
+    let new = 32;
+
+    // One prompt at a time.
+    for (i, case) in cases.iter().enumerate() {
+        let mut lm = CausalLm::new(&model, 1, case.prompt.len() + new).unwrap();
+        let mut logits = lm.prefill(std::slice::from_ref(&case.prompt)).unwrap();
+        let want = npz[&format!("prompt{i}_last_logits")].to_f64_vec();
+        let d = logits[0]
+            .iter()
+            .zip(&want)
+            .map(|(&a, &b)| (f64::from(a) - b).abs())
+            .fold(0.0, f64::max);
+        println!("prompt {i}: last-position logits max |diff| {d:.2e}");
+        assert!(d <= 1e-3, "prompt {i}: logits differ by {d}");
+        let mut got = Vec::new();
+        for step in 0..new {
+            let t = argmax(&logits[0]).unwrap() as u32;
+            got.push(t);
+            if step + 1 < new {
+                logits = lm.step(&[t]).unwrap();
+            }
+        }
+        compare(i, case, &got);
+    }
+
+    // The three prompts as one left-padded batch.
+    let prompts: Vec<Vec<u32>> = cases.iter().map(|c| c.prompt.clone()).collect();
+    let longest = prompts.iter().map(Vec::len).max().unwrap();
+    let mut lm = CausalLm::new(&model, prompts.len(), longest + new).unwrap();
+    let mut logits = lm.prefill(&prompts).unwrap();
+    let mut got = vec![Vec::new(); prompts.len()];
+    for step in 0..new {
+        let next: Vec<u32> = logits.iter().map(|r| argmax(r).unwrap() as u32).collect();
+        for (g, &t) in got.iter_mut().zip(&next) {
+            g.push(t);
+        }
+        if step + 1 < new {
+            logits = lm.step(&next).unwrap();
+        }
+    }
+    for (i, (case, ids)) in cases.iter().zip(&got).enumerate() {
+        compare(i, case, ids);
+    }
+}
