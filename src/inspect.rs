@@ -207,5 +207,10 @@ fn plan_json(plan: &Plan) -> Value {
         "arena_slots": plan.slots.len(),
         "arena_bytes": plan.arena_size().to_string(),
         "value_weight_bytes": weights,
+        "states": plan.states.iter().map(|st| json!({
+            "name": st.name,
+            "type": plan.value(st.value).ty.to_string(),
+        })).collect::<Vec<_>>(),
+        "kv_cache_bytes": plan.state_size().to_string(),
     })
 }

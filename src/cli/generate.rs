@@ -76,9 +76,16 @@ fn load(args: &GenerateArgs) -> anyhow::Result<(kiln_runtime::Model, Box<dyn Fil
         kiln::ModelKind::Artifact => Box::new(InMemory::from_assets(&model, label)),
         kiln::ModelKind::Gguf => Box::new(InMemory {
             label,
-            files: kiln::assets::gguf_assets(&args.model)?.into_iter().collect(),
+            files: kiln::assets::gguf_assets(&args.model)?
+                .into_iter()
+                .collect(),
         }),
-        _ => return Err(kiln::Error::NotADecoder { path: args.model.clone() }.into()),
+        _ => {
+            return Err(kiln::Error::NotADecoder {
+                path: args.model.clone(),
+            }
+            .into())
+        }
     };
     Ok((model, files))
 }
@@ -86,9 +93,8 @@ fn load(args: &GenerateArgs) -> anyhow::Result<(kiln_runtime::Model, Box<dyn Fil
 /// The generation settings: the model's, then the command line's.
 fn config(args: &GenerateArgs, files: &dyn Files) -> anyhow::Result<GenerationConfig> {
     let mut o = Map::new();
-    let sampling = args.temperature.is_some_and(|t| t > 0.0)
-        || args.top_k.is_some()
-        || args.top_p.is_some();
+    let sampling =
+        args.temperature.is_some_and(|t| t > 0.0) || args.top_k.is_some() || args.top_p.is_some();
     o.insert("do_sample".into(), json!(sampling));
     if let Some(t) = args.temperature.filter(|&t| t > 0.0) {
         o.insert("temperature".into(), json!(t));

@@ -74,7 +74,9 @@ fn compare(i: usize, case: &Case, got: &[u32]) -> Option<usize> {
 #[test]
 fn smollm2_cached_greedy_generation_matches_transformers() {
     let Some(path) = gguf_path() else { return };
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let dir = shared.join("models/smollm2-135m-instruct");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())

@@ -6,6 +6,7 @@ mod cli_artifact;
 mod cli_conformance;
 mod cli_errors;
 mod cli_friction;
+mod cli_generate;
 mod cli_inspect;
 mod cli_onnx;
 mod cli_pipeline;
