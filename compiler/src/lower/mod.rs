@@ -58,6 +58,8 @@ pub(crate) enum PendingKernel {
     /// A GEMM whose B is this f32 weight `[k, n]`, packed at compile time.
     PackedGemm {
         b: ValueId,
+        /// The weight is stored `[n, k]` (B is its transpose).
+        trans: bool,
         step: kiln_runtime::plan::GemmStep,
     },
     /// A convolution whose f32 weight is packed at compile time.
@@ -198,7 +200,7 @@ fn build(
         }
         let kernel = match &s.kernel {
             PendingKernel::Ready(k) => k.clone(),
-            PendingKernel::PackedGemm { b: w, step } => b.packed_gemm(*w, *step)?,
+            PendingKernel::PackedGemm { b: w, trans, step } => b.packed_gemm(*w, *trans, *step)?,
             PendingKernel::PackedConv { w, step } => b.packed_conv(*w, step.clone())?,
             PendingKernel::PackedRecurrent { w, r, step } => {
                 b.packed_recurrent(*w, *r, step.clone())?
@@ -362,7 +364,12 @@ impl Builder<'_> {
         Ok(Kernel::Conv(step))
     }
 
-    fn packed_gemm(&mut self, w: ValueId, step: kiln_runtime::plan::GemmStep) -> Result<Kernel> {
+    fn packed_gemm(
+        &mut self,
+        w: ValueId,
+        trans: bool,
+        step: kiln_runtime::plan::GemmStep,
+    ) -> Result<Kernel> {
         let ValueDef::Weight(id) = self.g.value(w).def else {
             return Err(Error::Lower {
                 message: "a packed GEMM operand is not a weight".into(),
@@ -370,6 +377,7 @@ impl Builder<'_> {
         };
         let t = self.g.weights().get(id).to_tensor()?;
         let (k, n) = match *t.shape() {
+            [r, c] if trans => (c, r),
             [k, n] => (k, n),
             ref s => {
                 return Err(Error::Lower {
@@ -377,7 +385,17 @@ impl Builder<'_> {
                 })
             }
         };
-        let data: Vec<f32> = t.to_f64_vec().into_iter().map(|x| x as f32).collect();
+        let mut data: Vec<f32> = t.to_f64_vec().into_iter().map(|x| x as f32).collect();
+        if trans && k > 0 {
+            // Stored [n, k]: B[i][j] = W[j][i].
+            let w = data;
+            data = vec![0f32; k * n];
+            for (j, row) in w.chunks_exact(k).enumerate() {
+                for (i, &x) in row.iter().enumerate() {
+                    data[i * n + j] = x;
+                }
+            }
+        }
         let mut packed = vec![0f32; kiln_runtime::kernels::gemm::packed_len(k, n)];
         kiln_runtime::kernels::gemm::pack_b(&data, k, n, &mut packed).map_err(|e| {
             Error::Lower {

@@ -133,8 +133,26 @@ fn gemm(
     }
     let mut inputs = vec![a];
     let mut absorbed = Vec::new();
-    let gemm_b = if is_weight(g, b) && db.len() == 2 && db.iter().all(|d| d.as_known().is_some()) {
+    let known2 =
+        |v: ValueId| dims(g, v).len() == 2 && dims(g, v).iter().all(|d| d.as_known().is_some());
+    // B = transpose(W) of a weight (a tied LM head reading the embedding table): packed
+    // transposed at build time, so no run packs it again.
+    let packed_t = producer(g, b).and_then(|p| match &g.node(p).op {
+        Op::Transpose { perm } if perm.as_slice() == [1, 0] => {
+            let w = g.node(p).inputs[0];
+            (is_weight(g, w) && known2(w) && uses.sole_consumer(b) == Some(n)).then_some((p, w))
+        }
+        _ => None,
+    });
+    let mut packed_b = b;
+    let mut packed_trans = false;
+    let gemm_b = if is_weight(g, b) && known2(b) {
         None // packed at build time
+    } else if let Some((p, w)) = packed_t {
+        absorbed.push(p);
+        packed_b = w;
+        packed_trans = true;
+        None
     } else {
         if da.len() < 2 || !(db.len() == da.len() || db.len() == 2) {
             return None;
@@ -224,7 +242,11 @@ fn gemm(
         residual,
     };
     let kernel = match gemm_b {
-        None => PendingKernel::PackedGemm { b, step: gs },
+        None => PendingKernel::PackedGemm {
+            b: packed_b,
+            trans: packed_trans,
+            step: gs,
+        },
         Some(_) => PendingKernel::Ready(Kernel::Gemm(gs)),
     };
     Some(Choice::Step(Box::new(PendingStep {
