@@ -8,6 +8,8 @@ mod flops;
 mod frame;
 mod state;
 #[cfg(test)]
+mod state_tests;
+#[cfg(test)]
 mod tests;
 
 pub use arena::Layout;

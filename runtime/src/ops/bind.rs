@@ -123,3 +123,54 @@ pub fn bind_inputs(
     }
     Ok(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{Shape, TensorType};
+    use crate::DType;
+
+    fn ty(dims: &[&str]) -> TensorType {
+        TensorType::new(
+            DType::I64,
+            Shape(dims.iter().map(|d| Dim::parse(d).unwrap()).collect()),
+        )
+    }
+
+    fn t(shape: &[usize]) -> Tensor {
+        Tensor::from_i64(shape.to_vec(), vec![0; shape.iter().product()]).unwrap()
+    }
+
+    #[test]
+    fn a_dim_with_one_unbound_symbol_binds_it() {
+        let (ids, mask) = (ty(&["batch", "seq"]), ty(&["batch", "past+seq"]));
+        let expected = [("ids", &ids), ("mask", &mask)];
+        let inputs = BTreeMap::from([
+            ("ids".to_string(), t(&[2, 3])),
+            ("mask".to_string(), t(&[2, 10])),
+        ]);
+        let b = bind_inputs(&expected, &inputs).unwrap();
+        assert_eq!((b["batch"], b["seq"], b["past"]), (2, 3, 7));
+        // Shorter than `seq`: `past` would be negative.
+        let short = BTreeMap::from([
+            ("ids".to_string(), t(&[2, 3])),
+            ("mask".to_string(), t(&[2, 2])),
+        ]);
+        let err = bind_inputs(&expected, &short).unwrap_err();
+        assert!(err.message.contains("less than"), "{err}");
+        // Two unbound symbols in one dim stay unbound: an error naming the dim.
+        let two = ty(&["a+b"]);
+        let err = bind_inputs(
+            &[("x", &two)],
+            &BTreeMap::from([("x".to_string(), t(&[4]))]),
+        );
+        assert!(err.is_err());
+        // A symbol with a coefficient is not solved for (`2*n` is not `n + rest`).
+        let twice = ty(&["2*n"]);
+        let err = bind_inputs(
+            &[("x", &twice)],
+            &BTreeMap::from([("x".to_string(), t(&[4]))]),
+        );
+        assert!(err.is_err());
+    }
+}
