@@ -175,7 +175,7 @@ pub fn generate(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<()> 
     let mut generator = Generator::new(&cfg, tokenizer.inner(), &prompt)?;
     let mut lm = CausalLm::new(&model, 1, prompt.len() + limit.max(1))?;
     let start = Instant::now();
-    let mut logits = lm.prefill(&[prompt.clone()])?;
+    let mut logits = lm.prefill(std::slice::from_ref(&prompt))?;
     let prefill = start.elapsed();
     let mut text = String::new();
     let mut steps = 0usize;
