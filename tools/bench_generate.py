@@ -273,7 +273,10 @@ def main():
             print(f"llama.cpp loaded in {time.perf_counter()-t:.1f}s", file=sys.stderr)
         except ImportError as e:
             print(f"llama.cpp not available: {e}", file=sys.stderr)
-    kiln = Kiln(a.kiln, a.kiln_timeout) if a.kiln else None
+    kiln_cmd = a.kiln
+    if kiln_cmd and "--threads" not in kiln_cmd:
+        kiln_cmd += f" --threads {a.threads}"  # same thread count as the others
+    kiln = Kiln(kiln_cmd, a.kiln_timeout) if kiln_cmd else None
 
     names = [e.name for e in engines] + ([kiln.name] if kiln else [])
     prefill = {n: [] for n in names}
@@ -347,7 +350,7 @@ def main():
     L.append(f"CPU: {model}; ISA: {isa}" + (f" (+{', '.join(extra)})" if extra else "")
              + f"; {os.cpu_count()} logical CPUs; load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     L.append(f"Threads: {a.threads} per engine (ORT intra_op_num_threads, llama.cpp "
-             f"n_threads/n_threads_batch" + (", Kiln as configured by its command" if kiln else "")
+             f"n_threads/n_threads_batch" + (f", Kiln `{kiln_cmd}`" if kiln else "")
              + ")")
     L.append(f"Prefill: {a.prefill_tokens}-token prompt, time to first token. "
              f"Decode: {a.new_tokens} new tokens after the {len(short_ids)}-token prompt "
