@@ -138,16 +138,18 @@ class LlamaCpp:
         self.llm = Llama(model_path=gguf, n_threads=threads, n_threads_batch=threads,
                          n_ctx=n_ctx, n_batch=512, n_ubatch=512, logits_all=False,
                          verbose=False)
+        self.n_vocab = self.llm.n_vocab()
 
     def run(self, ids, n_new):
         llm, np = self.llm, self.np
         llm.reset()
-        llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
         out, stamps = [], []
         t0 = time.perf_counter()
         llm.eval(ids)
         for i in range(n_new):
-            logits = llm.scores[llm.n_tokens - 1]
+            # llama-cpp-python >= 0.3 no longer copies logits into llm.scores
+            # unless logits_all; read the last token's row straight from the context.
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(self.n_vocab,))
             t = int(np.argmax(logits))
             out.append(t)
             stamps.append(time.perf_counter() - t0)
