@@ -31,8 +31,27 @@ Also checks that the engines agree: greedy ids for the 5-token prompt, ORT
 GenAI fp32 vs transformers on the fp32 folder (same weights; should match),
 and llama.cpp / Kiln beside them (first divergence reported).
 
-Run with /work/venv-genbench/bin/python (onnxruntime-genai, llama-cpp-python;
-torch/transformers reachable for the agreement check).
+Setup (what the reported figures used):
+  python3 -m venv /work/venv-genbench
+  /work/venv-genbench/bin/pip install onnxruntime-genai onnx-ir
+  # torch/transformers/gguf/safetensors from the shared venv, lowest priority:
+  echo /work/venv/lib/python3.11/site-packages \
+      > /work/venv-genbench/lib/python3.11/site-packages/zz_shared_venv.pth
+  # llama.cpp from source; AMX must be off: this VM advertises amx_tile but
+  # faults (SIGILL on tilezero) when ggml uses it with -march=native.
+  CMAKE_ARGS="-DGGML_NATIVE=ON -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' \
+    -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' -DLLAVA_BUILD=OFF" \
+    /work/venv-genbench/bin/pip install --no-cache-dir llama-cpp-python
+  /work/venv-genbench/bin/python tools/make_smollm2_fp32.py
+  HF_HUB_OFFLINE=1 /work/venv-genbench/bin/python -m onnxruntime_genai.models.builder \
+    -i /work/model-cache/smollm2-135m-instruct-fp32 \
+    -o /work/model-cache/smollm2-ortgenai-fp32 -p fp32 -e cpu -c /tmp/ortgenai_cache
+  (the builder's --help crashes on a '%' in its help text in 0.18.0; read
+  get_args() in builder.py. -i alone, without -m, builds from local files.)
+
+Run:
+  /work/venv-genbench/bin/python tools/bench_generate.py --rounds 5 \
+    --kiln "/work/main/target/release/kiln generate MODEL"
 """
 
 import argparse
