@@ -68,6 +68,7 @@ DEF_HF = "/work/model-cache/smollm2-135m-instruct-fp32"
 DEF_ORT = "/work/model-cache/smollm2-ortgenai-fp32"
 DEF_GGUF = "/work/model-cache/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 SHORT_PROMPT = "The capital of France is"
+EOS = 2  # <|im_end|>, config.json eos_token_id
 LONG_SEED = (
     "The history of the printing press begins in the fifteenth century, when "
     "Johannes Gutenberg combined movable metal type, oil-based ink and a wooden "
@@ -226,8 +227,8 @@ def transformers_greedy(hf_dir, ids, n_new, threads):
     torch.set_num_threads(threads)
     m = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     with torch.no_grad():
-        o = m.generate(torch.tensor([ids]), max_new_tokens=n_new, min_new_tokens=n_new,
-                       do_sample=False)
+        # natural greedy: stops at EOS like `kiln generate` does
+        o = m.generate(torch.tensor([ids]), max_new_tokens=n_new, do_sample=False)
     del m
     return o[0, len(ids):].tolist()
 
@@ -332,6 +333,7 @@ def main():
                 c0, w0 = children_cpu(), time.perf_counter()
                 r = kiln.run_text(SHORT_PROMPT, a.new_tokens)
                 cores[e.name].append((children_cpu() - c0) / (time.perf_counter() - w0))
+                kiln.made = min(getattr(kiln, "made", 1 << 30), len(r["ids"]))
                 decode[e.name].append(float(r["decode_tokens_per_s"]))
             else:
                 _, st = e.run(long_ids, 1)
@@ -394,6 +396,12 @@ def main():
         L.append(f"WARNING: the machine was contended (load avg {load[0]:.1f} on "
                  f"{os.cpu_count()} CPUs; an engine got well under {a.threads} cores): "
                  "absolute figures are not representative, ratios only roughly so.")
+    if kiln and not kiln.error and getattr(kiln, "made", a.new_tokens) < a.new_tokens:
+        L.append("")
+        L.append(f"WARNING: Kiln stopped after {kiln.made} new tokens (greedy EOS), so its "
+                 f"decode tok/s covers {kiln.made} tokens, not {a.new_tokens}; ORT GenAI and "
+                 "llama.cpp suppress EOS. A like-for-like figure needs an ignore-EOS option "
+                 "in `kiln generate`.")
     L.append("")
     if kiln:
         if kiln.error:
@@ -417,8 +425,15 @@ def main():
         if n == ref_name:
             continue
         d = first_divergence(ref, ids)
+        m = min(len(ref), len(ids))
         if d is None:
             L.append(f"- {n}: identical")
+        elif d == m:
+            L.append(f"- {n}: identical over the common {m} tokens ({len(ids)} vs ref {len(ref)})")
+        elif EOS in (ref[d], ids[d]):
+            L.append(f"- {n}: identical for {d} tokens; at token {d} one side emits EOS "
+                     f"(ref {ref[d]} vs {ids[d]}): ORT GenAI and llama.cpp runs suppress EOS "
+                     f"(min_length) so that they make exactly {a.new_tokens} tokens")
         else:
             L.append(f"- {n}: first divergence at new token {d} "
                      f"(ref {ref[d] if d < len(ref) else '-'} vs {ids[d] if d < len(ids) else '-'}); "
