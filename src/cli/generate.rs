@@ -47,6 +47,10 @@ pub struct GenerateArgs {
     /// Stop when the text reaches this string (repeatable).
     #[arg(long, value_name = "TEXT")]
     pub stop: Vec<String>,
+    /// Keep generating past end-of-sequence tokens, up to the token limit (for benchmarks that
+    /// need a fixed number of new tokens).
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Print one JSON object (ids, text, timings) instead of streaming the text.
     #[arg(long)]
     pub json: bool,
@@ -117,7 +121,11 @@ fn config(args: &GenerateArgs, files: &dyn Files) -> anyhow::Result<GenerationCo
     if !args.stop.is_empty() {
         o.insert("stop_strings".into(), json!(args.stop));
     }
-    Ok(GenerationConfig::load(files, &o)?)
+    let mut cfg = GenerationConfig::load(files, &o)?;
+    if args.ignore_eos {
+        cfg.eos_token_id.clear();
+    }
+    Ok(cfg)
 }
 
 /// The prompt as the model reads it: plain, or rendered with the chat template.

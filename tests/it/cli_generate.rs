@@ -152,6 +152,19 @@ fn sampling_is_reproducible_by_seed_and_errors_are_one_line() {
     let (a, b, c) = (run("7"), run("7"), run("8"));
     assert_eq!(a, b);
     assert_ne!(a, c, "seeds 7 and 8 drew the same 12 tokens");
+    // --ignore-eos: exactly the token limit, whatever the model's eos id (2) is drawn.
+    let j = json_line(&kiln(&[
+        &"generate",
+        &dir,
+        &"--prompt",
+        &"t1",
+        &"--max-new-tokens",
+        &"40",
+        &"--ignore-eos",
+        &"--json",
+    ]));
+    assert_eq!(j["new_tokens"], 40, "{j}");
+    assert_eq!(j["stop"], "max_new_tokens");
     // A model kind without a decoder, and a bad setting: exit 1, one paragraph.
     let onnx = tmp.path().join("m.onnx");
     std::fs::write(&onnx, crate::common::onnx::add_bias_model()).unwrap();
