@@ -187,7 +187,7 @@ class Kiln:
         self.error = None
 
     def run_text(self, text, n_new):
-        argv = self.cmd + ["--prompt", text, "--max-new-tokens", str(n_new), "--json"]
+        argv = self.cmd + ["--prompt", text, "--max-new-tokens", str(n_new), "--json", "--ignore-eos"]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout)
         if p.returncode != 0:
             raise RuntimeError(f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[-400:]}")
