@@ -1,12 +1,13 @@
 //! The `kiln` command line: argument definitions (clap derive) and dispatch, following the
 //! contract in DESIGN.md (`compile`, `run`, `inspect`, `bench`, `conformance`), and `pipeline`
-//! (Hugging Face tasks end to end).
+//! (Hugging Face tasks end to end) and `transcribe` (speech to text with Whisper).
 
 mod artifact;
 mod bench;
 mod conformance;
 mod pipeline;
 mod progress;
+mod transcribe;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -42,6 +43,9 @@ pub enum Command {
     /// Run a Hugging Face task (fill-mask, classification, question answering, embeddings,
     /// image classification) on a model folder or artifact
     Pipeline(pipeline::PipelineArgs),
+    /// Transcribe a WAV file with a Whisper model folder (greedy decoding with its
+    /// generation_config.json)
+    Transcribe(transcribe::TranscribeArgs),
 }
 
 /// Execution backends.
@@ -227,6 +231,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Bench(a) => bench::bench(&a, out),
         Command::Conformance(a) => conformance::conformance(&a, out),
         Command::Pipeline(a) => pipeline::pipeline(&a, out),
+        Command::Transcribe(a) => transcribe::transcribe(&a, out),
     }
 }
 
