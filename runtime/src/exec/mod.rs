@@ -84,7 +84,7 @@ impl<'m> Session<'m> {
     fn run_inner(
         &mut self,
         inputs: &BTreeMap<String, Tensor>,
-        mut state: Option<&mut State>,
+        state: Option<&mut State>,
     ) -> Result<Vec<(String, Tensor)>, Error> {
         let plan = self.model.plan();
         let expected: Vec<(&str, &crate::ops::TensorType)> = plan
@@ -124,7 +124,7 @@ impl<'m> Session<'m> {
         }
         let layout = self.layout.as_ref().expect("layout was just computed");
         let mut states: Vec<*mut u8> = Vec::new();
-        if let Some(st) = state.as_deref_mut() {
+        if let Some(st) = state {
             for (i, io) in plan.states.iter().enumerate() {
                 for v in [io.value, io.update] {
                     if layout.bytes[v.index()] != st.lens[i] {
