@@ -79,7 +79,7 @@ fn whisper_cached_decoder_matches_full_recompute() {
     let start = decoder_start_ids(&Folder::new(&w.dir)).expect("start ids");
     assert_eq!(start, [50257, 50362]);
     let row = |rows: Vec<Vec<f32>>| -> Vec<f64> { rows[0].iter().map(|&x| f64::from(x)).collect() };
-    let mut got = row(lm.prefill(&[start.clone()]).expect("prefill"));
+    let mut got = row(lm.prefill(std::slice::from_ref(&start)).expect("prefill"));
     let d = max_diff(&got, &last_row(&w.npz["first_step_logits"]));
     println!("cached first step vs transformers: max |diff| {d:.3e}");
     assert!(d < 1e-3, "{d}");

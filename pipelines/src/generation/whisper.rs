@@ -176,7 +176,7 @@ impl<'m> Whisper<'m> {
             lm.write_state(name, t)?;
         }
         let mut generator = Generator::new(&self.config, self.tokenizer.inner(), &self.start_ids)?;
-        let mut rows = lm.prefill(&[self.start_ids.clone()])?;
+        let mut rows = lm.prefill(std::slice::from_ref(&self.start_ids))?;
         while generator.stopped().is_none() {
             let mut row = rows.pop().ok_or_else(|| option("no logits row".into()))?;
             let step = generator.step(&mut row)?;
