@@ -2,7 +2,8 @@
 //! holds what the `kiln` command line shares with applications: model loading by path, the CPU
 //! backend as callers of the compile pipeline, running with the reference interpreter, `.npz`
 //! input/output files, graph summaries (JSON, Graphviz), `inspect --format json`, the optimizer
-//! report, the one-line error report and the ONNX conformance runner.
+//! report, the one-line error report, the ONNX conformance runner and Whisper's two models
+//! compiled in memory ([`whisper`]).
 
 pub mod assets;
 pub mod backend;
@@ -16,6 +17,7 @@ pub mod npz;
 pub mod report;
 pub mod summary;
 pub mod svg;
+pub mod whisper;
 
 pub use kiln_compiler;
 pub use kiln_frontends;

@@ -1,6 +1,6 @@
 //! The `kiln` command line: argument definitions (clap derive) and dispatch, following the
 //! contract in DESIGN.md (`compile`, `run`, `inspect`, `bench`, `conformance`), and `pipeline`
-//! (Hugging Face tasks end to end).
+//! (Hugging Face tasks end to end) and `transcribe` (speech to text with Whisper).
 
 mod artifact;
 mod bench;
@@ -8,6 +8,7 @@ mod conformance;
 mod generate;
 mod pipeline;
 mod progress;
+mod transcribe;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -46,6 +47,9 @@ pub enum Command {
     /// Generate text with a causal LM (Hugging Face folder, `.gguf` file or artifact compiled
     /// with `--decoder`), streaming it to stdout
     Generate(generate::GenerateArgs),
+    /// Transcribe a WAV file with a Whisper model folder (greedy decoding with its
+    /// generation_config.json)
+    Transcribe(transcribe::TranscribeArgs),
 }
 
 /// Execution backends.
@@ -236,6 +240,7 @@ pub fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Conformance(a) => conformance::conformance(&a, out),
         Command::Pipeline(a) => pipeline::pipeline(&a, out),
         Command::Generate(a) => generate::generate(&a, out),
+        Command::Transcribe(a) => transcribe::transcribe(&a, out),
     }
 }
 

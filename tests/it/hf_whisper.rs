@@ -25,21 +25,21 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The model folder, the encoder and decoder compiled for this machine, and the references.
-struct Whisper {
-    dir: PathBuf,
+pub(crate) struct Whisper {
+    pub(crate) dir: PathBuf,
     encoder: Model,
     decoder: Model,
-    npz: BTreeMap<String, Tensor>,
+    pub(crate) npz: BTreeMap<String, Tensor>,
 }
 
 /// Compiles a graph in memory for the host.
-fn compile(g: &kiln::kiln_compiler::ir::Graph) -> Model {
+pub(crate) fn compile(g: &kiln::kiln_compiler::ir::Graph) -> Model {
     let compiled = pipeline::compile(g, &Target::host(), &Options::default()).expect("compiles");
     Model::from_bytes(compiled.to_bytes(), &LoadOptions::default()).expect("loads")
 }
 
 /// Built once per test binary: compiling the decoder (its 51864-row head) is the slow part.
-fn whisper() -> Option<&'static Whisper> {
+pub(crate) fn whisper() -> Option<&'static Whisper> {
     static W: OnceLock<Option<Whisper>> = OnceLock::new();
     W.get_or_init(|| {
         let dir = common::shared_dir()?.join("models").join("whisper-tiny.en");
@@ -79,7 +79,7 @@ fn encode(w: &Whisper, features: Tensor) -> Tensor {
     )
 }
 
-fn decode(w: &Whisper, ids: &[i64], enc: &Tensor) -> Tensor {
+pub(crate) fn decode(w: &Whisper, ids: &[i64], enc: &Tensor) -> Tensor {
     decode_batch(w, 1, ids, enc)
 }
 
@@ -130,7 +130,7 @@ fn whisper_decoder_first_step_matches_transformers() {
 }
 
 /// The ids of a JSON array field.
-fn ids(v: &serde_json::Value, key: &str) -> Vec<i64> {
+pub(crate) fn ids(v: &serde_json::Value, key: &str) -> Vec<i64> {
     v[key]
         .as_array()
         .unwrap_or_else(|| panic!("`{key}` is a list"))
@@ -139,7 +139,7 @@ fn ids(v: &serde_json::Value, key: &str) -> Vec<i64> {
         .collect()
 }
 
-fn json(path: &Path) -> serde_json::Value {
+pub(crate) fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&read(path).expect("readable")).expect("valid JSON")
 }
 

@@ -24,6 +24,7 @@ mod hf_llama;
 mod hf_sentence_embeddings;
 mod hf_vit;
 mod hf_whisper;
+mod hf_whisper_cached;
 mod hostile;
 mod kv_cache;
 mod npz_malformed;

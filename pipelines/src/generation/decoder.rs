@@ -91,6 +91,14 @@ impl<'m> CausalLm<'m> {
         self.state.bytes()
     }
 
+    /// Fills state `name` with `t` — a state no step writes, such as a Whisper decoder's
+    /// cross-attention keys and values computed once by its encoder. [`Self::reset`] keeps it.
+    pub fn write_state(&mut self, name: &str, t: &Tensor) -> Result<(), Error> {
+        self.state
+            .write(self.model.plan(), name, t)
+            .map_err(run_err)
+    }
+
     /// Starts over with an empty cache (the buffers are kept).
     pub fn reset(&mut self) {
         self.mask.iter_mut().for_each(Vec::clear);

@@ -11,6 +11,8 @@
 //! - [`TextStream`]: ids in one at a time, final text out (no half characters).
 //! - [`Generator`]: the four wired together for one sequence.
 //! - [`CausalLm`]: a compiled decoder with its key/value cache, prefill then one token per step.
+//! - [`Whisper`]: speech to text — features, the encoder once, its cross-attention keys and
+//!   values written into the cached decoder's states, greedy decoding.
 
 mod config;
 mod decoder;
@@ -19,6 +21,7 @@ pub mod logits;
 mod sampler;
 mod stop;
 mod stream;
+mod whisper;
 
 pub use config::{GenerationConfig, KEYS};
 pub use decoder::CausalLm;
@@ -27,3 +30,4 @@ pub use logits::LogitsProcessor;
 pub use sampler::{argmax, sample, Rng, Sampler};
 pub use stop::{Checked, StopCriteria, StopReason};
 pub use stream::TextStream;
+pub use whisper::{decoder_start_ids, Transcript, Whisper};

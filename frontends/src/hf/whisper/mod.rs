@@ -9,6 +9,9 @@
 //!   layers of causal self-attention, cross-attention on the encoder states and the MLP, the
 //!   final norm, and the LM head tied to the token embeddings → `logits [batch, seq, vocab]`.
 //!   It recomputes the whole prefix each step (no key/value cache).
+//! - [`build_encoder_with_cross_kv`] and [`build_cached_decoder`] (`cached.rs`): the same model
+//!   for generation, with the cross-attention keys and values computed once by the encoder and
+//!   the decoder's own keys and values in a key/value cache.
 //!
 //! Transformers scales q by `head_dim^-0.5` after its bias; the fused `attention` applies the
 //! same factor to the scores. `k_proj` has no bias in Whisper. The two graphs are not an entry
@@ -16,8 +19,10 @@
 //! artifact holds both (the caller wires them). Each block is one `load_*` function so a cached
 //! decoder can reuse the projections ([`load_query`], [`load_key_value`]) and [`attend`].
 
+mod cached;
 mod config;
 
+pub use cached::{build_cached_decoder, build_encoder_with_cross_kv, cross_name};
 pub use config::{WhisperConfig, EPS};
 
 use super::builder::{p, Builder};
