@@ -1,0 +1,147 @@
+//! ONNX decoders exported with `past_key_values` (optimum's `text-generation-with-past`
+//! interface, `tools/export_onnx_decoders.py`: the tiny Llama and GPT-2 fixtures, and the Llama
+//! as optimum's merged decoder with `use_cache_branch` and an `If`) generate through Kiln's
+//! cached decoding: `kiln::load_decoder` turns their caches into states
+//! (`kiln_compiler::passes::kv_states`; the merged one specialised to its with-past branch),
+//! `CausalLm` drives them, and the greedy ids equal ONNX Runtime's (a loop feeding `present`
+//! back as `past`, `refs.json`) for 16 steps after prompts of 1 and 5 tokens. The plan keeps the caches as states written in place; a model without the
+//! pattern is refused saying so; `kiln generate` on the `.onnx` reads the `tokenizer.json`
+//! beside it and refuses in one line when there is none.
+
+use crate::common::{kiln, stdout_ok};
+use kiln::kiln_compiler::pipeline::{self, Options};
+use kiln::kiln_compiler::Target;
+use kiln::kiln_runtime::plan::Kernel;
+use kiln::kiln_runtime::{LoadOptions, Model};
+use kiln_pipelines::generation::{argmax, CausalLm};
+use std::path::{Path, PathBuf};
+
+const MODELS: [&str; 3] = ["llama-h48-llama3", "gpt2-h48", "llama-h48-llama3-merged"];
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/onnx-decoders")
+}
+
+/// `(prompt, ONNX Runtime's greedy ids)` per prompt of `model`.
+fn refs(model: &str) -> Vec<(Vec<u32>, Vec<u32>)> {
+    let text = std::fs::read_to_string(dir().join("refs.json")).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    j[model]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (ids(&r["prompt"]), ids(&r["ids"])))
+        .collect()
+}
+
+fn compile(path: &Path) -> Model {
+    let g = kiln::load_decoder(path).expect("the export becomes a decoder");
+    let c = pipeline::compile(&g, &Target::host(), &Options::default()).expect("compiles");
+    Model::from_bytes(c.to_bytes(), &LoadOptions::default()).expect("loads")
+}
+
+fn greedy(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut lm = CausalLm::new(model, 1, prompt.len() + n).unwrap();
+    let mut logits = lm.prefill(&[prompt.to_vec()]).unwrap();
+    let mut ids = Vec::new();
+    loop {
+        let id = argmax(&logits[0]).unwrap() as u32;
+        ids.push(id);
+        if ids.len() == n {
+            return ids;
+        }
+        logits = lm.step(&[id]).unwrap();
+    }
+}
+
+#[test]
+fn greedy_ids_equal_onnxruntime_with_the_cache_as_states() {
+    for name in MODELS {
+        let model = compile(&dir().join(format!("{name}.onnx")));
+        let plan = model.plan();
+        assert_eq!(plan.states.len(), 6, "{name}: 3 layers × key, value");
+        assert!(
+            !plan
+                .inputs
+                .iter()
+                .any(|io| io.name.starts_with("past_key_values")),
+            "{name}: the caches are states, not inputs"
+        );
+        let writes = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kernel, Kernel::CacheWrite { .. }))
+            .count();
+        assert_eq!(writes, 6, "{name}: every cache is written in place");
+        for (prompt, want) in refs(name) {
+            assert!(want.len() >= 16);
+            let got = greedy(&model, &prompt, want.len());
+            assert_eq!(got, want, "{name}, prompt {prompt:?}");
+        }
+    }
+}
+
+#[test]
+fn a_model_without_past_key_values_is_refused() {
+    let plain = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/gpt2-h48.onnx");
+    let msg = kiln::load_decoder(&plain).unwrap_err().to_string();
+    assert!(
+        msg.contains("gpt2-h48.onnx")
+            && msg.contains("no `past_key_values.N.key|value` inputs")
+            && msg.contains("`input_ids`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn kiln_generate_reads_the_tokenizer_beside_the_onnx_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = tmp.path().join("model.onnx");
+    std::fs::copy(dir().join("llama-h48-llama3.onnx"), &onnx).unwrap();
+    let out = kiln(&[&"generate", &onnx, &"--prompt", &"t5", &"--json"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("an ONNX decoder carries no tokenizer") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    // A word-level tokenizer of the 300 ids (`t0` … `t299`).
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        (0..300).map(|i| (format!("t{i}"), i.into())).collect();
+    let tok = serde_json::json!({
+        "version": "1.0",
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"},
+    });
+    std::fs::write(tmp.path().join("tokenizer.json"), tok.to_string()).unwrap();
+    let (prompt, want) = refs("llama-h48-llama3").remove(1);
+    let words: Vec<String> = prompt.iter().map(|i| format!("t{i}")).collect();
+    let out = stdout_ok(&kiln(&[
+        &"generate",
+        &onnx,
+        &"--prompt",
+        &words.join(" "),
+        &"--max-new-tokens",
+        &"16",
+        &"--json",
+    ]));
+    let j: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let ids: Vec<u32> = j["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(ids, want, "{j}");
+}
