@@ -4,9 +4,11 @@
 //! cached decoding: `kiln::load_decoder` turns their caches into states
 //! (`kiln_compiler::passes::kv_states`; the merged one specialised to its with-past branch),
 //! `CausalLm` drives them, and the greedy ids equal ONNX Runtime's (a loop feeding `present`
-//! back as `past`, `refs.json`) for 16 steps after prompts of 1 and 5 tokens. The plan keeps the caches as states written in place; a model without the
-//! pattern is refused saying so; `kiln generate` on the `.onnx` reads the `tokenizer.json`
-//! beside it and refuses in one line when there is none.
+//! back as `past`, `refs.json`) for 16 steps after prompts of 1 and 5 tokens. The plan keeps
+//! the caches as states written in place; a left-padded batch decodes each row as alone; a
+//! model without the pattern is refused saying so; `kiln generate` on the `.onnx` reads the
+//! `tokenizer.json` beside it (and refuses in one line when there is none), and an artifact
+//! from `kiln compile --decoder` carries it.
 
 use crate::common::{kiln, stdout_ok};
 use kiln::kiln_compiler::pipeline::{self, Options};
@@ -88,6 +90,35 @@ fn greedy_ids_equal_onnxruntime_with_the_cache_as_states() {
     }
 }
 
+/// Rows of different lengths in one batch (left-padded, the pads masked through the export's
+/// own mask handling) decode as each row alone.
+#[test]
+fn a_left_padded_batch_decodes_each_row_as_alone() {
+    for name in MODELS {
+        let model = compile(&dir().join(format!("{name}.onnx")));
+        let cases = refs(name);
+        let prompts: Vec<Vec<u32>> = cases.iter().map(|(p, _)| p.clone()).collect();
+        let n = cases[0].1.len();
+        let mut lm = CausalLm::new(&model, prompts.len(), 5 + n).unwrap();
+        let mut logits = lm.prefill(&prompts).unwrap();
+        let mut got = vec![Vec::new(); prompts.len()];
+        for _ in 0..n {
+            let ids: Vec<u32> = logits
+                .iter()
+                .map(|row| argmax(row).unwrap() as u32)
+                .collect();
+            for (g, &id) in got.iter_mut().zip(&ids) {
+                g.push(id);
+            }
+            if got[0].len() < n {
+                logits = lm.step(&ids).unwrap();
+            }
+        }
+        let want: Vec<Vec<u32>> = cases.into_iter().map(|(_, w)| w).collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
 #[test]
 fn a_model_without_past_key_values_is_refused() {
     let plain = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/gpt2-h48.onnx");
@@ -144,4 +175,20 @@ fn kiln_generate_reads_the_tokenizer_beside_the_onnx_file() {
         .map(|x| x.as_u64().unwrap() as u32)
         .collect();
     assert_eq!(ids, want, "{j}");
+
+    // An artifact from `compile --decoder` carries the tokenizer beside the ONNX file.
+    let art = tmp.path().join("model.kiln");
+    stdout_ok(&kiln(&[&"compile", &onnx, &"--decoder", &"-o", &art]));
+    std::fs::remove_file(tmp.path().join("tokenizer.json")).unwrap();
+    let out = stdout_ok(&kiln(&[
+        &"generate",
+        &art,
+        &"--prompt",
+        &words.join(" "),
+        &"--max-new-tokens",
+        &"16",
+        &"--json",
+    ]));
+    let k: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(k["ids"], j["ids"], "{k}");
 }
