@@ -192,3 +192,53 @@ fn kiln_generate_reads_the_tokenizer_beside_the_onnx_file() {
     let k: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(k["ids"], j["ids"], "{k}");
 }
+
+/// `If(c)` with `then: neg(x)`, `else: abs(x)` takes the branch of a known `c`; a known name that
+/// is no input is refused.
+#[test]
+fn an_if_on_a_known_input_is_replaced_by_its_branch() {
+    use crate::common::onnx::{model, node, value_f32, value_i64};
+    use kiln::kiln_frontends::onnx::decoder::specialize_if;
+    use kiln::kiln_frontends::onnx::proto::{AttributeProto, GraphProto};
+    use kiln::kiln_frontends::onnx::OnnxModel;
+    use std::collections::BTreeMap;
+    let branch = |name: &str, op: &str| AttributeProto {
+        name: name.into(),
+        r#type: 5,
+        g: Some(GraphProto {
+            name: name.into(),
+            node: vec![node(op, "", op, &["x"], &[op])],
+            output: vec![value_f32(op, &["2"])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut iff = node("if", "", "If", &["c"], &["y"]);
+    iff.attribute = vec![branch("then_branch", "Neg"), branch("else_branch", "Abs")];
+    let mut c = value_i64("c", &["1"]);
+    if let Some(kiln::kiln_frontends::onnx::proto::type_proto::Value::TensorType(t)) =
+        c.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.elem_type = 9; // BOOL
+    }
+    let bytes = model(
+        vec![iff],
+        vec![],
+        vec![c, value_f32("x", &["2"])],
+        vec![value_f32("y", &["2"])],
+        &[("", 17)],
+    );
+    let m = OnnxModel::from_bytes(Path::new("if.onnx"), &bytes).unwrap();
+    for (cond, op) in [(true, "neg"), (false, "abs")] {
+        let known = BTreeMap::from([("c".to_string(), cond)]);
+        let g =
+            kiln::kiln_frontends::onnx::import::import_model(&specialize_if(&m, &known).unwrap())
+                .unwrap();
+        let ops: Vec<&str> = g.node_ids().map(|n| g.node(n).op.name()).collect();
+        assert!(ops.contains(&op), "{cond}: {ops:?}");
+        assert_eq!(g.inputs().len(), 1, "`c` is no input any more");
+    }
+    let known = BTreeMap::from([("d".to_string(), true)]);
+    let msg = specialize_if(&m, &known).unwrap_err().to_string();
+    assert!(msg.contains("`d` is no input of the graph"), "{msg}");
+}
