@@ -70,6 +70,11 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Erro
     let files = match crate::model::model_kind(path)? {
         crate::model::ModelKind::HfFolder => crate::assets::folder_assets(path)?,
         crate::model::ModelKind::Gguf => crate::assets::gguf_assets(path)?,
+        // An ONNX decoder's tokenizer and settings are the files beside it.
+        crate::model::ModelKind::Onnx if opts.decoder => match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => crate::assets::folder_assets(dir)?,
+            _ => crate::assets::folder_assets(Path::new("."))?,
+        },
         _ => Vec::new(),
     };
     if !files.is_empty() {

@@ -57,11 +57,12 @@ pub enum Error {
         /// The frontend's error (boxed: it carries file, node, op, domain and opset).
         source: Box<kiln_frontends::Error>,
     },
-    /// A model kind that has no text-generation decoder (only Hugging Face causal-LM folders
-    /// and `.gguf` files are built with a key/value cache).
+    /// A model kind that has no text-generation decoder (only Hugging Face causal-LM folders,
+    /// `.gguf` files and ONNX decoders with `past_key_values` have a key/value cache).
     #[error(
         "{}: text generation needs a Hugging Face folder of a causal LM (llama, gpt2), a \
-         `.gguf` file, or an artifact compiled from one with `kiln compile --decoder`",
+         `.gguf` file, an ONNX decoder exported with `past_key_values`, or an artifact compiled \
+         from one with `kiln compile --decoder`",
         path.display()
     )]
     NotADecoder {

@@ -123,8 +123,10 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
 }
 
 /// Builds the text-generation decoder of a model with its key/value cache as graph states
-/// (`kiln_frontends::hf::decoder`): a Hugging Face folder of a causal LM (`llama`, `gpt2`) or a
-/// `.gguf` file.
+/// (`kiln_frontends::hf::decoder`): a Hugging Face folder of a causal LM (`llama`, `gpt2`), a
+/// `.gguf` file, or an ONNX decoder exported with `past_key_values` inputs and `present`
+/// outputs (optimum's `text-generation-with-past`, merged or not), whose caches
+/// `kiln_compiler::passes::kv_states` turns into states (`kiln_frontends::onnx::decoder`).
 pub fn load_decoder(path: &Path) -> Result<Graph, Error> {
     let import = |source| Error::Import {
         path: path.to_path_buf(),
@@ -136,6 +138,7 @@ pub fn load_decoder(path: &Path) -> Result<Graph, Error> {
             let m = kiln_frontends::gguf::open(path).map_err(import)?;
             kiln_frontends::hf::build_decoder(&m.config, &m.checkpoint).map_err(import)
         }
+        ModelKind::Onnx => kiln_frontends::onnx::decoder::load_decoder(path).map_err(import),
         _ => Err(Error::NotADecoder {
             path: path.to_path_buf(),
         }),

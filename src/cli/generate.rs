@@ -84,6 +84,20 @@ fn load(args: &GenerateArgs) -> anyhow::Result<(kiln_runtime::Model, Box<dyn Fil
                 .into_iter()
                 .collect(),
         }),
+        kiln::ModelKind::Onnx => {
+            let dir = match args.model.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            if !dir.join("tokenizer.json").is_file() {
+                bail!(
+                    "{label}: an ONNX decoder carries no tokenizer: put its `tokenizer.json` \
+                     (and `generation_config.json`) in {}",
+                    dir.display()
+                );
+            }
+            Box::new(Folder::new(&dir))
+        }
         _ => {
             return Err(kiln::Error::NotADecoder {
                 path: args.model.clone(),

@@ -165,18 +165,25 @@ fn sampling_is_reproducible_by_seed_and_errors_are_one_line() {
     ]));
     assert_eq!(j["new_tokens"], 40, "{j}");
     assert_eq!(j["stop"], "max_new_tokens");
-    // A model kind without a decoder, and a bad setting: exit 1, one paragraph.
+    // A model kind without a decoder, an ONNX model without a key/value cache, and a bad
+    // setting: exit 1, one paragraph.
+    let kir = tmp.path().join("m.kir");
+    std::fs::write(&kir, "kir 1\n").unwrap();
     let onnx = tmp.path().join("m.onnx");
     std::fs::write(&onnx, crate::common::onnx::add_bias_model()).unwrap();
     for (argv, needle) in [
         (
             vec![
                 &"generate" as &dyn AsRef<std::ffi::OsStr>,
-                &onnx,
+                &kir,
                 &"--prompt",
                 &"x",
             ],
             "text generation needs",
+        ),
+        (
+            vec![&"generate", &onnx, &"--prompt", &"x"],
+            "no `past_key_values.N.key|value` inputs",
         ),
         (
             vec![&"generate", &dir, &"--prompt", &"t1", &"--top-p", &"1.5"],

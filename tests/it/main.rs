@@ -31,6 +31,7 @@ mod npz_malformed;
 mod npz_roundtrip;
 mod onnx_conformance;
 mod onnx_contrib;
+mod onnx_decoder;
 mod onnx_families;
 mod onnx_fixtures;
 mod onnx_pinned;

@@ -5,6 +5,7 @@
 pub mod cse;
 pub mod dce;
 pub mod fold;
+pub mod kv_states;
 pub mod simplify;
 
 use crate::error::Result;

@@ -6,7 +6,10 @@
 //! - [`model`]: [`model::OnnxModel::load`]: decoding, opset imports and structural validation
 //!   (duplicate definitions, dangling inputs, cycles) that needs no knowledge of ops.
 //! - [`import`]: the importer from an [`model::OnnxModel`] to the Kiln IR.
+//! - [`decoder`]: decoders exported with `past_key_values` (optimum's with-past and merged
+//!   exports) as graphs with their key/value cache as states.
 
+pub mod decoder;
 mod external;
 pub mod import;
 pub mod model;

@@ -207,17 +207,25 @@ impl<'m> CausalLm<'m> {
             .map(|(_, t)| t)
             .ok_or_else(|| option("the decoder has no `logits` output".into()))?;
         let vocab = logits.shape().last().copied().unwrap_or(0);
-        if logits.len() != self.batch * vocab {
+        // One row per sequence (Kiln's decoders), or every position of every sequence (ONNX
+        // exports): each sequence's last row is the one decoding reads.
+        let rows = if logits.len() == self.batch * vocab {
+            1
+        } else if logits.len() == self.batch * seq * vocab {
+            seq
+        } else {
             return Err(option(format!(
                 "the decoder's logits are {:?}, expected one row per sequence",
                 logits.shape()
             )));
-        }
+        };
         self.vocab = Some(vocab);
         let kiln_runtime::TensorData::F32(v) = logits.into_data() else {
             return Err(option("the decoder's logits are not f32".into()));
         };
-        Ok(v.chunks(vocab.max(1)).map(<[f32]>::to_vec).collect())
+        Ok(v.chunks(rows * vocab.max(1))
+            .map(|r| r[r.len() - vocab..].to_vec())
+            .collect())
     }
 
     /// The model this decoder runs.

@@ -106,6 +106,24 @@ impl Op {
         }
     }
 
+    /// [`Op::attr_dims`], mutable (for passes that rename symbols).
+    pub fn attr_dims_mut(&mut self) -> Vec<&mut Dim> {
+        match self {
+            Op::Reshape { shape } | Op::Expand { shape } => shape.iter_mut().collect(),
+            Op::Slice { starts, ends, .. } => starts.iter_mut().chain(ends).collect(),
+            Op::Split { sizes, .. } => sizes.iter_mut().collect(),
+            Op::Range {
+                start,
+                limit,
+                delta,
+                ..
+            } => vec![start, limit, delta],
+            Op::Dims { values } => values.iter_mut().collect(),
+            Op::CacheWrite { at, .. } => vec![at],
+            _ => Vec::new(),
+        }
+    }
+
     /// True for the fused ops that the optimizer introduces.
     pub fn is_fused(&self) -> bool {
         matches!(

@@ -51,6 +51,29 @@ impl Dim {
         out
     }
 
+    /// Replaces symbols by dims (`past_sequence_length` → `past`, `total` → `past + seq`);
+    /// symbols without an entry stay.
+    pub fn substitute_dims(&self, map: &std::collections::BTreeMap<String, Dim>) -> Dim {
+        let mut out = Dim::known(0);
+        for (m, c) in &self.terms {
+            let mut term = Dim::known(*c);
+            for (a, p) in &m.0 {
+                let v = match a {
+                    Atom::Sym(s) => map.get(&**s).cloned().unwrap_or_else(|| Dim::sym(s)),
+                    Atom::Div(x, y) => x.substitute_dims(map).floor_div(&y.substitute_dims(map)),
+                    Atom::Mod(x, y) => x.substitute_dims(map).rem(&y.substitute_dims(map)),
+                    Atom::Max(x, y) => x.substitute_dims(map).maximum(&y.substitute_dims(map)),
+                    Atom::Min(x, y) => x.substitute_dims(map).minimum(&y.substitute_dims(map)),
+                    Atom::WideAdd(x, y) => x.substitute_dims(map).add(&y.substitute_dims(map)),
+                    Atom::WideMul(x, y) => x.substitute_dims(map).mul(&y.substitute_dims(map)),
+                };
+                term = term.mul(&v.pow(*p));
+            }
+            out = out.add(&term);
+        }
+        out
+    }
+
     /// Evaluates against bindings; every symbol must be bound.
     pub fn eval(&self, b: &Bindings) -> Result<i64, DimEvalError> {
         let mut total: i64 = 0;
