@@ -13,25 +13,6 @@ use crate::common;
 use kiln::kiln_frontends::{gguf, hf};
 use kiln_pipelines::generation::{argmax, CausalLm};
 use kiln_runtime::{LoadOptions, Model};
-use std::path::PathBuf;
-
-/// The fetched GGUF, or `None` (skipped) unless `KILN_REQUIRE_SHARED=1`.
-fn gguf_path() -> Option<PathBuf> {
-    let cache = match std::env::var_os("KILN_MODEL_CACHE") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln-models"),
-    };
-    let p = cache.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("KILN_REQUIRE_SHARED").as_deref() != Ok("1"),
-        "KILN_REQUIRE_SHARED=1 but {} does not exist (run the shared tools/fetch_models.sh)",
-        p.display()
-    );
-    None
-}
 
 struct Case {
     prompt: Vec<u32>,
@@ -73,7 +54,9 @@ fn compare(i: usize, case: &Case, got: &[u32]) -> Option<usize> {
 
 #[test]
 fn smollm2_cached_greedy_generation_matches_transformers() {
-    let Some(path) = gguf_path() else { return };
+    let Some(path) = common::smollm2_gguf() else {
+        return;
+    };
     let Some(shared) = common::shared_dir() else {
         return;
     };

@@ -13,25 +13,6 @@ use kiln_runtime::{LoadOptions, Model, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// The fetched GGUF, or `None` (skipped) unless `KILN_REQUIRE_SHARED=1`.
-fn gguf() -> Option<PathBuf> {
-    let cache = match std::env::var_os("KILN_MODEL_CACHE") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln-models"),
-    };
-    let p = cache.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var("KILN_REQUIRE_SHARED").as_deref() != Ok("1"),
-        "KILN_REQUIRE_SHARED=1 but {} does not exist (run /work/shared/tools/fetch_models.sh)",
-        p.display()
-    );
-    println!("skipped: {} not found", p.display());
-    None
-}
-
 /// The reference folder (`<shared>/models/smollm2-135m-instruct`) and its `reference.json`.
 fn references() -> Option<(PathBuf, serde_json::Value)> {
     let dir = common::shared_dir()?.join("models/smollm2-135m-instruct");
@@ -104,7 +85,9 @@ const REFERENCE_ROPE_THETA: f64 = 10000.0;
 /// checked against transformers' logits within 1e-3.
 #[test]
 fn smollm2_q4_1_matches_transformers() {
-    let Some(path) = gguf() else { return };
+    let Some(path) = common::smollm2_gguf() else {
+        return;
+    };
     let Some((dir, reference)) = references() else {
         return;
     };
@@ -137,7 +120,9 @@ fn smollm2_q4_1_matches_transformers() {
 /// reference's (the difference is the rotary base; see [`REFERENCE_ROPE_THETA`]).
 #[test]
 fn smollm2_gguf_compiles_and_generates_greedily() {
-    let Some(path) = gguf() else { return };
+    let Some(path) = common::smollm2_gguf() else {
+        return;
+    };
     let Some((dir, reference)) = references() else {
         return;
     };
@@ -175,7 +160,9 @@ fn smollm2_gguf_compiles_and_generates_greedily() {
 
 #[test]
 fn smollm2_metadata_gives_its_config() {
-    let Some(path) = gguf() else { return };
+    let Some(path) = common::smollm2_gguf() else {
+        return;
+    };
     let Some((dir, _)) = references() else { return };
     let want: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();

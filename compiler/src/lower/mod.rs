@@ -4,6 +4,7 @@
 //! arena slots, aliases) and produces the execution plan; the
 //! [`pipeline`](crate::pipeline) generates the kernels' code and writes the `.kiln` artifact.
 
+mod attention;
 mod elementwise;
 mod memory;
 mod native;

@@ -1,5 +1,5 @@
 //! Kernel selection per node: GEMMs (packed weights, fused bias/activation/residual epilogue),
-//! attention (with `(0, 2, 1, 3)` transposes absorbed as strides), f32 recurrent layers, row
+//! attention and cache writes (`attention.rs`), f32 recurrent layers, row
 //! gathers, generated row kernels (LayerNorm, SkipLayerNorm, RmsNorm, softmax), reshapes as
 //! aliases, and the reference kernel for the rest.
 
@@ -7,9 +7,7 @@ use super::{Choice, PendingKernel, PendingStep, Uses};
 use crate::codegen::{Access as GAccess, GenKernel, RowKernel, RowOp};
 use crate::error::Result;
 use crate::ir::{BinaryOp, DType, Dim, GeluApprox, Graph, NodeId, Op, UnaryOp, ValueDef, ValueId};
-use kiln_runtime::plan::{
-    Access, Activation, AttentionStep, GemmB, GemmStep, GeneratedStep, Kernel, Layout,
-};
+use kiln_runtime::plan::{Access, Activation, GemmB, GemmStep, GeneratedStep, Kernel};
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn choose_all(
@@ -28,8 +26,8 @@ pub(crate) fn choose_all(
         let choice = match &node.op {
             Op::Reshape { .. } => Some(Choice::Alias { of: node.inputs[0] }),
             Op::MatMul | Op::MatMulBias => gemm(g, n, uses, &pos, choices),
-            Op::Attention { .. } => attention(g, n, uses, choices),
-            Op::CacheWrite { .. } => cache_write(g, n, uses),
+            Op::Attention { .. } => super::attention::attention(g, n, uses, choices),
+            Op::CacheWrite { .. } => super::attention::cache_write(g, n, uses),
             Op::Conv { .. } => conv(g, n, uses, choices),
             Op::Recurrent { .. } if f32(g, node.inputs[0]) => super::recurrent::select(g, n),
             Op::Gather { axis: 0 } if is_weight(g, node.inputs[0]) => step(
@@ -59,7 +57,7 @@ pub(crate) fn origin(g: &Graph, n: NodeId) -> String {
     format!("{} node {}", g.node(n).op.name(), g.node_label(n))
 }
 
-fn step(
+pub(super) fn step(
     g: &Graph,
     n: NodeId,
     kernel: Kernel,
@@ -88,15 +86,15 @@ pub(super) fn is_weight(g: &Graph, v: ValueId) -> bool {
     matches!(g.value(v).def, ValueDef::Weight(_))
 }
 
-fn f32(g: &Graph, v: ValueId) -> bool {
+pub(super) fn f32(g: &Graph, v: ValueId) -> bool {
     g.value(v).ty.dtype == DType::F32
 }
 
-fn dims(g: &Graph, v: ValueId) -> &[Dim] {
+pub(super) fn dims(g: &Graph, v: ValueId) -> &[Dim] {
     g.value(v).ty.shape.dims()
 }
 
-fn producer(g: &Graph, v: ValueId) -> Option<NodeId> {
+pub(super) fn producer(g: &Graph, v: ValueId) -> Option<NodeId> {
     match g.value(v).def {
         ValueDef::Node { node, .. } => Some(node),
         _ => None,
@@ -255,151 +253,6 @@ fn gemm(
         outputs: vec![out],
         origin: origin(g, n),
     })))
-}
-
-const SWAP_12: [i64; 4] = [0, 2, 1, 3];
-
-fn attention(
-    g: &Graph,
-    n: NodeId,
-    uses: &Uses,
-    choices: &mut BTreeMap<NodeId, Choice>,
-) -> Option<Choice> {
-    let node = g.node(n);
-    let Op::Attention {
-        heads,
-        kv_heads,
-        scale,
-        causal,
-        bias,
-        mask,
-        rotary,
-    } = node.op
-    else {
-        return None;
-    };
-    if !node.inputs[..3].iter().all(|&v| f32(g, v)) || (bias && !f32(g, node.inputs[3])) {
-        return None;
-    }
-    if rotary {
-        let k = 3 + usize::from(bias) + usize::from(mask);
-        if !f32(g, node.inputs[k]) || !f32(g, node.inputs[k + 1]) {
-            return None;
-        }
-    }
-    let mut inputs = node.inputs.clone();
-    let mut layouts = [Layout::Bhsd; 4];
-    let kv_len = cache_prefix(g, n, uses, &mut inputs, choices);
-    for i in (0..3).filter(|&i| kv_len.is_none() || i == 0) {
-        let v = node.inputs[i];
-        let Some(p) = producer(g, v) else { continue };
-        if let Op::Transpose { perm } = &g.node(p).op {
-            let once = node.inputs.iter().filter(|&&x| x == v).count() == 1;
-            if perm.as_slice() == SWAP_12 && uses.sole_consumer(v) == Some(n) && once {
-                inputs[i] = g.node(p).inputs[0];
-                layouts[i] = Layout::Bshd;
-                choices.insert(p, Choice::Absorbed);
-            }
-        }
-    }
-    let mut out = node.outputs[0];
-    if let Some(c) = uses.sole_consumer(out) {
-        if let Op::Transpose { perm } = &g.node(c).op {
-            if perm.as_slice() == SWAP_12 {
-                out = g.node(c).outputs[0];
-                layouts[3] = Layout::Bshd;
-                choices.insert(c, Choice::Absorbed);
-            }
-        }
-    }
-    let a = AttentionStep {
-        heads,
-        kv_heads,
-        scale,
-        causal,
-        bias,
-        mask,
-        rotary,
-        layouts,
-        kv_len,
-    };
-    step(g, n, Kernel::Attention(a), inputs, vec![out])
-}
-
-/// When attention `n`'s k and v are both `slice(cache, axis 2, 0..len)` of rank-4 tensors with
-/// the same `len`, read only by `n`: the slices are absorbed (k and v become the caches) and
-/// `len` is returned, so the step reads the first `len` positions of each cache in place.
-fn cache_prefix(
-    g: &Graph,
-    n: NodeId,
-    uses: &Uses,
-    inputs: &mut [ValueId],
-    choices: &mut BTreeMap<NodeId, Choice>,
-) -> Option<Dim> {
-    let node = g.node(n);
-    let prefix = |v: ValueId| -> Option<(NodeId, ValueId, Dim)> {
-        let p = producer(g, v)?;
-        let Op::Slice {
-            axes,
-            starts,
-            ends,
-            steps,
-        } = &g.node(p).op
-        else {
-            return None;
-        };
-        let src = g.node(p).inputs[0];
-        let rank4 = dims(g, src).len() == 4;
-        let axis_ok = matches!(axes.as_slice(), [2] | [-2]);
-        let plain = starts.as_slice() == [Dim::known(0)] && steps.as_slice() == [1];
-        let len = ends.first()?.clone();
-        // The slice length inference gave (the end itself, for a symbolic end within the axis).
-        let same = dims(g, v).get(2) == Some(&len);
-        (rank4 && axis_ok && plain && same && uses.sole_consumer(v) == Some(n))
-            .then_some((p, src, len))
-    };
-    let (pk, ck, lk) = prefix(node.inputs[1])?;
-    let (pv, cv, lv) = prefix(node.inputs[2])?;
-    if lk != lv || node.inputs[1] == node.inputs[2] {
-        return None;
-    }
-    inputs[1] = ck;
-    inputs[2] = cv;
-    choices.insert(pk, Choice::Absorbed);
-    choices.insert(pv, Choice::Absorbed);
-    Some(lk)
-}
-
-/// `cache_write` of a state input read by nothing else, whose output is that state's update:
-/// written in place into the state's buffer (`Kernel::CacheWrite`, which reads only `new`).
-fn cache_write(g: &Graph, n: NodeId, uses: &Uses) -> Option<Choice> {
-    let node = g.node(n);
-    let Op::CacheWrite { axis, at } = &node.op else {
-        return None;
-    };
-    let (cache, out) = (node.inputs[0], node.outputs[0]);
-    let states = super::state_values(g).ok()?;
-    let is_pair = states.iter().any(|s| s.1 == cache && s.2 == out);
-    let only_reader = uses
-        .consumers
-        .get(&cache)
-        .is_some_and(|c| c.as_slice() == [n])
-        && node.inputs[1] != cache;
-    let rank = dims(g, cache).len();
-    let axis = u32::try_from(if *axis < 0 {
-        *axis + rank as i64
-    } else {
-        *axis
-    })
-    .ok()?;
-    if !is_pair || !only_reader || axis as usize >= rank {
-        return None;
-    }
-    let kernel = Kernel::CacheWrite {
-        axis,
-        at: at.clone(),
-    };
-    step(g, n, kernel, vec![node.inputs[1]], vec![out])
 }
 
 fn row_kernel(g: &Graph, n: NodeId, uses: &Uses, kernels: &mut Vec<GenKernel>) -> Option<Choice> {

@@ -216,21 +216,11 @@ fn load_cached_attention(
     (cos, sin): (ValueId, ValueId),
     layer: usize,
 ) -> Result<ValueId, Error> {
-    let (qw, kvw) = (d.q_width, d.kv_width);
-    let bias = c.attention_bias;
-    let q = b.linear(x, &p(prefix, "q_proj"), d.hidden, qw, bias)?;
-    let k = b.linear(x, &p(prefix, "k_proj"), d.hidden, kvw, bias)?;
-    let v = b.linear(x, &p(prefix, "v_proj"), d.hidden, kvw, bias)?;
-    let q = b.split_heads(q, d.heads, d.head_dim)?;
-    let k = b.split_heads(k, d.kv_heads, d.head_dim)?;
-    let v = b.split_heads(v, d.kv_heads, d.head_dim)?;
+    let (q, k, v) = project_qkv(b, c, d, prefix, x)?;
     let q = b.op(Op::Rotary, &[q, cos, sin])?;
     let k = b.op(Op::Rotary, &[k, cos, sin])?;
     let (k, v) = decoder::cached_kv(b, layer, k, v, d.kv_heads, d.head_dim)?;
-    let (heads, kv_heads) = match (u32::try_from(d.heads), u32::try_from(d.kv_heads)) {
-        (Ok(h), Ok(kv)) => (h, kv),
-        _ => return Err(b.config_error("too many attention heads".to_string())),
-    };
+    let (heads, kv_heads) = head_counts(b, d)?;
     let att = b.op(
         Op::Attention {
             heads,
@@ -244,7 +234,13 @@ fn load_cached_attention(
         &[q, k, v, mask],
     )?;
     let merged = b.merge_heads(att)?;
-    b.linear(merged, &p(prefix, "o_proj"), qw, d.hidden, bias)
+    b.linear(
+        merged,
+        &p(prefix, "o_proj"),
+        d.q_width,
+        d.hidden,
+        c.attention_bias,
+    )
 }
 
 /// `RmsNorm` with the gamma `{prefix}.weight`.
@@ -281,18 +277,8 @@ fn load_attention(
     mask: ValueId,
     (cos, sin): (ValueId, ValueId),
 ) -> Result<ValueId, Error> {
-    let (qw, kvw) = (d.q_width, d.kv_width);
-    let bias = c.attention_bias;
-    let q = b.linear(x, &p(prefix, "q_proj"), d.hidden, qw, bias)?;
-    let k = b.linear(x, &p(prefix, "k_proj"), d.hidden, kvw, bias)?;
-    let v = b.linear(x, &p(prefix, "v_proj"), d.hidden, kvw, bias)?;
-    let q = b.split_heads(q, d.heads, d.head_dim)?;
-    let k = b.split_heads(k, d.kv_heads, d.head_dim)?;
-    let v = b.split_heads(v, d.kv_heads, d.head_dim)?;
-    let (heads, kv_heads) = match (u32::try_from(d.heads), u32::try_from(d.kv_heads)) {
-        (Ok(h), Ok(kv)) => (h, kv),
-        _ => return Err(b.config_error("too many attention heads".to_string())),
-    };
+    let (q, k, v) = project_qkv(b, c, d, prefix, x)?;
+    let (heads, kv_heads) = head_counts(b, d)?;
     let att = b.op(
         Op::Attention {
             heads,
@@ -306,7 +292,40 @@ fn load_attention(
         &[q, k, v, mask, cos, sin],
     )?;
     let merged = b.merge_heads(att)?;
-    b.linear(merged, &p(prefix, "o_proj"), qw, d.hidden, bias)
+    b.linear(
+        merged,
+        &p(prefix, "o_proj"),
+        d.q_width,
+        d.hidden,
+        c.attention_bias,
+    )
+}
+
+/// The q, k and v projections of `x`, split into heads: `[B, heads|kv_heads, S, head_dim]`.
+fn project_qkv(
+    b: &mut Builder,
+    c: &LlamaConfig,
+    d: Dims,
+    prefix: &str,
+    x: ValueId,
+) -> Result<(ValueId, ValueId, ValueId), Error> {
+    let (qw, kvw, bias) = (d.q_width, d.kv_width, c.attention_bias);
+    let q = b.linear(x, &p(prefix, "q_proj"), d.hidden, qw, bias)?;
+    let k = b.linear(x, &p(prefix, "k_proj"), d.hidden, kvw, bias)?;
+    let v = b.linear(x, &p(prefix, "v_proj"), d.hidden, kvw, bias)?;
+    Ok((
+        b.split_heads(q, d.heads, d.head_dim)?,
+        b.split_heads(k, d.kv_heads, d.head_dim)?,
+        b.split_heads(v, d.kv_heads, d.head_dim)?,
+    ))
+}
+
+/// The head counts as `Op::Attention` takes them.
+fn head_counts(b: &Builder, d: Dims) -> Result<(u32, u32), Error> {
+    match (u32::try_from(d.heads), u32::try_from(d.kv_heads)) {
+        (Ok(h), Ok(kv)) => Ok((h, kv)),
+        _ => Err(b.config_error("too many attention heads".to_string())),
+    }
 }
 
 /// SwiGLU: `down(silu(gate(x)) · up(x))`.

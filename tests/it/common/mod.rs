@@ -442,3 +442,23 @@ pub fn onnx_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// SmolLM2-135M-Instruct's Q4_1 GGUF as `fetch_models.sh` fetches it into `$KILN_MODEL_CACHE`
+/// (default `~/.cache/kiln-models`), or `None` (skipped) unless `KILN_REQUIRE_SHARED=1`.
+pub fn smollm2_gguf() -> Option<PathBuf> {
+    let cache = match std::env::var_os("KILN_MODEL_CACHE") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln-models"),
+    };
+    let p = cache.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var("KILN_REQUIRE_SHARED").as_deref() != Ok("1"),
+        "KILN_REQUIRE_SHARED=1 but {} does not exist (run /work/shared/tools/fetch_models.sh)",
+        p.display()
+    );
+    println!("skipped: {} not found", p.display());
+    None
+}
