@@ -21,8 +21,6 @@ pub struct CausalLm<'m> {
     mask: Vec<Vec<i64>>,
     /// Per row: the position id of the next token.
     next_pos: Vec<i64>,
-    /// The logits width.
-    vocab: Option<usize>,
 }
 
 fn option(message: String) -> Error {
@@ -72,7 +70,6 @@ impl<'m> CausalLm<'m> {
             capacity,
             mask: vec![Vec::new(); batch],
             next_pos: vec![0; batch],
-            vocab: None,
         })
     }
 
@@ -219,7 +216,6 @@ impl<'m> CausalLm<'m> {
                 logits.shape()
             )));
         };
-        self.vocab = Some(vocab);
         let kiln_runtime::TensorData::F32(v) = logits.into_data() else {
             return Err(option("the decoder's logits are not f32".into()));
         };
