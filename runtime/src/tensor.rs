@@ -227,6 +227,63 @@ impl Tensor {
         }
     }
 
+    /// Element `i` converted to i64 as [`Tensor::to_i64_vec`] does, without copying the
+    /// tensor; `None` past the end.
+    pub fn i64_at(&self, i: usize) -> Option<i64> {
+        Some(match &self.data {
+            TensorData::I64(v) => *v.get(i)?,
+            TensorData::I32(v) => i64::from(*v.get(i)?),
+            TensorData::I8(v) => i64::from(*v.get(i)?),
+            TensorData::U8(v) => i64::from(*v.get(i)?),
+            TensorData::I16(v) => i64::from(*v.get(i)?),
+            TensorData::U16(v) => i64::from(*v.get(i)?),
+            TensorData::U32(v) => i64::from(*v.get(i)?),
+            TensorData::U64(v) => *v.get(i)? as i64,
+            TensorData::Bool(v) => i64::from(*v.get(i)?),
+            TensorData::F32(v) => *v.get(i)? as i64,
+            TensorData::F16(v) => v.get(i)?.to_f64() as i64,
+            TensorData::BF16(v) => v.get(i)?.to_f64() as i64,
+            TensorData::F64(v) => *v.get(i)? as i64,
+        })
+    }
+
+    /// Replaces an i64 tensor's shape and elements in place, reusing both buffers: `fill`
+    /// gets the cleared element vector and must leave `product(shape)` elements in it. A
+    /// decode loop keeps its input tensors this way instead of building new ones per token.
+    pub fn refill_i64(
+        &mut self,
+        shape: &[usize],
+        fill: impl FnOnce(&mut Vec<i64>),
+    ) -> Result<(), Error> {
+        let TensorData::I64(v) = &mut self.data else {
+            return Err(Error::ElementCount {
+                dtype: self.data.dtype().name(),
+                shape: shape.to_vec(),
+                expected: 0,
+                found: self.data.len(),
+            });
+        };
+        let expected = element_count(shape)?;
+        v.clear();
+        fill(v);
+        if v.len() != expected {
+            let found = v.len();
+            v.clear();
+            v.resize(expected, 0);
+            self.shape.clear();
+            self.shape.extend_from_slice(shape);
+            return Err(Error::ElementCount {
+                dtype: "i64",
+                shape: shape.to_vec(),
+                expected,
+                found,
+            });
+        }
+        self.shape.clear();
+        self.shape.extend_from_slice(shape);
+        Ok(())
+    }
+
     /// Every element as a bool (non-zero is true; NaN is true).
     pub fn to_bool_vec(&self) -> Vec<bool> {
         match &self.data {
@@ -338,6 +395,42 @@ impl Tensor {
             TensorData::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
         }
         out
+    }
+
+    /// Writes the elements as little-endian bytes into `out`, which must hold exactly
+    /// `len() · dtype().size()` bytes (as [`Tensor::to_le_bytes`] returns them, without the
+    /// allocation). Returns false, writing nothing, when the length differs.
+    pub fn write_le_bytes(&self, out: &mut [u8]) -> bool {
+        let size = self.dtype().size();
+        if out.len() != self.len().saturating_mul(size) {
+            return false;
+        }
+        macro_rules! put {
+            ($v:expr) => {
+                for (x, o) in $v.iter().zip(out.chunks_exact_mut(size)) {
+                    o.copy_from_slice(&x.to_le_bytes());
+                }
+            };
+        }
+        match &self.data {
+            TensorData::F32(v) => put!(v),
+            TensorData::F16(v) => put!(v),
+            TensorData::BF16(v) => put!(v),
+            TensorData::F64(v) => put!(v),
+            TensorData::I64(v) => put!(v),
+            TensorData::I32(v) => put!(v),
+            TensorData::I8(v) => put!(v),
+            TensorData::U8(v) => out.copy_from_slice(v),
+            TensorData::I16(v) => put!(v),
+            TensorData::U16(v) => put!(v),
+            TensorData::U32(v) => put!(v),
+            TensorData::U64(v) => put!(v),
+            TensorData::Bool(v) => v
+                .iter()
+                .zip(out.iter_mut())
+                .for_each(|(&x, o)| *o = x as u8),
+        }
+        true
     }
 
     /// Parses little-endian bytes of `dtype` (bool: any non-zero byte is true).

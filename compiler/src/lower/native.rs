@@ -39,6 +39,10 @@ pub(crate) fn native(g: &Graph, n: NodeId) -> Option<Choice> {
         Op::Reduce { axes, .. } => all_f32 && contiguous(axes, rank(node.inputs[0])),
         Op::Softmax { .. } | Op::LogSoftmax { .. } => all_f32,
         Op::Rotary => all_f32 && rank(node.inputs[0]) == 4,
+        Op::Slice { .. } => dtype(node.inputs[0]) == dtype(out),
+        Op::Cast { to } => {
+            *to == DType::F32 && matches!(dtype(node.inputs[0]), DType::I64 | DType::I32)
+        }
         _ => false,
     };
     ok.then(|| {

@@ -21,6 +21,11 @@ pub struct CausalLm<'m> {
     mask: Vec<Vec<i64>>,
     /// Per row: the position id of the next token.
     next_pos: Vec<i64>,
+    /// The run's inputs (`input_ids`, `position_ids`, `attention_mask`), kept from step to
+    /// step and refilled in place: a decode step allocates nothing.
+    inputs: BTreeMap<String, Tensor>,
+    /// The sequence length of the last run (its logits are read at each row's last position).
+    last_seq: usize,
 }
 
 fn option(message: String) -> Error {
@@ -62,14 +67,33 @@ impl<'m> CausalLm<'m> {
         let state = model
             .new_state(&[("batch", batch as i64), ("capacity", capacity as i64)])
             .map_err(run_err)?;
+        let mut session = model.session();
+        // Size the arena for the last decode step, so that no step grows it. A model whose
+        // shapes need other symbols (an ONNX export) sizes it at its first runs instead.
+        let _ = session.reserve(&[
+            ("batch", batch as i64),
+            ("seq", 1),
+            ("past", capacity as i64 - 1),
+            ("capacity", capacity as i64),
+        ]);
+        let empty = || Tensor::from_i64(vec![batch, 0], Vec::with_capacity(batch * capacity));
+        let mut inputs = BTreeMap::new();
+        for name in ["input_ids", "position_ids", "attention_mask"] {
+            inputs.insert(
+                name.to_string(),
+                empty().map_err(|e| option(e.to_string()))?,
+            );
+        }
         Ok(CausalLm {
             model,
-            session: model.session(),
+            session,
             state,
             batch,
             capacity,
-            mask: vec![Vec::new(); batch],
+            mask: (0..batch).map(|_| Vec::with_capacity(capacity)).collect(),
             next_pos: vec![0; batch],
+            inputs,
+            last_seq: 0,
         })
     }
 
@@ -119,28 +143,33 @@ impl<'m> CausalLm<'m> {
         let len = prompts.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(self.batch * len);
         let mut pos = Vec::with_capacity(self.batch * len);
-        let mut new_mask = Vec::with_capacity(self.batch);
+        let mut new_mask = Vec::with_capacity(self.batch * len);
         for (r, p) in prompts.iter().enumerate() {
             let pad = len - p.len();
-            let mut m = vec![0i64; pad];
-            m.resize(len, 1);
             // transformers: position_ids = cumsum(mask) - 1, and 1 where the mask is 0.
-            let mut count = 0i64;
-            for &mi in &m {
-                count += mi;
-                pos.push(if mi == 0 { 1 } else { count - 1 });
-            }
+            pos.extend(std::iter::repeat_n(1i64, pad));
+            pos.extend(0..p.len() as i64);
+            new_mask.extend(std::iter::repeat_n(0i64, pad));
+            new_mask.extend(std::iter::repeat_n(1i64, p.len()));
             ids.extend(std::iter::repeat_n(0i64, pad));
             ids.extend(p.iter().map(|&t| i64::from(t)));
-            self.next_pos[r] = count;
-            new_mask.push(m);
+            self.next_pos[r] = p.len() as i64;
         }
-        self.run(ids, pos, new_mask, len)
+        self.run(&ids, &pos, &new_mask, len)?;
+        self.rows()
     }
 
     /// Feeds one token per row (the tokens chosen from the last logits) and returns the next
     /// logits of every row. A full cache is an error saying so; the cache is unchanged then.
     pub fn step(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, Error> {
+        self.step_in_place(tokens)?;
+        self.rows()
+    }
+
+    /// [`Self::step`] without copying the logits out: read them with [`Self::logits`]. Once
+    /// the cache holds a token, a step allocates nothing (the inputs are refilled in place and
+    /// the session's arena was sized for the last step when the decoder was made).
+    pub fn step_in_place(&mut self, tokens: &[u32]) -> Result<(), Error> {
         if tokens.len() != self.batch {
             return Err(option(format!(
                 "{} tokens for a batch of {}",
@@ -151,77 +180,128 @@ impl<'m> CausalLm<'m> {
         if self.past() == 0 {
             return Err(option("decode step before the prompt was run".into()));
         }
-        let ids = tokens.iter().map(|&t| i64::from(t)).collect();
-        let pos = self.next_pos.clone();
+        let (batch, past) = (self.batch, self.past());
+        if past + 1 > self.capacity {
+            return Err(self.full(1));
+        }
+        let fill = |inputs: &mut BTreeMap<String, Tensor>,
+                    name: &str,
+                    f: &mut dyn FnMut(&mut Vec<i64>)| {
+            inputs
+                .get_mut(name)
+                .ok_or_else(|| option(format!("no input `{name}`")))?
+                .refill_i64(&[batch, 1], f)
+                .map_err(|e| option(e.to_string()))
+        };
+        fill(&mut self.inputs, "input_ids", &mut |v| {
+            v.extend(tokens.iter().map(|&t| i64::from(t)))
+        })?;
+        let next = &self.next_pos;
+        fill(&mut self.inputs, "position_ids", &mut |v| {
+            v.extend_from_slice(next)
+        })?;
+        let mask = &self.mask;
+        self.inputs
+            .get_mut("attention_mask")
+            .ok_or_else(|| option("no input `attention_mask`".into()))?
+            .refill_i64(&[batch, past + 1], |v| {
+                for row in mask {
+                    v.extend_from_slice(row);
+                    v.push(1);
+                }
+            })
+            .map_err(|e| option(e.to_string()))?;
+        self.execute(1)?;
+        for row in &mut self.mask {
+            row.push(1);
+        }
         for p in &mut self.next_pos {
             *p += 1;
         }
-        self.run(ids, pos, vec![vec![1]; self.batch], 1)
+        Ok(())
     }
 
-    fn run(
-        &mut self,
-        ids: Vec<i64>,
-        pos: Vec<i64>,
-        new_mask: Vec<Vec<i64>>,
-        seq: usize,
-    ) -> Result<Vec<Vec<f32>>, Error> {
-        let past = self.past();
+    fn full(&self, seq: usize) -> Error {
+        option(format!(
+            "the key/value cache is full: {} positions are cached and {seq} more do not fit its \
+             capacity of {}",
+            self.past(),
+            self.capacity
+        ))
+    }
+
+    /// Runs `seq` new positions per row: ids, positions and their mask (`[batch, seq]` each).
+    fn run(&mut self, ids: &[i64], pos: &[i64], new_mask: &[i64], seq: usize) -> Result<(), Error> {
+        let (batch, past) = (self.batch, self.past());
         if past + seq > self.capacity {
-            return Err(option(format!(
-                "the key/value cache is full: {past} positions are cached and {seq} more do not \
-                 fit its capacity of {}",
-                self.capacity
-            )));
+            return Err(self.full(seq));
         }
-        let total = past + seq;
-        let mut mask = Vec::with_capacity(self.batch * total);
-        for (row, new) in self.mask.iter().zip(&new_mask) {
-            mask.extend_from_slice(row);
-            mask.extend_from_slice(new);
-        }
-        let t = |shape: Vec<usize>, v: Vec<i64>| {
-            Tensor::from_i64(shape, v).map_err(|e| option(e.to_string()))
+        let set = |t: Option<&mut Tensor>, shape: &[usize], src: &mut dyn FnMut(&mut Vec<i64>)| {
+            t.ok_or_else(|| option("a decoder input is missing".into()))?
+                .refill_i64(shape, src)
+                .map_err(|e| option(e.to_string()))
         };
-        let inputs = BTreeMap::from([
-            ("input_ids".to_string(), t(vec![self.batch, seq], ids)?),
-            ("position_ids".to_string(), t(vec![self.batch, seq], pos)?),
-            (
-                "attention_mask".to_string(),
-                t(vec![self.batch, total], mask)?,
-            ),
-        ]);
-        let outs = self
-            .session
-            .run_with_state(&inputs, &mut self.state)
-            .map_err(run_err)?;
-        for (row, new) in self.mask.iter_mut().zip(new_mask) {
-            row.extend(new);
+        set(self.inputs.get_mut("input_ids"), &[batch, seq], &mut |v| {
+            v.extend_from_slice(ids)
+        })?;
+        set(
+            self.inputs.get_mut("position_ids"),
+            &[batch, seq],
+            &mut |v| v.extend_from_slice(pos),
+        )?;
+        let mask = &self.mask;
+        set(
+            self.inputs.get_mut("attention_mask"),
+            &[batch, past + seq],
+            &mut |v| {
+                for (row, new) in mask.iter().zip(new_mask.chunks(seq.max(1))) {
+                    v.extend_from_slice(row);
+                    v.extend_from_slice(new);
+                }
+            },
+        )?;
+        self.execute(seq)?;
+        for (row, new) in self.mask.iter_mut().zip(new_mask.chunks(seq.max(1))) {
+            row.extend_from_slice(new);
         }
-        let logits = outs
-            .into_iter()
-            .find(|(n, _)| n == "logits")
-            .map(|(_, t)| t)
-            .ok_or_else(|| option("the decoder has no `logits` output".into()))?;
-        let vocab = logits.shape().last().copied().unwrap_or(0);
+        Ok(())
+    }
+
+    fn execute(&mut self, seq: usize) -> Result<(), Error> {
+        self.session
+            .run_in_place(&self.inputs, Some(&mut self.state))
+            .map_err(run_err)?;
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    /// Row `row`'s logits at its last position of the last run (prefill or step).
+    pub fn logits(&self, row: usize) -> Result<&[f32], Error> {
+        let (shape, v) = self.session.output_f32("logits").map_err(run_err)?;
+        let vocab = shape.last().copied().unwrap_or(0);
         // One row per sequence (Kiln's decoders), or every position of every sequence (ONNX
         // exports): each sequence's last row is the one decoding reads.
-        let rows = if logits.len() == self.batch * vocab {
+        let rows = if v.len() == self.batch * vocab {
             1
-        } else if logits.len() == self.batch * seq * vocab {
-            seq
+        } else if v.len() == self.batch * self.last_seq * vocab {
+            self.last_seq
         } else {
             return Err(option(format!(
-                "the decoder's logits are {:?}, expected one row per sequence",
-                logits.shape()
+                "the decoder's logits are {shape:?}, expected one row per sequence"
             )));
         };
-        let kiln_runtime::TensorData::F32(v) = logits.into_data() else {
-            return Err(option("the decoder's logits are not f32".into()));
-        };
-        Ok(v.chunks(rows * vocab.max(1))
-            .map(|r| r[r.len() - vocab..].to_vec())
-            .collect())
+        if row >= self.batch {
+            return Err(option(format!("row {row} of a batch of {}", self.batch)));
+        }
+        let end = (row + 1) * rows * vocab;
+        Ok(&v[end - vocab..end])
+    }
+
+    /// Every row's logits of the last run, copied.
+    fn rows(&self) -> Result<Vec<Vec<f32>>, Error> {
+        (0..self.batch)
+            .map(|r| self.logits(r).map(<[f32]>::to_vec))
+            .collect()
     }
 
     /// The model this decoder runs.

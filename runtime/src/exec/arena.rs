@@ -43,6 +43,13 @@ impl Arena {
         self.blocks.len() * ALIGN
     }
 
+    /// The bytes, for reading a finished run's values.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the blocks are `len()` initialised bytes (`Block` is plain bytes with no
+        // padding), borrowed immutably for the returned lifetime.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<u8>(), self.len()) }
+    }
+
     /// Base pointer (64-byte aligned, valid for `len()` bytes).
     pub fn base(&mut self) -> *mut u8 {
         self.blocks.as_mut_ptr().cast()
@@ -105,6 +112,64 @@ impl Layout {
         (self.arena_bytes as u64)
             .saturating_add(io)
             .saturating_add(scratch)
+    }
+
+    /// True when `b` binds the same symbols as this layout's bindings (values may differ).
+    pub fn same_symbols(&self, b: &Bindings) -> bool {
+        self.bindings.len() == b.len() && self.bindings.keys().eq(b.keys())
+    }
+
+    /// Recomputes the layout for `b`, which binds the same symbols as the layout's bindings
+    /// ([`Layout::same_symbols`]), reusing every buffer: no allocation, as each value keeps
+    /// its rank. A decode loop's `past` changes every step.
+    pub fn update(&mut self, plan: &Plan, b: &Bindings) -> Result<(), String> {
+        if !self.same_symbols(b) || self.shapes.len() != plan.values.len() {
+            *self = Layout::compute(plan, b)?;
+            return Ok(());
+        }
+        let lookup = |s: &str| b.get(s).copied();
+        for (v, info) in plan.values.iter().enumerate() {
+            let shape = &mut self.shapes[v];
+            shape.clear();
+            let mut n = info.ty.dtype.size();
+            for d in &info.ty.shape.0 {
+                let x = d
+                    .eval_with(&lookup)
+                    .ok()
+                    .and_then(|x| usize::try_from(x).ok())
+                    .ok_or_else(|| {
+                        format!("value {v} of type {}: dim {d} does not evaluate", info.ty)
+                    })?;
+                n = n
+                    .checked_mul(x)
+                    .ok_or_else(|| format!("value {v} of type {} overflows memory", info.ty))?;
+                shape.push(x);
+            }
+            self.bytes[v] = n;
+        }
+        let mut total = 0usize;
+        let mut sizes = std::mem::take(&mut self.slot_offsets);
+        sizes.iter_mut().for_each(|s| *s = 0);
+        for (v, info) in plan.values.iter().enumerate() {
+            if let Storage::Slot(s) | Storage::Input { slot: s } = info.storage {
+                let s = s.index();
+                sizes[s] = sizes[s].max(self.bytes[v]);
+            }
+        }
+        for size in &mut sizes {
+            let offset = total;
+            total = size
+                .checked_next_multiple_of(ALIGN)
+                .and_then(|s| total.checked_add(s))
+                .ok_or("the arena overflows memory")?;
+            *size = offset;
+        }
+        self.slot_offsets = sizes;
+        self.arena_bytes = total;
+        for (k, v) in self.bindings.values_mut().zip(b.values()) {
+            *k = *v;
+        }
+        Ok(())
     }
 
     /// Evaluates every value's shape and every slot's size under `b`.

@@ -7,4 +7,5 @@ pub mod gemm;
 pub mod native;
 pub mod numerics;
 pub mod recurrent;
+pub(crate) mod scratch;
 mod send_ptr;

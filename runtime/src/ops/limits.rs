@@ -63,10 +63,9 @@ impl InputLimits {
         }
         if let Some(r) = &self.values {
             if t.dtype().is_int() {
-                if let Some((i, v)) = t
-                    .to_i64_vec()
-                    .into_iter()
-                    .enumerate()
+                // Element by element: this runs on every decode step, which allocates nothing.
+                if let Some((i, v)) = (0..t.len())
+                    .filter_map(|i| Some((i, t.i64_at(i)?)))
                     .find(|&(_, v)| v < r.min || v > r.max)
                 {
                     return Err(fail(format!(

@@ -13,7 +13,7 @@ mod recurrent_spec;
 pub mod types;
 
 pub use attr::{fmt_f64, AttrReader, AttrValue, OpAttr};
-pub use bind::{bind_inputs, InputError};
+pub use bind::{bind_inputs, Binder, InputError};
 pub use dim::is_symbol_name;
 pub use dim::{Bindings, Dim};
 pub use limits::{DimLimit, InputLimits, ValueRange};

@@ -10,6 +10,7 @@ mod elementwise;
 mod fused;
 mod linalg;
 mod movement;
+pub(crate) use movement::slice_axis;
 mod recurrent;
 mod reduce;
 mod scatter;

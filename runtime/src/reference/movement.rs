@@ -139,7 +139,7 @@ pub fn expand(x: &Tensor, shape: &[Dim], b: &Bindings) -> KResult<Tensor> {
 /// ONNX Slice's resolution of one axis of size `dim`: `(first index, element count)`.
 /// Negative start/end count from the end, then clamp to `[0, dim]` (step > 0) or `[-1, dim-1]`
 /// (step < 0). `step` must be non-zero.
-fn slice_axis(start: i64, end: i64, step: i64, dim: usize) -> (i128, usize) {
+pub(crate) fn slice_axis(start: i64, end: i64, step: i64, dim: usize) -> (i128, usize) {
     let (step, dim) = (i128::from(step), dim as i128);
     let resolve = |v: i64| {
         if v < 0 {

@@ -4,7 +4,6 @@
 use crate::exec::frame::Frame;
 use crate::kernels::{attention as attn, gemm};
 use crate::plan::{AttentionStep, Layout, Step, ValueId};
-use crate::DType;
 
 /// `[B, H, S, D]` of an attention operand stored in `layout`, with its element strides.
 fn attn_dims(
@@ -31,6 +30,8 @@ pub(super) fn attention_step(
     let (qd, qs) = attn_dims(f.shape(id(0)), a.layouts[0], "q")?;
     let (mut kd, ks) = attn_dims(f.shape(id(1)), a.layouts[1], "k")?;
     let (mut vd, vs) = attn_dims(f.shape(id(2)), a.layouts[2], "v")?;
+    // Keys the operands can hold (a cache's capacity): per-call buffers are sized for it once.
+    let key_room = kd[2];
     if let Some(len) = &a.kv_len {
         // k and v are caches: only their first `len` positions are keys.
         let n = len
@@ -103,7 +104,7 @@ pub(super) fn attention_step(
     } else {
         None
     };
-    let mask_bytes;
+    let mut mask_bytes = Vec::new();
     let mask = if a.mask {
         let v = id(next);
         next += 1;
@@ -115,7 +116,9 @@ pub(super) fn attention_step(
                 dims.sk
             ));
         }
-        mask_bytes = key_mask(f, v)?;
+        mask_bytes = MASK.with(|m| m.take());
+        mask_bytes.reserve(dims.batch.saturating_mul(key_room));
+        key_mask(f, v, &mut mask_bytes);
         Some(mask_bytes.as_slice())
     } else {
         None
@@ -164,25 +167,42 @@ pub(super) fn attention_step(
         key_mask: mask,
         rotary,
     };
-    attn::attention(isa, &dims, &p, inputs, out).map_err(|e| e.to_string())
+    let result = attn::attention(isa, &dims, &p, inputs, out).map_err(|e| e.to_string());
+    if a.mask {
+        // The buffer goes back for the next call (a nested call may have left another).
+        MASK.with(|m| *m.borrow_mut() = mask_bytes);
+    }
+    result
 }
 
-/// A key mask of any integer or bool dtype as bytes (non-zero = attend).
-fn key_mask(f: &Frame, v: ValueId) -> Result<Vec<u8>, String> {
-    let t = f.tensor(v)?;
-    Ok(match t.dtype() {
-        DType::Bool => t.to_bool_vec().into_iter().map(u8::from).collect(),
-        d if !d.is_float() => t
-            .to_i64_vec()
-            .into_iter()
-            .map(|x| u8::from(x != 0))
-            .collect(),
-        _ => t
-            .to_f64_vec()
-            .into_iter()
-            .map(|x| u8::from(x != 0.0))
-            .collect(),
-    })
+/// Sizes the calling thread's key-mask buffer for `batch × keys` keys.
+pub(crate) fn warm_thread(batch: usize, keys: usize) {
+    MASK.with(|m| {
+        let mut m = m.borrow_mut();
+        let want = batch.saturating_mul(keys);
+        let len = m.len();
+        m.reserve(want.saturating_sub(len));
+    });
+}
+
+thread_local! {
+    /// The key-mask bytes of the last attention call on this thread, reused.
+    static MASK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A key mask of any dtype as bytes in `out` (non-zero = attend; for floats, anything but
+/// ±0), read straight from the frame.
+fn key_mask(f: &Frame, v: ValueId, out: &mut Vec<u8>) {
+    out.clear();
+    let dtype = f.dtype(v);
+    let size = dtype.size().max(1);
+    let sign = dtype.is_float();
+    out.extend(f.bytes(v).chunks_exact(size).map(|e| {
+        let (last, rest) = e.split_last().unwrap_or((&0, &[]));
+        // Little-endian: a float's sign bit is the top bit of its last byte.
+        let top = if sign { last & 0x7f } else { *last };
+        u8::from(top != 0 || rest.iter().any(|&b| b != 0))
+    }));
 }
 
 /// Rotary tables as the kernel reads them: the operands themselves with broadcast strides, or

@@ -8,6 +8,31 @@ use crate::plan::{Access, GeneratedStep, Step};
 /// Generated kernels over at least this many elements run in row blocks across the pool.
 const PARALLEL_ELEMENTS: usize = 16 * 1024;
 
+/// Operand lists up to this long live on the stack: a step allocates nothing.
+const INLINE: usize = 16;
+
+/// `n` zeroed `usize`s: `inline`'s first `n` when they fit, else `heap` grown to `n`.
+fn operand_buf<'a>(
+    n: usize,
+    inline: &'a mut [usize; INLINE],
+    heap: &'a mut Vec<usize>,
+) -> &'a mut [usize] {
+    if n <= INLINE {
+        &mut inline[..n]
+    } else {
+        heap.resize(n, 0);
+        heap
+    }
+}
+
+/// The element count of f32 value `v`, or an error naming operand `what` `i`.
+fn f32_len(f: &Frame, v: crate::plan::ValueId, what: &str, i: usize) -> Result<usize, String> {
+    match f.dtype(v) {
+        crate::DType::F32 => Ok(f.byte_len(v) / 4),
+        d => Err(format!("{what} {i} has dtype {d}; this kernel takes f32")),
+    }
+}
+
 pub(super) fn generated_step(
     f: &Frame,
     step: &Step,
@@ -25,9 +50,13 @@ pub(super) fn generated_step(
     // (the gcd of those lengths, which divides `rows`), so a call reads element `r - r0` of a Col
     // operand advanced to `r0 % len`.
     let mut period = rows.max(1);
-    let mut args: Vec<*mut f32> = Vec::with_capacity(step.inputs.len() + step.outputs.len());
+    // Addresses as integers so that the row-block closure is Send; they are turned back into
+    // pointers at the call.
+    let n_args = step.inputs.len() + step.outputs.len();
+    let (mut inline_args, mut heap_args) = ([0usize; INLINE], Vec::new());
+    let base = operand_buf(n_args, &mut inline_args, &mut heap_args);
     for (i, (&v, access)) in step.inputs.iter().zip(&g.access).enumerate() {
-        let have = f.f32s(v, &format!("input {i}"))?.len();
+        let have = f32_len(f, v, "input", i)?;
         let want = match access {
             Access::Full => rows * cols,
             Access::Row => cols,
@@ -43,16 +72,16 @@ pub(super) fn generated_step(
                 "input {i} has {have} elements; {access:?} access over {rows}×{cols} needs {want}"
             ));
         }
-        args.push(f.addr(v).cast());
+        base[i] = f.addr(v) as usize;
     }
     for (i, &v) in step.outputs.iter().enumerate() {
-        let have = f.f32s(v, &format!("output {i}"))?.len();
+        let have = f32_len(f, v, "output", i)?;
         if have != rows * cols {
             return Err(format!(
                 "output {i} has {have} elements, expected {rows}×{cols}"
             ));
         }
-        args.push(f.addr(v).cast());
+        base[step.inputs.len() + i] = f.addr(v) as usize;
     }
     if rows * cols == 0 {
         return Ok(());
@@ -67,26 +96,30 @@ pub(super) fn generated_step(
         1
     };
     let per = rows.div_ceil(blocks);
-    // Addresses as integers so the closure is Send; they are turned back into pointers below.
-    let base: Vec<usize> = args.iter().map(|&p| p as usize).collect();
-    let col_len: Vec<usize> = step
-        .inputs
-        .iter()
-        .map(|&v| f.shape(v).iter().product::<usize>().max(1))
-        .collect();
+    let base: &[usize] = base;
+    let (mut inline_len, mut heap_len) = ([0usize; INLINE], Vec::new());
+    let col_len = operand_buf(step.inputs.len(), &mut inline_len, &mut heap_len);
+    for (c, &v) in col_len.iter_mut().zip(&step.inputs) {
+        *c = f.shape(v).iter().product::<usize>().max(1);
+    }
+    let col_len: &[usize] = col_len;
     let call_chunk = |r0: usize, r1: usize| {
-        let ptrs: Vec<*mut f32> = base
-            .iter()
-            .enumerate()
-            .map(|(i, &a)| {
-                let step = match g.access.get(i) {
-                    Some(Access::Full) | None => r0 * cols,
-                    Some(Access::Col) => r0 % col_len[i],
-                    Some(Access::Row | Access::Scalar) => 0,
-                };
-                (a as *mut f32).wrapping_add(step)
-            })
-            .collect();
+        let mut inline_ptrs = [std::ptr::null_mut::<f32>(); INLINE];
+        let mut heap_ptrs = Vec::new();
+        let ptrs: &mut [*mut f32] = if base.len() <= INLINE {
+            &mut inline_ptrs[..base.len()]
+        } else {
+            heap_ptrs.resize(base.len(), std::ptr::null_mut());
+            &mut heap_ptrs
+        };
+        for (i, (p, &a)) in ptrs.iter_mut().zip(base).enumerate() {
+            let step = match g.access.get(i) {
+                Some(Access::Full) | None => r0 * cols,
+                Some(Access::Col) => r0 % col_len[i],
+                Some(Access::Row | Access::Scalar) => 0,
+            };
+            *p = (a as *mut f32).wrapping_add(step);
+        }
         // SAFETY: `func` comes from the loaded code module (validated object, relocated, mapped
         // read+execute) and has the generated-kernel ABI. Every pointer in `args` addresses as
         // many f32 elements as its access pattern reads or writes over rows × cols (checked
@@ -110,13 +143,9 @@ pub(super) fn generated_step(
     if blocks == 1 {
         call(0);
     } else {
-        rayon::scope(|s| {
-            for b in 1..blocks {
-                let call = &call;
-                s.spawn(move |_| call(b * per));
-            }
-            call(0);
-        });
+        // A parallel range splits by `join` (stack-allocated jobs): no allocation per step.
+        use rayon::prelude::*;
+        (0..blocks).into_par_iter().for_each(|b| call(b * per));
     }
     Ok(())
 }

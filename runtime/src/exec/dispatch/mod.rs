@@ -2,7 +2,7 @@
 //! kernel needs, then the library, generated or reference kernel runs. Each kernel family has its
 //! own file; the reference fallback and the row gather are small enough to live here.
 
-mod attention;
+pub(crate) mod attention;
 mod gemm;
 mod generated;
 mod native;
@@ -69,18 +69,27 @@ fn gather_rows(f: &Frame, step: &Step) -> Result<(), String> {
         return Err("gather table is a scalar".into());
     };
     let row_bytes = f.byte_len(table) / rows.max(1);
-    let indices = f.tensor(idx)?.to_i64_vec();
-    if f.byte_len(out) != indices.len() * row_bytes {
+    // The indices read straight from their bytes (i64 or i32, little-endian): no copy.
+    let width = match f.dtype(idx) {
+        crate::DType::I64 => 8,
+        crate::DType::I32 => 4,
+        d => return Err(format!("gather indices are {d}, not i64 or i32")),
+    };
+    let count = f.byte_len(idx) / width;
+    if f.byte_len(out) != count * row_bytes {
         return Err(format!(
-            "gather output {:?} does not hold {} rows of the table {shape:?}",
+            "gather output {:?} does not hold {count} rows of the table {shape:?}",
             f.shape(out),
-            indices.len()
         ));
     }
+    let indices = f.bytes(idx).chunks_exact(width).map(|b| match *b {
+        [a, b, c, d] => i64::from(i32::from_le_bytes([a, b, c, d])),
+        _ => i64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+    });
     let src = f.bytes(table);
     // SAFETY: `out` is this step's only output; no input shares its slot (validated).
     let dst = unsafe { f.bytes_mut(out) };
-    for (i, &ix) in indices.iter().enumerate() {
+    for (i, ix) in indices.enumerate() {
         let r = if ix < 0 { ix + rows as i64 } else { ix };
         if r < 0 || r >= rows as i64 {
             return Err(format!("index {ix} is out of range for {rows} rows"));

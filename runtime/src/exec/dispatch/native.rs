@@ -32,7 +32,7 @@ pub(super) fn native_step(f: &Frame, step: &Step, op: &Op) -> Result<(), String>
             let x = input(0)?;
             same_dtype(0)?;
             let (strides, shape) = nk::transpose_strides(f.shape(x), perm)?;
-            if shape != f.shape(out) {
+            if *shape != *f.shape(out) {
                 return Err(format!(
                     "transpose gives {shape:?}, the plan says {:?}",
                     f.shape(out)
@@ -177,6 +177,51 @@ pub(super) fn native_step(f: &Frame, step: &Step, op: &Op) -> Result<(), String>
             // SAFETY: as for transpose.
             let ys = unsafe { f.f32s_mut(out, "the rotary output") }?;
             nk::rotary(xs, [b, h, sq, d], cs, ss, strides, ys)
+        }
+        Op::Slice {
+            axes,
+            starts,
+            ends,
+            steps,
+        } => {
+            let x = input(0)?;
+            same_dtype(0)?;
+            let shape = f.shape(x);
+            if starts.len() != axes.len() || ends.len() != axes.len() || steps.len() != axes.len() {
+                return Err("slice axes, starts, ends and steps differ in length".into());
+            }
+            const MAX_AXES: usize = 8;
+            if axes.len() > MAX_AXES {
+                return Err(format!("a native slice takes at most {MAX_AXES} axes"));
+            }
+            let mut listed = [(0usize, 0usize, 1usize, 0usize); MAX_AXES];
+            let b = &f.layout.bindings;
+            for (k, &a) in axes.iter().enumerate() {
+                let ax = nk::norm_axis(a, shape.len())?;
+                let eval = |d: &crate::ops::Dim| d.eval(b).map_err(|e| format!("slice `{d}`: {e}"));
+                let (start, end, step) = (eval(&starts[k])?, eval(&ends[k])?, steps[k]);
+                let (first, count) = crate::reference::slice_axis(start, end, step, shape[ax]);
+                let first = usize::try_from(first).map_err(|_| "a negative slice start")?;
+                let step = usize::try_from(step).map_err(|_| "a native slice step is positive")?;
+                listed[k] = (ax, first, step, count);
+            }
+            let (first, strides, out_shape) = nk::slice_strides(shape, &listed[..axes.len()])?;
+            if *out_shape != *f.shape(out) {
+                return Err(format!(
+                    "slice gives {:?}, the plan says {:?}",
+                    &*out_shape,
+                    f.shape(out)
+                ));
+            }
+            let src = f.bytes(x).get(first * es..).unwrap_or(&[]);
+            // SAFETY: as for transpose.
+            nk::strided_copy(src, &strides, &out_shape, es, unsafe { f.bytes_mut(out) })
+        }
+        Op::Cast { .. } => {
+            let x = input(0)?;
+            // SAFETY: as for transpose.
+            let ys = unsafe { f.f32s_mut(out, "the cast output") }?;
+            nk::cast_int_to_f32(f.dtype(x), f.bytes(x), ys)
         }
         _ => Err(format!("no native kernel for `{}`", op.name())),
     }

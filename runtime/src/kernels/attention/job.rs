@@ -45,9 +45,9 @@ pub(super) struct Job<'a> {
     /// The output.
     pub out: OutPtr,
     /// Included key indices, ascending, for every batch (one shared list without a mask).
-    keys: Vec<u32>,
+    keys: &'a [u32],
     /// `(start, len)` of each batch's list in `keys`.
-    key_ranges: Vec<(usize, usize)>,
+    key_ranges: &'a [(usize, usize)],
 }
 
 impl Job<'_> {
@@ -77,28 +77,43 @@ impl Job<'_> {
     }
 }
 
-/// The included keys of every batch: one shared `0..Sk` list without a mask.
-fn key_lists(batch: usize, sk: usize, mask: Option<&[u8]>) -> (Vec<u32>, Vec<(usize, usize)>) {
+/// The included keys of every batch into `keys` and `ranges` (cleared first): one shared
+/// `0..Sk` list without a mask.
+pub(super) fn key_lists(
+    batch: usize,
+    sk: usize,
+    mask: Option<&[u8]>,
+    keys: &mut Vec<u32>,
+    ranges: &mut Vec<(usize, usize)>,
+) {
+    keys.clear();
+    ranges.clear();
     match mask {
-        None => ((0..sk as u32).collect(), vec![(0, sk); batch]),
+        None => {
+            keys.extend(0..sk as u32);
+            ranges.resize(batch, (0, sk));
+        }
         Some(mask) => {
-            let mut keys = Vec::new();
-            let mut ranges = Vec::with_capacity(batch);
             for row in mask.chunks_exact(sk.max(1)).take(batch) {
                 let start = keys.len();
                 keys.extend((0..sk as u32).filter(|&j| row[j as usize] != 0));
                 ranges.push((start, keys.len() - start));
             }
             ranges.resize(batch, (0, 0));
-            (keys, ranges)
         }
     }
 }
 
 impl<'a> Job<'a> {
-    /// The job of a validated call whose keys (in `inputs`) are already rotated when rotary is on.
-    pub(super) fn new(dims: &Dims, p: &Params, inputs: Inputs<'a>, out: ViewMut<'_>) -> Job<'a> {
-        let (keys, key_ranges) = key_lists(dims.batch, dims.sk, inputs.key_mask);
+    /// The job of a validated call whose keys (in `inputs`) are already rotated when rotary is
+    /// on, with the key lists of [`key_lists`].
+    pub(super) fn new(
+        dims: &Dims,
+        p: &Params,
+        inputs: Inputs<'a>,
+        out: ViewMut<'_>,
+        (keys, key_ranges): (&'a [u32], &'a [(usize, usize)]),
+    ) -> Job<'a> {
         Job {
             dims: *dims,
             scale: p.scale,

@@ -37,6 +37,20 @@ impl Scratch {
             dvp,
         }
     }
+
+    /// Makes the buffers fit head dims `d` and `dv` (growing, never shrinking them).
+    pub(super) fn fit(&mut self, d: usize, dv: usize) {
+        let dvp = dv.div_ceil(LANES) * LANES;
+        let grow = |v: &mut Vec<f32>, n: usize| {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
+        };
+        grow(&mut self.qt, d * BQ_MAX);
+        grow(&mut self.st, BK * BQ_MAX);
+        grow(&mut self.acc, BQ_MAX * dvp);
+        self.dvp = dvp;
+    }
 }
 
 /// Runs task `task` of `job` (see [`Job::tasks`]).

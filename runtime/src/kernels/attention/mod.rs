@@ -55,6 +55,13 @@ pub use super::gemm::Isa;
 pub use types::{AttentionError, Dims, Inputs, Params};
 pub use views::{BiasView, Rotary, View, ViewMut};
 
+/// Sizes the calling thread's attention buffers for calls with head dims `d`, `dv` over at
+/// most `batch × keys` keys (run it on every pool thread before a decode loop, so that no
+/// step grows them).
+pub fn warm_thread(batch: usize, keys: usize, d: usize, dv: usize) {
+    tasks::warm_thread(batch, keys, d, dv);
+}
+
 /// Computes `out = softmax(q·kᵀ·scale + bias, excluded keys removed)·v` (see the module docs),
 /// parallel over (batch, head, query block) in the current rayon pool.
 ///

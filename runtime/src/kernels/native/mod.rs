@@ -12,7 +12,8 @@ mod rotary;
 mod tests;
 
 pub use movement::{
-    broadcast_strides, concat, split, strided_copy, transpose_strides, where_select,
+    broadcast_strides, concat, slice_strides, split, strided_copy, transpose_strides, where_select,
+    Dims,
 };
 pub use pool::{pool2d, reduce, reduce_block, softmax_axis, Pool2d};
 pub use rotary::rotary;
@@ -31,6 +32,8 @@ pub fn supports(op: &Op) -> bool {
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::Rotary => true,
+        Op::Slice { steps, .. } => steps.iter().all(|&s| s > 0),
+        Op::Cast { to } => *to == crate::DType::F32,
         Op::Pool { kernel, .. } => kernel.len() == 2,
         Op::Reduce { op, .. } => matches!(
             op,
@@ -38,6 +41,31 @@ pub fn supports(op: &Op) -> bool {
         ),
         _ => false,
     }
+}
+
+/// `Cast` of integer elements (`from`: i64 or i32, little-endian bytes) to f32, rounding as
+/// the reference cast does (through i64, then to nearest).
+pub fn cast_int_to_f32(from: crate::DType, src: &[u8], dst: &mut [f32]) -> Result<(), String> {
+    let width = match from {
+        crate::DType::I64 => 8,
+        crate::DType::I32 => 4,
+        d => return Err(format!("no native cast from {d} to f32")),
+    };
+    if src.len() != dst.len() * width {
+        return Err(format!(
+            "cast of {} bytes of {from} into {} f32 elements",
+            src.len(),
+            dst.len()
+        ));
+    }
+    for (x, y) in src.chunks_exact(width).zip(dst) {
+        let v = match *x {
+            [a, b, c, d] => i64::from(i32::from_le_bytes([a, b, c, d])),
+            _ => i64::from_le_bytes(x.try_into().map_err(|_| "a short element")?),
+        };
+        *y = v as f32;
+    }
+    Ok(())
 }
 
 /// Normalises `axis` against `rank` (negative counts from the end).

@@ -3,9 +3,52 @@
 
 use super::numel;
 
+/// Ranks up to this are kept on the stack by [`Dims`].
+const INLINE_RANK: usize = 8;
+
+/// A list of per-axis sizes or strides: on the stack up to [`INLINE_RANK`] axes (so that a
+/// transpose or expand step allocates nothing), on the heap beyond.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dims {
+    /// Up to [`INLINE_RANK`] entries: the first `len` of the array.
+    Inline([usize; INLINE_RANK], usize),
+    /// More entries.
+    Heap(Vec<usize>),
+}
+
+impl Dims {
+    /// `n` entries of `v`.
+    fn filled(n: usize, v: usize) -> Dims {
+        if n <= INLINE_RANK {
+            Dims::Inline([v; INLINE_RANK], n)
+        } else {
+            Dims::Heap(vec![v; n])
+        }
+    }
+}
+
+impl std::ops::Deref for Dims {
+    type Target = [usize];
+    fn deref(&self) -> &[usize] {
+        match self {
+            Dims::Inline(a, n) => &a[..*n],
+            Dims::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Dims {
+    fn deref_mut(&mut self) -> &mut [usize] {
+        match self {
+            Dims::Inline(a, n) => &mut a[..*n],
+            Dims::Heap(v) => v,
+        }
+    }
+}
+
 /// Row-major element strides of `shape`.
-fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
-    let mut s = vec![1usize; shape.len()];
+fn contiguous_strides(shape: &[usize]) -> Dims {
+    let mut s = Dims::filled(shape.len(), 1);
     for i in (0..shape.len().saturating_sub(1)).rev() {
         s[i] = s[i + 1].saturating_mul(shape[i + 1]);
     }
@@ -14,48 +57,78 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 
 /// The strides (in elements) that read an input of shape `in_shape` transposed by `perm`, and
 /// the output shape.
-pub fn transpose_strides(
-    in_shape: &[usize],
-    perm: &[i64],
-) -> Result<(Vec<usize>, Vec<usize>), String> {
+pub fn transpose_strides(in_shape: &[usize], perm: &[i64]) -> Result<(Dims, Dims), String> {
     let rank = in_shape.len();
-    let perm = if perm.is_empty() {
-        (0..rank as i64).rev().collect()
-    } else {
-        perm.to_vec()
-    };
-    let mut seen = vec![false; rank];
-    let cs = contiguous_strides(in_shape);
-    let (mut out, mut strides) = (Vec::with_capacity(rank), Vec::with_capacity(rank));
-    if perm.len() != rank {
+    if !perm.is_empty() && perm.len() != rank {
         return Err(format!("perm {perm:?} does not fit rank {rank}"));
     }
-    for &p in &perm {
-        let a = super::norm_axis(p, rank)?;
-        if std::mem::replace(&mut seen[a], true) {
+    // An empty perm reverses the axes.
+    let axis = |i: usize| -> Result<usize, String> {
+        match perm.get(i) {
+            Some(&p) => super::norm_axis(p, rank),
+            None => Ok(rank - 1 - i),
+        }
+    };
+    let cs = contiguous_strides(in_shape);
+    let (mut out, mut strides) = (Dims::filled(rank, 0), Dims::filled(rank, 0));
+    for i in 0..rank {
+        let a = axis(i)?;
+        if (0..i).any(|j| axis(j).is_ok_and(|b| b == a)) {
             return Err(format!("perm {perm:?} repeats axis {a}"));
         }
-        out.push(in_shape[a]);
-        strides.push(cs[a]);
+        out[i] = in_shape[a];
+        strides[i] = cs[a];
     }
     Ok((strides, out))
 }
 
 /// The strides that read `in_shape` broadcast (numpy, right-aligned) to `out_shape`.
-pub fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Result<Vec<usize>, String> {
+pub fn broadcast_strides(in_shape: &[usize], out_shape: &[usize]) -> Result<Dims, String> {
     if in_shape.len() > out_shape.len() {
         return Err(format!("{in_shape:?} does not broadcast to {out_shape:?}"));
     }
     let pad = out_shape.len() - in_shape.len();
     let cs = contiguous_strides(in_shape);
-    (0..out_shape.len())
-        .map(|i| match i.checked_sub(pad) {
-            None => Ok(0),
-            Some(j) if in_shape[j] == out_shape[i] => Ok(cs[j]),
-            Some(j) if in_shape[j] == 1 => Ok(0),
-            Some(_) => Err(format!("{in_shape:?} does not broadcast to {out_shape:?}")),
-        })
-        .collect()
+    let mut out = Dims::filled(out_shape.len(), 0);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = match i.checked_sub(pad) {
+            None => 0,
+            Some(j) if in_shape[j] == out_shape[i] => cs[j],
+            Some(j) if in_shape[j] == 1 => 0,
+            Some(_) => return Err(format!("{in_shape:?} does not broadcast to {out_shape:?}")),
+        };
+    }
+    Ok(out)
+}
+
+/// The byte offset of the first element and the element strides that read `in_shape` sliced
+/// with, per listed axis, `(first index, step ≥ 1, count)` (ONNX `Slice` after its starts and
+/// ends are resolved and clamped), and the output shape.
+pub fn slice_strides(
+    in_shape: &[usize],
+    axes: &[(usize, usize, usize, usize)],
+) -> Result<(usize, Dims, Dims), String> {
+    let cs = contiguous_strides(in_shape);
+    let mut strides = cs.clone();
+    let mut out = Dims::filled(in_shape.len(), 0);
+    out.copy_from_slice(in_shape);
+    let mut first = 0usize;
+    for &(axis, start, step, count) in axes {
+        if axis >= in_shape.len() || step == 0 {
+            return Err(format!(
+                "slice axis {axis} / step {step} do not fit {in_shape:?}"
+            ));
+        }
+        if count > 0 && start + (count - 1) * step >= in_shape[axis] {
+            return Err(format!(
+                "slice of {count} from {start} by {step} leaves axis {axis} of {in_shape:?}"
+            ));
+        }
+        first += start * cs[axis];
+        strides[axis] = cs[axis] * step;
+        out[axis] = count;
+    }
+    Ok((first, strides, out))
 }
 
 /// Checks that reading `src` (elements of `es` bytes) with `strides` over `shape` stays inside.
@@ -88,7 +161,7 @@ fn for_each<const K: usize>(
         return;
     }
     let rank = shape.len();
-    let mut idx = vec![0usize; rank];
+    let mut idx = Dims::filled(rank, 0);
     let mut off = [0usize; K];
     loop {
         f(off);

@@ -58,7 +58,7 @@ fn transpose_and_expand_match_the_reference() {
         }
         let want = &reference(&Op::Transpose { perm: perm.clone() }, &[&x])[0];
         let (strides, out) = transpose_strides(&shape, &perm).unwrap();
-        assert_eq!(out, want.shape());
+        assert_eq!(&*out, want.shape());
         let mut dst = vec![0u8; want.to_le_bytes().len()];
         strided_copy(&x.to_le_bytes(), &strides, &out, 4, &mut dst).unwrap();
         assert_eq!(dst, want.to_le_bytes());
@@ -230,4 +230,81 @@ fn pooling_reductions_and_softmax_match_the_reference() {
         }
     }
     assert!(reduce_block(&[2, 3, 4], &[0, 2]).is_err());
+}
+
+#[test]
+fn slice_strides_match_the_reference_slice() {
+    let mut r = Rng(77);
+    for _ in 0..200 {
+        let rank = 1 + r.below(4);
+        let shape = rand_shape(&mut r, rank, true);
+        let x = tensor(&mut r, &shape);
+        // Random positive steps, starts and ends (negative, past the end, clamped).
+        let axis = r.below(rank);
+        let dim = shape[axis] as i64;
+        let start = r.below(2 * dim as usize + 3) as i64 - dim - 1;
+        let end = if r.coin() {
+            i64::MAX
+        } else {
+            r.below(2 * dim as usize + 3) as i64 - dim - 1
+        };
+        let step = 1 + r.below(3) as i64;
+        let op = Op::Slice {
+            axes: vec![axis as i64 - if r.coin() { rank as i64 } else { 0 }],
+            starts: vec![Dim::known(start)],
+            ends: vec![Dim::known(end)],
+            steps: vec![step],
+        };
+        let want = &reference(&op, &[&x])[0];
+        let (first, count) = crate::reference::slice_axis(start, end, step, shape[axis]);
+        let listed = [(axis, first as usize, step as usize, count)];
+        let (off, strides, out) = slice_strides(&shape, &listed).unwrap();
+        assert_eq!(&*out, want.shape(), "{shape:?} {op:?}");
+        let mut dst = vec![0u8; want.to_le_bytes().len()];
+        let src = x.to_le_bytes();
+        strided_copy(
+            src.get(off * 4..).unwrap_or(&[]),
+            &strides,
+            &out,
+            4,
+            &mut dst,
+        )
+        .unwrap();
+        assert_eq!(dst, want.to_le_bytes(), "{shape:?} {op:?}");
+    }
+}
+
+#[test]
+fn int_to_f32_cast_matches_the_reference_cast() {
+    let values = [
+        0i64,
+        1,
+        -1,
+        7,
+        -123_456_789,
+        (1 << 53) + 1,
+        i64::MAX,
+        i64::MIN,
+    ];
+    let t = Tensor::from_i64(vec![values.len()], values.to_vec()).unwrap();
+    let want = t.cast(DType::F32).to_le_bytes();
+    let mut got = vec![0f32; values.len()];
+    cast_int_to_f32(DType::I64, &t.to_le_bytes(), &mut got).unwrap();
+    let got: Vec<u8> = got.iter().flat_map(|x| x.to_le_bytes()).collect();
+    assert_eq!(got, want);
+    let t32 = t.cast(DType::I32);
+    let mut got = vec![0f32; values.len()];
+    cast_int_to_f32(DType::I32, &t32.to_le_bytes(), &mut got).unwrap();
+    let want: Vec<f32> = t32
+        .cast(DType::F32)
+        .to_f64_vec()
+        .iter()
+        .map(|&x| x as f32)
+        .collect();
+    assert_eq!(got, want);
+    assert!(cast_int_to_f32(DType::F32, &[0; 4], &mut [0.0]).is_err());
+    assert!(
+        cast_int_to_f32(DType::I64, &[0; 4], &mut [0.0]).is_err(),
+        "short input"
+    );
 }

@@ -76,11 +76,17 @@ impl Dim {
 
     /// Evaluates against bindings; every symbol must be bound.
     pub fn eval(&self, b: &Bindings) -> Result<i64, DimEvalError> {
+        self.eval_with(&|s| b.get(s).copied())
+    }
+
+    /// Evaluates with each symbol's value from `lookup` (`None`: unbound). Allocates nothing
+    /// unless it fails.
+    pub fn eval_with(&self, lookup: &dyn Fn(&str) -> Option<i64>) -> Result<i64, DimEvalError> {
         let mut total: i64 = 0;
         for (m, c) in &self.terms {
             let mut term = *c;
             for (a, p) in &m.0 {
-                let v = eval_atom(a, b)?.checked_pow(*p);
+                let v = eval_atom(a, lookup)?.checked_pow(*p);
                 term = v
                     .and_then(|v| term.checked_mul(v))
                     .ok_or(DimEvalError::Overflow)?;
@@ -91,13 +97,11 @@ impl Dim {
     }
 }
 
-fn eval_atom(a: &Atom, b: &Bindings) -> Result<i64, DimEvalError> {
+fn eval_atom(a: &Atom, b: &dyn Fn(&str) -> Option<i64>) -> Result<i64, DimEvalError> {
     Ok(match a {
-        Atom::Sym(s) => *b
-            .get(&**s)
-            .ok_or_else(|| DimEvalError::Unbound(s.to_string()))?,
+        Atom::Sym(s) => b(s).ok_or_else(|| DimEvalError::Unbound(s.to_string()))?,
         Atom::Div(x, y) | Atom::Mod(x, y) => {
-            let (x, y) = (x.eval(b)?, y.eval(b)?);
+            let (x, y) = (x.eval_with(b)?, y.eval_with(b)?);
             if y == 0 {
                 return Err(DimEvalError::DivByZero);
             }
@@ -109,14 +113,14 @@ fn eval_atom(a: &Atom, b: &Bindings) -> Result<i64, DimEvalError> {
             .ok_or(DimEvalError::Overflow)?
         }
         Atom::WideAdd(x, y) => x
-            .eval(b)?
-            .checked_add(y.eval(b)?)
+            .eval_with(b)?
+            .checked_add(y.eval_with(b)?)
             .ok_or(DimEvalError::Overflow)?,
         Atom::WideMul(x, y) => x
-            .eval(b)?
-            .checked_mul(y.eval(b)?)
+            .eval_with(b)?
+            .checked_mul(y.eval_with(b)?)
             .ok_or(DimEvalError::Overflow)?,
-        Atom::Max(x, y) => x.eval(b)?.max(y.eval(b)?),
-        Atom::Min(x, y) => x.eval(b)?.min(y.eval(b)?),
+        Atom::Max(x, y) => x.eval_with(b)?.max(y.eval_with(b)?),
+        Atom::Min(x, y) => x.eval_with(b)?.min(y.eval_with(b)?),
     })
 }
