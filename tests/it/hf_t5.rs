@@ -10,7 +10,9 @@
 //!    written into the decoder's read-only states, one `run_with_state` per token) gives
 //!    `model.generate`'s ids for three single sources and the padded batch;
 //! 4. every cached step's logits equal the full-recompute decoder's last position within 1e-4
-//!    over the 20 steps of the padded batch.
+//!    over the 20 steps of the padded batch;
+//! 5. an unsupported `feed_forward_proj`, bad sizes and a config that disagrees with the
+//!    checkpoint are errors naming the field or the tensor.
 //!
 //! Each prints its maximum difference; see them with `-- --nocapture`.
 
@@ -20,6 +22,7 @@ use kiln::kiln_frontends::hf::checkpoint::{read, Checkpoint};
 use kiln::kiln_frontends::hf::t5::{
     bucket, build_cached_decoder, build_decoder, build_encoder_with_cross_kv,
 };
+use kiln::kiln_frontends::Error;
 use kiln_runtime::{Model, State, Tensor};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -321,5 +324,37 @@ fn t5_cached_decoder_matches_full_recompute() {
             "{name}: cached vs full recompute over {} steps: max |diff| {worst:.3e}",
             greedy[0].len() - 1
         );
+    }
+}
+
+#[test]
+fn t5_refuses_unsupported_configs_and_mismatched_checkpoints() {
+    let tmp = tempfile::tempdir().expect("a temporary folder");
+    let src = folder("t5-tiny");
+    std::fs::copy(
+        src.join("model.safetensors"),
+        tmp.path().join("model.safetensors"),
+    )
+    .expect("copy");
+    let cfg = json(&src.join("config.json"));
+    // Each edit is refused by the encoder and the cached decoder, with `want` in the message.
+    let edits: [(&str, Value, &str); 3] = [
+        ("feed_forward_proj", "gated-silu".into(), "gated-silu"),
+        // d_kv 8 makes q [32, 32]; the checkpoint's is [48, 32]: the error names the tensor.
+        ("d_kv", 8.into(), "SelfAttention.q.weight"),
+        ("num_heads", 0.into(), "num_heads"),
+    ];
+    for (field, value, want) in edits {
+        let mut cfg = cfg.clone();
+        cfg[field] = value;
+        let ck = Checkpoint::open(tmp.path()).expect("the checkpoint opens");
+        let enc = build_encoder_with_cross_kv(&cfg, &ck).map(|_| ());
+        let dec = build_cached_decoder(&cfg, &ck).map(|_| ());
+        for e in [enc.expect_err("refused"), dec.expect_err("refused")] {
+            assert!(e.to_string().contains(want), "{field}: {e}");
+            if field != "d_kv" {
+                assert!(matches!(e, Error::Config { .. }), "{e:?}");
+            }
+        }
     }
 }

@@ -10,6 +10,9 @@
 //! T5 has no absolute positions: `position_ids` says where each query sits, and the relative
 //! position bias of query `q` on key `k` (`0..past + seq`) is `emb[bucket(k − q)]`, computed in
 //! the graph (`bias.rs`), combined with the causal and padding masks in the fused attention.
+//! The bias is `[batch, heads, seq, past + seq]`: one per row, since each row's queries sit at
+//! that row's `position_ids` (transformers gives every row the same cache positions; a caller
+//! that does the same gets its bias).
 
 use super::bias::position_bias;
 use super::config::T5Config;
