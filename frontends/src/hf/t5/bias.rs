@@ -7,9 +7,9 @@
 //! buckets for small distances, logarithmic ones up to `max_distance`, the last bucket from
 //! there on. The encoder's buckets are bidirectional (half of them for keys after the query),
 //! the decoder's only look back (a key after the query is bucket 0). Because the function is
-//! constant past `max_distance`, a table over the distance clamped to `±max_distance` is exact
-//! for any length: the graph clamps `key − query`, looks the bucket up in that constant table
-//! and gathers the bias rows.
+//! constant past `max_distance` (which `config.rs` requires to exceed `num_buckets / 2`), a
+//! table over the distance clamped to `±max_distance` is exact for any length: the graph
+//! clamps `key − query`, looks the bucket up in that constant table and gathers the bias rows.
 
 use super::config::T5Config;
 use crate::error::Error;

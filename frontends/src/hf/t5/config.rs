@@ -52,9 +52,6 @@ pub struct T5Config {
     /// (false in T5 v1.1); the scaling's default when `scale_decoder_outputs` is absent.
     #[serde(default = "default_true")]
     pub tie_word_embeddings: bool,
-    /// The first decoder token.
-    #[serde(default)]
-    pub decoder_start_token_id: Option<i64>,
 }
 
 fn default_vocab() -> usize {
@@ -155,12 +152,17 @@ impl T5Config {
         if self.num_heads.saturating_mul(self.d_kv) > limit {
             return Err("`num_heads` · `d_kv` is too large".into());
         }
-        if self.relative_attention_num_buckets < 4 || self.relative_attention_max_distance > 1 << 20
-        {
+        // The bucket table (bias.rs) is exact only when the buckets are constant past
+        // max_distance, which needs max_distance above the exact buckets (num_buckets / 2 in
+        // the decoder; equal would divide by log(1) = 0).
+        let (nb, md) = (
+            self.relative_attention_num_buckets,
+            self.relative_attention_max_distance,
+        );
+        if nb < 4 || md <= nb / 2 || md > 1 << 20 {
             return Err(format!(
-                "`relative_attention_num_buckets` ({}) must be at least 4 and \
-                 `relative_attention_max_distance` ({}) at most 2^20",
-                self.relative_attention_num_buckets, self.relative_attention_max_distance
+                "`relative_attention_num_buckets` ({nb}) must be at least 4 and \
+                 `relative_attention_max_distance` ({md}) above half of it and at most 2^20"
             ));
         }
         if self.num_layers > 1024 || self.decoder_layers() > 1024 {
@@ -237,6 +239,13 @@ mod tests {
         assert!(config(r#"{"relative_attention_num_buckets": 2}"#)
             .validate()
             .is_err());
+        let exact_only =
+            r#"{"relative_attention_num_buckets": 32, "relative_attention_max_distance": 16}"#;
+        let e = config(exact_only).validate().expect_err("16 <= 32 / 2");
+        assert!(e.contains("relative_attention_max_distance"), "{e}");
+        assert!(config(r#"{"relative_attention_max_distance": 17}"#)
+            .validate()
+            .is_ok());
         for bad in ["gated-silu", "silu", "relu-gated", "gated-gelu-x"] {
             let e = config(&format!(r#"{{"feed_forward_proj": "{bad}"}}"#))
                 .validate()
