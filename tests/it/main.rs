@@ -22,6 +22,7 @@ mod hf_gpt2;
 mod hf_heads;
 mod hf_llama;
 mod hf_sentence_embeddings;
+mod hf_t5;
 mod hf_vit;
 mod hf_whisper;
 mod hf_whisper_cached;

@@ -13,6 +13,7 @@ pub mod heads;
 pub mod llama;
 mod roberta;
 pub mod rope;
+pub mod t5;
 mod vit;
 pub mod whisper;
 
