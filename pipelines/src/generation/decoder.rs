@@ -4,6 +4,11 @@
 //! cache in place. Rows of different lengths are left-padded exactly as transformers'
 //! `generate` does it: pads are masked out of attention and positions count real tokens only
 //! (`cumsum(mask) - 1`), so each row's logits equal those of the row run alone.
+//!
+//! An encoder-decoder's decoder takes more than the three decoder inputs: [`CausalLm::set_input`]
+//! gives it constant ones (the source's `encoder_attention_mask`), kept for every run without
+//! a copy per step, and [`CausalLm::with_symbols`] sizes states over other symbols (the
+//! cross-attention keys' `source`).
 
 use crate::Error;
 use kiln_runtime::{Model, Session, State, Tensor};
@@ -21,6 +26,9 @@ pub struct CausalLm<'m> {
     mask: Vec<Vec<i64>>,
     /// Per row: the position id of the next token.
     next_pos: Vec<i64>,
+    /// Every run's inputs: the constant ones of [`Self::set_input`], and the three decoder
+    /// inputs, replaced per run.
+    inputs: BTreeMap<String, Tensor>,
 }
 
 fn option(message: String) -> Error {
@@ -36,6 +44,17 @@ impl<'m> CausalLm<'m> {
     /// new tokens). The model must keep its cache as states and take `input_ids`,
     /// `position_ids` and `attention_mask`.
     pub fn new(model: &'m Model, batch: usize, capacity: usize) -> Result<CausalLm<'m>, Error> {
+        Self::with_symbols(model, batch, capacity, &[])
+    }
+
+    /// [`Self::new`] for a model whose states have dims over more symbols than `batch` and
+    /// `capacity` (such as the `source` length of cross-attention keys): `symbols` gives them.
+    pub fn with_symbols(
+        model: &'m Model,
+        batch: usize,
+        capacity: usize,
+        symbols: &[(&str, i64)],
+    ) -> Result<CausalLm<'m>, Error> {
         let plan = model.plan();
         if plan.states.is_empty() {
             return Err(option(
@@ -59,9 +78,9 @@ impl<'m> CausalLm<'m> {
                 "the batch and the cache capacity must be positive".into(),
             ));
         }
-        let state = model
-            .new_state(&[("batch", batch as i64), ("capacity", capacity as i64)])
-            .map_err(run_err)?;
+        let mut all = vec![("batch", batch as i64), ("capacity", capacity as i64)];
+        all.extend_from_slice(symbols);
+        let state = model.new_state(&all).map_err(run_err)?;
         Ok(CausalLm {
             model,
             session: model.session(),
@@ -70,12 +89,33 @@ impl<'m> CausalLm<'m> {
             capacity,
             mask: vec![Vec::new(); batch],
             next_pos: vec![0; batch],
+            inputs: BTreeMap::new(),
         })
+    }
+
+    /// Gives every following run the input `name` (a constant input beside the three decoder
+    /// inputs, such as an encoder-decoder's `encoder_attention_mask`); [`Self::reset`] keeps it.
+    pub fn set_input(&mut self, name: &str, t: Tensor) -> Result<(), Error> {
+        if ["input_ids", "position_ids", "attention_mask"].contains(&name) {
+            return Err(option(format!(
+                "`{name}` is set by every run, not a constant input"
+            )));
+        }
+        if !self.model.plan().inputs.iter().any(|io| io.name == name) {
+            return Err(option(format!("this decoder has no input `{name}`")));
+        }
+        self.inputs.insert(name.to_string(), t);
+        Ok(())
     }
 
     /// Positions cached so far (the same for every row: left padding included).
     pub fn past(&self) -> usize {
         self.mask.first().map_or(0, Vec::len)
+    }
+
+    /// The rows decoded together.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     /// The cache capacity in positions.
@@ -183,17 +223,16 @@ impl<'m> CausalLm<'m> {
         let t = |shape: Vec<usize>, v: Vec<i64>| {
             Tensor::from_i64(shape, v).map_err(|e| option(e.to_string()))
         };
-        let inputs = BTreeMap::from([
-            ("input_ids".to_string(), t(vec![self.batch, seq], ids)?),
-            ("position_ids".to_string(), t(vec![self.batch, seq], pos)?),
-            (
-                "attention_mask".to_string(),
-                t(vec![self.batch, total], mask)?,
-            ),
-        ]);
+        for (name, value) in [
+            ("input_ids", t(vec![self.batch, seq], ids)?),
+            ("position_ids", t(vec![self.batch, seq], pos)?),
+            ("attention_mask", t(vec![self.batch, total], mask)?),
+        ] {
+            self.inputs.insert(name.to_string(), value);
+        }
         let outs = self
             .session
-            .run_with_state(&inputs, &mut self.state)
+            .run_with_state(&self.inputs, &mut self.state)
             .map_err(run_err)?;
         for (row, new) in self.mask.iter_mut().zip(new_mask) {
             row.extend(new);
