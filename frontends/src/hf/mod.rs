@@ -260,19 +260,25 @@ pub fn load_seq2seq(dir: &Path) -> Result<(Graph, Graph), Error> {
         message: format!("not valid JSON: {e}"),
     })?;
     let model_type = cfg.get("model_type").and_then(|m| m.as_str()).unwrap_or("");
-    if !SEQ2SEQ.contains(&model_type) {
-        return Err(Error::UnsupportedArchitecture {
-            path: cfg_path,
-            found: format!("model_type `{model_type}` (for encoder-decoder generation)"),
-            supported: SEQ2SEQ.to_vec(),
-        });
-    }
+    let (encoder, decoder): (SeqBuildFn, SeqBuildFn) = match model_type {
+        "bart" => (
+            bart::build_encoder_with_cross_kv,
+            bart::build_cached_decoder,
+        ),
+        other => {
+            return Err(Error::UnsupportedArchitecture {
+                path: cfg_path,
+                found: format!("model_type `{other}` (for encoder-decoder generation)"),
+                supported: SEQ2SEQ.to_vec(),
+            })
+        }
+    };
     let ck = Checkpoint::open(dir)?;
-    Ok((
-        bart::build_encoder_with_cross_kv(&cfg, &ck)?,
-        bart::build_cached_decoder(&cfg, &ck)?,
-    ))
+    Ok((encoder(&cfg, &ck)?, decoder(&cfg, &ck)?))
 }
+
+/// A builder of one of an encoder-decoder's two graphs.
+type SeqBuildFn = fn(&serde_json::Value, &Checkpoint) -> Result<Graph, Error>;
 
 #[cfg(test)]
 mod tests {

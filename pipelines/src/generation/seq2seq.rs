@@ -149,11 +149,8 @@ impl<'m> Seq2Seq<'m> {
                 return Err(option(format!("the encoder has no input `{want}`")));
             }
         }
-        let takes_mask = decoder.plan().inputs.iter();
-        if !takes_mask
-            .clone()
-            .any(|io| io.name == "encoder_attention_mask")
-        {
+        let inputs = &decoder.plan().inputs;
+        if !inputs.iter().any(|io| io.name == "encoder_attention_mask") {
             return Err(option(
                 "the decoder has no input `encoder_attention_mask`".into(),
             ));
