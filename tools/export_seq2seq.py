@@ -21,7 +21,10 @@ from transformers import BartConfig, BartForConditionalGeneration, GenerationCon
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 OUT = os.path.join(ROOT, "tests", "models", "hf", "bart-tiny")
+# Chosen by a search over seeds and init scales for varied ids with top-2 margins >= 0.026.
 SEED = int(os.environ.get("SEED", "9"))
+# Added to </s>'s final_logits_bias: with the forced <s>, rows of the batch end at different
+# steps (2 and 16 tokens), which the batch loop must handle.
 EOS_BIAS = float(os.environ.get("EOS_BIAS", "0.6"))
 GAIN = 10.0
 MAX_NEW = 16
