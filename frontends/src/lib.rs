@@ -1,5 +1,5 @@
-//! Kiln frontends: ONNX import and Hugging Face safetensors folders (BERT, GPT-2, Llama, ViT),
-//! each into a Kiln IR graph. Import only: running and conformance testing live elsewhere.
+//! Kiln frontends: ONNX import and Hugging Face safetensors folders (BERT, GPT-2, Llama, ViT;
+//! Whisper and BART as encoder-decoder graph pairs), each into Kiln IR. Import only: running and conformance testing live elsewhere.
 //!
 //! Every loader here treats its input as untrusted: a bad file is an [`Error`] naming the file
 //! (and the tensor, node or external-data location at fault), never a panic.

@@ -47,7 +47,7 @@ fn cases() -> Result<Vec<(String, PathBuf, PathBuf)>, String> {
             continue;
         }
         if path.is_dir() && is_encoder_decoder(&path) {
-            // Two graphs with their own `reference.json` and test (`hf_t5.rs`, ...).
+            // Two graphs with their own `reference.json` and test (`hf_t5.rs`, `hf_bart.rs`).
             continue;
         }
         if path.is_dir() {

@@ -358,3 +358,26 @@ fn t5_refuses_unsupported_configs_and_mismatched_checkpoints() {
         }
     }
 }
+
+#[test]
+fn t5_folders_load_through_load_seq2seq() {
+    // The generic encoder-decoder entry point picks T5's builders by `model_type`: the same
+    // graphs as the direct builders, down to their outputs.
+    for name in NAMES {
+        let (enc, dec) =
+            kiln::kiln_frontends::hf::load_seq2seq(&folder(name)).expect("T5 builds by model_type");
+        let names = |g: &kiln::kiln_compiler::ir::Graph| -> Vec<String> {
+            g.outputs().iter().map(|(n, _)| n.clone()).collect()
+        };
+        let ck = Checkpoint::open(&folder(name)).expect("checkpoint");
+        let cfg = json(&folder(name).join("config.json"));
+        let direct_enc = build_encoder_with_cross_kv(&cfg, &ck).expect("encoder");
+        assert_eq!(names(&enc), names(&direct_enc), "{name}");
+        assert!(names(&enc).iter().any(|n| n == "cross.0.key"), "{name}");
+        assert_eq!(
+            names(&dec).first().map(String::as_str),
+            Some("logits"),
+            "{name}"
+        );
+    }
+}

@@ -16,6 +16,7 @@ mod common;
 mod cpu_backend;
 mod gguf_generate;
 mod gguf_smollm2;
+mod hf_bart;
 mod hf_bert;
 mod hf_families;
 mod hf_gpt2;

@@ -3,6 +3,7 @@
 //! ops; one file per family, the heads in `heads.rs`. An `architectures` entry Kiln does not
 //! build is refused, never replaced by the family's base model.
 
+pub mod bart;
 mod bert;
 pub mod builder;
 pub mod checkpoint;
@@ -187,6 +188,16 @@ pub fn load_folder(dir: &Path) -> Result<Graph, Error> {
         })
     };
     let Some((family, head)) = found else {
+        if SEQ2SEQ.contains(&model_type.as_str()) {
+            return Err(Error::Config {
+                path: cfg_path,
+                message: format!(
+                    "model_type `{model_type}` is an encoder-decoder: Kiln builds it as two \
+                     graphs for generation (`hf::load_seq2seq`: the encoder with the \
+                     cross-attention keys and values, and the cached decoder), not as one"
+                ),
+            });
+        }
         let name = if !archs.is_empty() {
             archs.join(", ")
         } else if !model_type.is_empty() {
@@ -234,6 +245,42 @@ pub fn build_decoder(cfg: &serde_json::Value, ck: &Checkpoint) -> Result<Graph, 
         }),
     }
 }
+
+/// The model types [`load_seq2seq`] builds.
+pub const SEQ2SEQ: &[&str] = &["bart", "t5"];
+
+/// The two graphs of a text encoder-decoder folder whose `model_type` is one of [`SEQ2SEQ`]:
+/// the encoder (`input_ids`, `attention_mask` → `last_hidden_state`, `cross.N.key|value`)
+/// and the cached decoder (the inputs of [`decoder::declare_inputs`] plus
+/// `encoder_attention_mask`, states `past.N.*` and read-only `cross.N.*`, `logits`).
+pub fn load_seq2seq(dir: &Path) -> Result<(Graph, Graph), Error> {
+    let cfg_path = dir.join("config.json");
+    let text = read(&cfg_path)?;
+    let cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: cfg_path.clone(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    let model_type = cfg.get("model_type").and_then(|m| m.as_str()).unwrap_or("");
+    let (encoder, decoder): (SeqBuildFn, SeqBuildFn) = match model_type {
+        "bart" => (
+            bart::build_encoder_with_cross_kv,
+            bart::build_cached_decoder,
+        ),
+        "t5" => (t5::build_encoder_with_cross_kv, t5::build_cached_decoder),
+        other => {
+            return Err(Error::UnsupportedArchitecture {
+                path: cfg_path,
+                found: format!("model_type `{other}` (for encoder-decoder generation)"),
+                supported: SEQ2SEQ.to_vec(),
+            })
+        }
+    };
+    let ck = Checkpoint::open(dir)?;
+    Ok((encoder(&cfg, &ck)?, decoder(&cfg, &ck)?))
+}
+
+/// A builder of one of an encoder-decoder's two graphs.
+type SeqBuildFn = fn(&serde_json::Value, &Checkpoint) -> Result<Graph, Error>;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,11 @@
 //! cache in place. Rows of different lengths are left-padded exactly as transformers'
 //! `generate` does it: pads are masked out of attention and positions count real tokens only
 //! (`cumsum(mask) - 1`), so each row's logits equal those of the row run alone.
+//!
+//! An encoder-decoder's decoder takes more than the three decoder inputs: [`CausalLm::set_input`]
+//! gives it constant ones (the source's `encoder_attention_mask`), kept for every run without
+//! a copy per step, and [`CausalLm::with_symbols`] sizes states over other symbols (the
+//! cross-attention keys' `source`).
 
 use crate::Error;
 use kiln_runtime::{Model, Session, State, Tensor};
@@ -21,8 +26,9 @@ pub struct CausalLm<'m> {
     mask: Vec<Vec<i64>>,
     /// Per row: the position id of the next token.
     next_pos: Vec<i64>,
-    /// The run's inputs (`input_ids`, `position_ids`, `attention_mask`), kept from step to
-    /// step and refilled in place: a decode step allocates nothing.
+    /// Every run's inputs: the constant ones of [`Self::set_input`], and `input_ids`,
+    /// `position_ids`, `attention_mask`, kept from step to step and refilled in place: a decode
+    /// step allocates nothing.
     inputs: BTreeMap<String, Tensor>,
     /// The sequence length of the last run (its logits are read at each row's last position).
     last_seq: usize,
@@ -41,6 +47,17 @@ impl<'m> CausalLm<'m> {
     /// new tokens). The model must keep its cache as states and take `input_ids`,
     /// `position_ids` and `attention_mask`.
     pub fn new(model: &'m Model, batch: usize, capacity: usize) -> Result<CausalLm<'m>, Error> {
+        Self::with_symbols(model, batch, capacity, &[])
+    }
+
+    /// [`Self::new`] for a model whose states have dims over more symbols than `batch` and
+    /// `capacity` (such as the `source` length of cross-attention keys): `symbols` gives them.
+    pub fn with_symbols(
+        model: &'m Model,
+        batch: usize,
+        capacity: usize,
+        symbols: &[(&str, i64)],
+    ) -> Result<CausalLm<'m>, Error> {
         let plan = model.plan();
         if plan.states.is_empty() {
             return Err(option(
@@ -64,18 +81,14 @@ impl<'m> CausalLm<'m> {
                 "the batch and the cache capacity must be positive".into(),
             ));
         }
-        let state = model
-            .new_state(&[("batch", batch as i64), ("capacity", capacity as i64)])
-            .map_err(run_err)?;
+        let mut all = vec![("batch", batch as i64), ("capacity", capacity as i64)];
+        all.extend_from_slice(symbols);
+        let state = model.new_state(&all).map_err(run_err)?;
         let mut session = model.session();
         // Size the arena for the last decode step, so that no step grows it. A model whose
         // shapes need other symbols (an ONNX export) sizes it at its first runs instead.
-        let _ = session.reserve(&[
-            ("batch", batch as i64),
-            ("seq", 1),
-            ("past", capacity as i64 - 1),
-            ("capacity", capacity as i64),
-        ]);
+        all.extend([("seq", 1), ("past", capacity as i64 - 1)]);
+        let _ = session.reserve(&all);
         let empty = || Tensor::from_i64(vec![batch, 0], Vec::with_capacity(batch * capacity));
         let mut inputs = BTreeMap::new();
         for name in ["input_ids", "position_ids", "attention_mask"] {
@@ -97,9 +110,29 @@ impl<'m> CausalLm<'m> {
         })
     }
 
+    /// Gives every following run the input `name` (a constant input beside the three decoder
+    /// inputs, such as an encoder-decoder's `encoder_attention_mask`); [`Self::reset`] keeps it.
+    pub fn set_input(&mut self, name: &str, t: Tensor) -> Result<(), Error> {
+        if ["input_ids", "position_ids", "attention_mask"].contains(&name) {
+            return Err(option(format!(
+                "`{name}` is set by every run, not a constant input"
+            )));
+        }
+        if !self.model.plan().inputs.iter().any(|io| io.name == name) {
+            return Err(option(format!("this decoder has no input `{name}`")));
+        }
+        self.inputs.insert(name.to_string(), t);
+        Ok(())
+    }
+
     /// Positions cached so far (the same for every row: left padding included).
     pub fn past(&self) -> usize {
         self.mask.first().map_or(0, Vec::len)
+    }
+
+    /// The rows decoded together.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     /// The cache capacity in positions.

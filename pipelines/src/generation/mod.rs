@@ -11,6 +11,9 @@
 //! - [`TextStream`]: ids in one at a time, final text out (no half characters).
 //! - [`Generator`]: the four wired together for one sequence.
 //! - [`CausalLm`]: a compiled decoder with its key/value cache, prefill then one token per step.
+//! - [`Seq2Seq`]: a text encoder-decoder (BART): the sources through the encoder once, its
+//!   cross-attention keys and values written into the cached decoder's states, then one token
+//!   per row per step.
 //! - [`Whisper`]: speech to text — features, the encoder once, its cross-attention keys and
 //!   values written into the cached decoder's states, greedy decoding.
 
@@ -19,6 +22,7 @@ mod decoder;
 mod generator;
 pub mod logits;
 mod sampler;
+mod seq2seq;
 mod stop;
 mod stream;
 mod whisper;
@@ -28,6 +32,7 @@ pub use decoder::CausalLm;
 pub use generator::{Generator, Step};
 pub use logits::LogitsProcessor;
 pub use sampler::{argmax, sample, Rng, Sampler};
+pub use seq2seq::{Seq2Seq, Seq2SeqSettings};
 pub use stop::{Checked, StopCriteria, StopReason};
 pub use stream::TextStream;
 pub use whisper::{decoder_start_ids, Transcript, Whisper};

@@ -23,7 +23,7 @@ mod cached;
 mod config;
 
 pub use cached::{build_cached_decoder, build_encoder_with_cross_kv, cross_name};
-pub use config::{WhisperConfig, EPS};
+pub use config::{activation, WhisperConfig, EPS};
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
