@@ -374,10 +374,6 @@ fn t5_folders_load_through_load_seq2seq() {
         let direct_enc = build_encoder_with_cross_kv(&cfg, &ck).expect("encoder");
         assert_eq!(names(&enc), names(&direct_enc), "{name}");
         assert!(names(&enc).iter().any(|n| n == "cross.0.key"), "{name}");
-        assert_eq!(
-            names(&dec).first().map(String::as_str),
-            Some("logits"),
-            "{name}"
-        );
+        assert!(names(&dec).iter().any(|n| n == "logits"), "{name}");
     }
 }
