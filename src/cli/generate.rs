@@ -197,16 +197,17 @@ pub fn generate(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<()> 
     let mut generator = Generator::new(&cfg, tokenizer.inner(), &prompt)?;
     let mut lm = CausalLm::new(&model, 1, prompt.len() + limit.max(1))?;
     let start = Instant::now();
-    let mut logits = lm.prefill(std::slice::from_ref(&prompt))?;
+    let mut row = lm
+        .prefill(std::slice::from_ref(&prompt))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the decoder returned no logits"))?;
     let prefill = start.elapsed();
     let mut text = String::new();
     let mut steps = 0usize;
     let decode_start = Instant::now();
     while generator.stopped().is_none() {
-        let row = logits
-            .first_mut()
-            .ok_or_else(|| anyhow::anyhow!("the decoder returned no logits"))?;
-        let step = generator.step(row)?;
+        let step = generator.step(&mut row)?;
         if !args.json {
             out.write_all(step.text.as_bytes())?;
             out.flush()?;
@@ -215,7 +216,11 @@ pub fn generate(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<()> 
         if step.stop.is_some() {
             break;
         }
-        logits = lm.step(&[step.id])?;
+        // The step runs in place (no allocation in the model); its logits are copied into
+        // the same row buffer for the logits processors.
+        lm.step_in_place(&[step.id])?;
+        row.clear();
+        row.extend_from_slice(lm.logits(0)?);
         steps += 1;
     }
     let decode = decode_start.elapsed();
