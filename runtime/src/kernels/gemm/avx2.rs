@@ -19,6 +19,12 @@ pub(super) const MR: usize = 6;
 /// The CPU has AVX2 and FMA, and `t` satisfies the invariants of [`Tile`] with `t.rows ≤ MR`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn tile(t: &Tile) {
+    if t.rows == 1 && t.cols == NR {
+        // One row (a decode step's GEMV): the whole panel in one pass, contiguous.
+        // SAFETY: forwarded from the caller; all `NR` columns are in C, bias and residual.
+        unsafe { row_panel(t) };
+        return;
+    }
     for half in 0..2 {
         let c0 = half * 16;
         if c0 >= t.cols {
@@ -133,6 +139,56 @@ unsafe fn kernel<const M: usize>(t: &Tile, c0: usize) {
         }
         if let Some(f) = &t.finish {
             finish(c, t.ldc, M, f, c0, n0);
+        }
+    }
+}
+
+/// One row times a whole `NR`-column panel: B is read once, contiguously (32 floats per k),
+/// into four independent accumulators per 16 columns (k unrolled by two), so that neither
+/// the FMA latency nor a second pass over the panel bounds a single-row product, which is
+/// memory-bound: a decode step streams every weight once.
+///
+/// # Safety
+/// As [`tile`], with `t.rows == 1` and `t.cols == NR`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_panel(t: &Tile) {
+    // SAFETY: (whole body) row 0 of A spans `kc` readable values from `a`, B has `kc · NR`
+    // readable values from `b`, and C, bias and residual hold `NR` values in row 0.
+    unsafe {
+        let z = _mm256_setzero_ps();
+        let (mut e, mut o) = ([z; 4], [z; 4]);
+        if t.accumulate {
+            for (q, acc) in e.iter_mut().enumerate() {
+                *acc = _mm256_loadu_ps(t.c.add(8 * q));
+            }
+        }
+        let (a, b) = (t.a, t.b);
+        let pairs = t.kc / 2;
+        for i in 0..pairs {
+            let k = 2 * i;
+            let (a0, a1) = (
+                _mm256_broadcast_ss(&*a.add(k)),
+                _mm256_broadcast_ss(&*a.add(k + 1)),
+            );
+            let (b0, b1) = (b.add(k * NR), b.add((k + 1) * NR));
+            for q in 0..4 {
+                e[q] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b0.add(8 * q)), e[q]);
+                o[q] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b1.add(8 * q)), o[q]);
+            }
+        }
+        if t.kc % 2 == 1 {
+            let k = t.kc - 1;
+            let a0 = _mm256_broadcast_ss(&*a.add(k));
+            for (q, acc) in e.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b.add(k * NR + 8 * q)), *acc);
+            }
+        }
+        for q in 0..4 {
+            _mm256_storeu_ps(t.c.add(8 * q), _mm256_add_ps(e[q], o[q]));
+        }
+        if let Some(f) = &t.finish {
+            finish(t.c, t.ldc, 1, f, 0, 16);
+            finish(t.c.add(16), t.ldc, 1, f, 16, 16);
         }
     }
 }

@@ -232,6 +232,32 @@ fn every_epilogue_combination_on_every_isa() {
     miri,
     ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
 )]
+fn single_rows_with_every_epilogue_and_long_k() {
+    // One row over whole panels (a decode step's products take the AVX2 single-row path),
+    // odd and even k, k longer than one k-block (accumulating into C), every epilogue.
+    for isa in isas() {
+        for (n, k) in [(32, 1), (64, 2), (96, 7), (64, 576), (160, 1537)] {
+            for e in 0..16 {
+                let case = Case {
+                    m: 1,
+                    n,
+                    k,
+                    pad: 1,
+                    bias: e & 1 != 0,
+                    residual: e & 2 != 0,
+                    act: ACTIVATIONS[e / 4],
+                };
+                check(isa, case, None);
+            }
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "too slow under Miri; `small_products_for_miri` runs the same paths"
+)]
 fn k_zero_gives_the_epilogue_of_zero() {
     for isa in isas() {
         for (m, n) in [(1, 1), (13, 33), (129, 64)] {
