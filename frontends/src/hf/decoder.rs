@@ -116,6 +116,41 @@ pub fn cached_kv(
     Ok((views[0], views[1]))
 }
 
+/// The name of decoder layer `layer`'s cross-attention keys (`which = "key"`) or values
+/// (`"value"`): an encoder output and a decoder state of every encoder-decoder.
+pub fn cross_name(layer: usize, which: &str) -> String {
+    format!("cross.{layer}.{which}")
+}
+
+/// Layer `layer`'s cross-attention keys and values as read-only states `cross.{layer}.key|value`
+/// `[batch, heads, source, head_dim]` (`source`: a symbol, or the fixed length as text): inputs
+/// whose update is the input itself (declared as an output of the same value), so no run writes
+/// them; the caller fills them once from the encoder's outputs.
+pub fn cross_states(
+    b: &mut Builder,
+    layer: usize,
+    heads: usize,
+    source: &str,
+    head_dim: usize,
+) -> Result<(ValueId, ValueId), Error> {
+    let dims = [
+        "batch".to_string(),
+        heads.to_string(),
+        source.to_string(),
+        head_dim.to_string(),
+    ];
+    let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
+    let mut state = |which: &str| -> Result<ValueId, Error> {
+        let name = cross_name(layer, which);
+        let v = b.input(&name, b.dtype, &dims)?;
+        let update = format!("{name}.kept");
+        b.graph.add_output(update.clone(), v);
+        b.graph.add_state(name, update);
+        Ok(v)
+    };
+    Ok((state("key")?, state("value")?))
+}
+
 /// The last position of `x: [batch, seq, hidden]` as `[batch, 1, hidden]`.
 pub fn last_position(b: &mut Builder, x: ValueId) -> Result<ValueId, Error> {
     b.op(

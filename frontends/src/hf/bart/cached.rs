@@ -14,8 +14,7 @@ use super::{attend, load_embeddings, load_heads, load_mlp, residual_norm, token_
 use crate::error::Error;
 use crate::hf::builder::{p, Builder};
 use crate::hf::checkpoint::Checkpoint;
-use crate::hf::decoder::{cached_kv, declare_inputs, last_position};
-use crate::hf::whisper::cross_name;
+use crate::hf::decoder::{cached_kv, cross_states, declare_inputs, last_position};
 use kiln_compiler::ir::{BinaryOp, DType, Graph, Op, ValueId};
 
 /// Builds the cached decoder (see the module documentation).
@@ -61,39 +60,12 @@ fn load_cached_layer(
 
     let cross = p(&prefix, "encoder_attn");
     let q = load_heads(b, c, &p(&cross, "q_proj"), heads, x)?;
-    let (k, v) = cross_states(b, layer, heads, head_dim)?;
+    let (k, v) = cross_states(b, layer, heads, "source", head_dim)?;
     let a = attend(b, c, &cross, heads, false, (q, k, v), enc_mask)?;
     let x = residual_norm(b, c, x, a, &p(&prefix, "encoder_attn_layer_norm"))?;
 
     let m = load_mlp(b, c, &prefix, c.decoder_ffn_dim, x)?;
     residual_norm(b, c, x, m, &p(&prefix, "final_layer_norm"))
-}
-
-/// The read-only states `cross.{layer}.key|value` `[batch, heads, source, head_dim]`: inputs
-/// kept in the caller's state whose update is the input itself (declared as an output of the
-/// same value), so no run writes them.
-fn cross_states(
-    b: &mut Builder,
-    layer: usize,
-    heads: usize,
-    head_dim: usize,
-) -> Result<(ValueId, ValueId), Error> {
-    let dims = [
-        "batch".to_string(),
-        heads.to_string(),
-        "source".to_string(),
-        head_dim.to_string(),
-    ];
-    let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
-    let mut state = |which: &str| -> Result<ValueId, Error> {
-        let name = cross_name(layer, which);
-        let v = b.input(&name, b.dtype, &dims)?;
-        let update = format!("{name}.kept");
-        b.graph.add_output(update.clone(), v);
-        b.graph.add_state(name, update);
-        Ok(v)
-    };
-    Ok((state("key")?, state("value")?))
 }
 
 /// `h @ Wᵀ + final_logits_bias`, `W` = `lm_head.weight` when the head is not tied and the

@@ -28,7 +28,7 @@ pub use config::{BartConfig, ARCHITECTURES, EPS, POSITION_OFFSET};
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
-use super::whisper::cross_name;
+use super::decoder::cross_name;
 use crate::error::Error;
 use config::act;
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Graph, Op, ValueId};

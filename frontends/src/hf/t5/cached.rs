@@ -20,8 +20,7 @@ use super::{attend, feed_forward_block, heads, lm_head, norm};
 use crate::error::Error;
 use crate::hf::builder::{p, Builder};
 use crate::hf::checkpoint::Checkpoint;
-use crate::hf::decoder::{cached_kv, declare_inputs, last_position, PAST};
-use crate::hf::whisper::cross_name;
+use crate::hf::decoder::{cached_kv, cross_states, declare_inputs, last_position, PAST};
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Graph, Op, ValueId};
 
 /// Builds the cached decoder: inputs `input_ids`, `position_ids` (`i64 [batch, seq]`),
@@ -73,30 +72,9 @@ fn load_cached_layer(
     let n = norm(b, c, x, &p(&cross, "layer_norm"))?;
     let ca = p(&cross, "EncDecAttention");
     let q = heads(b, c, n, &p(&ca, "q"))?;
-    let (k, v) = cross_states(b, c, layer)?;
+    let (k, v) = cross_states(b, layer, c.num_heads, "source", c.d_kv)?;
     let a = attend(b, c, &ca, false, [q, k, v], None, Some(enc_mask))?;
     let x = b.bin(BinaryOp::Add, x, a)?;
 
     feed_forward_block(b, c, &p(&prefix, "layer.2"), x)
-}
-
-/// The read-only states `cross.{layer}.key|value` `[batch, heads, source, d_kv]`: inputs whose
-/// update is the input itself (declared as an output of the same value), so no run writes them.
-fn cross_states(b: &mut Builder, c: &T5Config, layer: usize) -> Result<(ValueId, ValueId), Error> {
-    let dims = [
-        "batch".to_string(),
-        c.num_heads.to_string(),
-        "source".to_string(),
-        c.d_kv.to_string(),
-    ];
-    let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
-    let mut state = |which: &str| -> Result<ValueId, Error> {
-        let name = cross_name(layer, which);
-        let v = b.input(&name, b.dtype, &dims)?;
-        let update = format!("{name}.kept");
-        b.graph.add_output(update.clone(), v);
-        b.graph.add_state(name, update);
-        Ok(v)
-    };
-    Ok((state("key")?, state("value")?))
 }

@@ -30,7 +30,7 @@ pub use config::{feed_forward, FeedForward, T5Config};
 
 use super::builder::{p, Builder};
 use super::checkpoint::Checkpoint;
-use super::whisper::cross_name;
+use super::decoder::cross_name;
 use crate::error::Error;
 use bias::{first_positions, position_bias};
 use kiln_compiler::ir::{BinaryOp, DType, Dim, Graph, Op, ValueId};

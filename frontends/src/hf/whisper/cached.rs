@@ -19,14 +19,9 @@ use super::{attend, load_key_value, load_lm_head, load_mlp, load_query};
 use crate::error::Error;
 use crate::hf::builder::{p, Builder};
 use crate::hf::checkpoint::Checkpoint;
-use crate::hf::decoder::{cached_kv, declare_inputs, last_position};
+pub use crate::hf::decoder::cross_name;
+use crate::hf::decoder::{cached_kv, cross_states, declare_inputs, last_position};
 use kiln_compiler::ir::{BinaryOp, DType, Graph, Op, ValueId};
-
-/// The name of decoder layer `layer`'s cross-attention keys (`which = "key"`) or values
-/// (`"value"`): an encoder output and a decoder state.
-pub fn cross_name(layer: usize, which: &str) -> String {
-    format!("cross.{layer}.{which}")
-}
 
 /// Builds the encoder (input `input_features`, output `last_hidden_state`) with the outputs
 /// `cross.N.key` / `cross.N.value` of every decoder layer `N`.
@@ -128,37 +123,13 @@ fn load_cached_layer(
     let n = b.layer_norm(x, &p(&prefix, "encoder_attn_layer_norm"), d, EPS)?;
     let cross = p(&prefix, "encoder_attn");
     let q = load_query(b, c, &cross, heads, n)?;
-    let (k, v) = cross_states(b, c, layer)?;
+    let heads = c.decoder_attention_heads;
+    let source = c.max_source_positions.to_string();
+    let (k, v) = cross_states(b, layer, heads, &source, c.d_model / heads)?;
     let a = attend(b, c, &cross, heads, false, (q, k, v))?;
     let x = b.bin(BinaryOp::Add, x, a)?;
 
     let n = b.layer_norm(x, &p(&prefix, "final_layer_norm"), d, EPS)?;
     let m = load_mlp(b, c, &prefix, c.decoder_ffn_dim, n)?;
     b.bin(BinaryOp::Add, x, m)
-}
-
-/// The read-only states `cross.{layer}.key|value`: inputs kept in the caller's state whose
-/// update is the input itself (declared as an output of the same value), so no run writes them.
-fn cross_states(
-    b: &mut Builder,
-    c: &WhisperConfig,
-    layer: usize,
-) -> Result<(ValueId, ValueId), Error> {
-    let heads = c.decoder_attention_heads;
-    let dims = [
-        "batch".to_string(),
-        heads.to_string(),
-        c.max_source_positions.to_string(),
-        (c.d_model / heads).to_string(),
-    ];
-    let dims: Vec<&str> = dims.iter().map(String::as_str).collect();
-    let mut state = |which: &str| -> Result<ValueId, Error> {
-        let name = cross_name(layer, which);
-        let v = b.input(&name, b.dtype, &dims)?;
-        let update = format!("{name}.kept");
-        b.graph.add_output(update.clone(), v);
-        b.graph.add_state(name, update);
-        Ok(v)
-    };
-    Ok((state("key")?, state("value")?))
 }
