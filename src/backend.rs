@@ -3,7 +3,7 @@
 //! its execution plan), a runnable [`Model`] from an artifact or a model compiled in memory, and
 //! runs on named inputs with errors that name the files.
 
-use crate::{load_model, Error};
+use crate::Error;
 use kiln_compiler::ir::Graph;
 use kiln_compiler::lower::Lowered;
 use kiln_compiler::pipeline::{self, Compiled, Options};
@@ -24,6 +24,9 @@ pub struct CompileOptions {
     /// Build the text-generation decoder with its key/value cache
     /// ([`crate::model::load_decoder`]) instead of the model's one-pass graph.
     pub decoder: bool,
+    /// Dequantize a GGUF file's `Q4_0`/`Q4_1`/`Q8_0` matrices to f32 at load instead of keeping
+    /// them as their blocks (see `kiln_frontends::gguf::WeightMode`).
+    pub dequantize: bool,
 }
 
 impl Default for CompileOptions {
@@ -33,11 +36,30 @@ impl Default for CompileOptions {
             target: Target::host(),
             progress: None,
             decoder: false,
+            dequantize: false,
         }
     }
 }
 
 impl CompileOptions {
+    /// How a GGUF file's quantized weights are loaded.
+    fn gguf_weights(&self) -> kiln_frontends::gguf::WeightMode {
+        if self.dequantize {
+            kiln_frontends::gguf::WeightMode::Dequantize
+        } else {
+            kiln_frontends::gguf::WeightMode::Keep
+        }
+    }
+
+    /// The graph of the model at `path`: its decoder or its one-pass graph.
+    fn load(&self, path: &Path) -> Result<Graph, Error> {
+        if self.decoder {
+            crate::model::load_decoder_with(path, self.gguf_weights())
+        } else {
+            crate::model::load_model_with(path, self.gguf_weights())
+        }
+    }
+
     /// The pipeline's options.
     fn pipeline(&self) -> Options {
         Options {
@@ -60,11 +82,7 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Erro
     if let Some(p) = &opts.progress {
         p.stage("loading the model");
     }
-    let g = if opts.decoder {
-        crate::model::load_decoder(path)?
-    } else {
-        load_model(path)?
-    };
+    let g = opts.load(path)?;
     let mut compiled =
         pipeline::compile(&g, &opts.target, &opts.pipeline()).map_err(compile_err(path))?;
     let files = match crate::model::model_kind(path)? {
@@ -97,11 +115,7 @@ pub fn compile_path(path: &Path, opts: &CompileOptions) -> Result<Compiled, Erro
 /// Loads the model at `path` and runs the pipeline up to the execution plan (optimized unless
 /// told not to, lowered; no code generated).
 pub fn lower_path(path: &Path, opts: &CompileOptions) -> Result<Lowered, Error> {
-    let mut g = if opts.decoder {
-        crate::model::load_decoder(path)?
-    } else {
-        load_model(path)?
-    };
+    let mut g = opts.load(path)?;
     pipeline::optimize(&mut g, &opts.pipeline()).map_err(compile_err(path))?;
     pipeline::lower(&g, &opts.target).map_err(compile_err(path))
 }

@@ -5,6 +5,7 @@
 
 use crate::Error;
 use kiln_compiler::ir::Graph;
+use kiln_frontends::gguf::WeightMode;
 use kiln_runtime::Tensor;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,6 +94,11 @@ fn is_kir_text(head: &[u8]) -> bool {
 /// beside it, Hugging Face folders and `.gguf` files, built as a causal LM; a `.kiln` artifact
 /// holds a plan, not a graph).
 pub fn load_model(path: &Path) -> Result<Graph, Error> {
+    load_model_with(path, WeightMode::default())
+}
+
+/// [`load_model`] with a GGUF file's quantized weights kept or dequantized as `gguf` says.
+pub fn load_model_with(path: &Path, gguf: WeightMode) -> Result<Graph, Error> {
     match model_kind(path)? {
         ModelKind::Kir => {
             let src = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -111,11 +117,15 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
             })
         }
         ModelKind::HfFolder => load_hf_folder(path),
-        ModelKind::Gguf => kiln_frontends::gguf::load(path, kiln_frontends::gguf::Head::CausalLm)
-            .map_err(|source| Error::Import {
+        ModelKind::Gguf => {
+            let import = |source| Error::Import {
                 path: path.to_path_buf(),
                 source: Box::new(source),
-            }),
+            };
+            let m = kiln_frontends::gguf::open_with(path, gguf).map_err(import)?;
+            m.build(kiln_frontends::gguf::Head::CausalLm)
+                .map_err(import)
+        }
         ModelKind::Artifact => Err(Error::ArtifactHasNoGraph {
             path: path.to_path_buf(),
         }),
@@ -128,6 +138,11 @@ pub fn load_model(path: &Path) -> Result<Graph, Error> {
 /// outputs (optimum's `text-generation-with-past`, merged or not), whose caches
 /// `kiln_compiler::passes::kv_states` turns into states (`kiln_frontends::onnx::decoder`).
 pub fn load_decoder(path: &Path) -> Result<Graph, Error> {
+    load_decoder_with(path, WeightMode::default())
+}
+
+/// [`load_decoder`] with a GGUF file's quantized weights kept or dequantized as `gguf` says.
+pub fn load_decoder_with(path: &Path, gguf: WeightMode) -> Result<Graph, Error> {
     let import = |source| Error::Import {
         path: path.to_path_buf(),
         source: Box::new(source),
@@ -135,7 +150,7 @@ pub fn load_decoder(path: &Path) -> Result<Graph, Error> {
     match model_kind(path)? {
         ModelKind::HfFolder => kiln_frontends::hf::load_decoder(path).map_err(import),
         ModelKind::Gguf => {
-            let m = kiln_frontends::gguf::open(path).map_err(import)?;
+            let m = kiln_frontends::gguf::open_with(path, gguf).map_err(import)?;
             kiln_frontends::hf::build_decoder(&m.config, &m.checkpoint).map_err(import)
         }
         ModelKind::Onnx => kiln_frontends::onnx::decoder::load_decoder(path).map_err(import),

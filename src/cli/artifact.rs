@@ -28,6 +28,7 @@ pub fn compile(args: &CompileArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         target,
         progress: reporter.as_ref().map(|r| r.pipeline()),
         decoder: args.decoder,
+        dequantize: args.dequantize,
     };
     compile_model_to(&args.model, &args.output, &opts)?;
     drop(reporter);

@@ -54,6 +54,10 @@ pub struct GenerateArgs {
     /// Print one JSON object (ids, text, timings) instead of streaming the text.
     #[arg(long)]
     pub json: bool,
+    /// Dequantize a `.gguf` file's Q4_0/Q4_1/Q8_0 matrices to f32 instead of keeping them as
+    /// their blocks (ignored for other models).
+    #[arg(long)]
+    pub dequantize: bool,
     /// Worker threads (default: `KILN_THREADS`, else every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -70,6 +74,7 @@ fn load(args: &GenerateArgs) -> anyhow::Result<(kiln_runtime::Model, Box<dyn Fil
     let opts = kiln::backend::CompileOptions {
         progress: reporter.as_ref().map(|r| r.pipeline()),
         decoder: true,
+        dequantize: args.dequantize,
         ..Default::default()
     };
     let model = kiln::backend::load_runnable(&args.model, &opts, &load)?;

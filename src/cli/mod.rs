@@ -122,6 +122,10 @@ pub struct CompileArgs {
     /// causal LM, for `kiln generate ARTIFACT`.
     #[arg(long)]
     pub decoder: bool,
+    /// Dequantize a `.gguf` file's Q4_0/Q4_1/Q8_0 matrices to f32 instead of keeping them as
+    /// their blocks (the arithmetic is f32 either way, on the same values).
+    #[arg(long)]
+    pub dequantize: bool,
 }
 
 /// Arguments of `kiln run`.

@@ -134,3 +134,87 @@ fn smollm2_cached_greedy_generation_matches_transformers() {
         compare(i, case, ids);
     }
 }
+
+/// The GEMM steps of a plan that read block-quantized weights, by format name.
+fn block_gemms(model: &Model) -> Vec<&'static str> {
+    use kiln_runtime::plan::{GemmB, Kernel};
+    model
+        .plan()
+        .steps_with_ids()
+        .filter_map(|(_, s)| match &s.kernel {
+            Kernel::Gemm(g) => match g.b {
+                GemmB::Blocks { format, .. } => Some(format.name()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// The file's `Q4_1` projections and `Q8_0` tied LM head are kept as their blocks by default
+/// (`gguf::WeightMode::Keep`): every projection GEMM of the decoder reads blocks, and its
+/// prefill logits and 16 greedy steps equal those of the same file dequantized to f32 at load
+/// (the same weight values, so only the summation order differs), for one prompt and for the
+/// left-padded batch of three (whose decode steps take the multi-row dot products).
+#[test]
+fn kept_blocks_compute_what_the_dequantized_weights_do() {
+    let Some(path) = common::smollm2_gguf() else {
+        return;
+    };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let dir = shared.join("models/smollm2-135m-instruct");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let prompts: Vec<Vec<u32>> = reference["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| u32s(&c["prompt_ids"]))
+        .collect();
+    let model = |mode: gguf::WeightMode| {
+        let m = gguf::open_with(&path, mode).unwrap_or_else(|e| panic!("{e}"));
+        let g = hf::build_decoder(&m.config, &m.checkpoint).unwrap_or_else(|e| panic!("{e}"));
+        let compiled = kiln_compiler::pipeline::compile(
+            &g,
+            &kiln_compiler::Target::host(),
+            &kiln_compiler::pipeline::Options::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Model::from_bytes(compiled.to_bytes(), &LoadOptions::default()).unwrap()
+    };
+    let kept = model(gguf::WeightMode::Keep);
+    let f32s = model(gguf::WeightMode::Dequantize);
+    let formats = block_gemms(&kept);
+    // 30 layers × (q, k, v, o, gate, up, down) in Q4_1, and the LM head over the Q8_0 table.
+    assert_eq!(formats.iter().filter(|&&f| f == "Q4_1").count(), 210);
+    assert_eq!(formats.iter().filter(|&&f| f == "Q8_0").count(), 1);
+    assert!(block_gemms(&f32s).is_empty());
+    let steps = 16;
+    for batch in [&prompts[..1], &prompts[..]] {
+        let longest = batch.iter().map(Vec::len).max().unwrap();
+        let mut a = CausalLm::new(&kept, batch.len(), longest + steps).unwrap();
+        let mut b = CausalLm::new(&f32s, batch.len(), longest + steps).unwrap();
+        let (mut la, mut lb) = (a.prefill(batch).unwrap(), b.prefill(batch).unwrap());
+        for step in 0..steps {
+            let mut worst = 0f64;
+            for (ra, rb) in la.iter().zip(&lb) {
+                for (&x, &y) in ra.iter().zip(rb) {
+                    worst = worst.max(f64::from((x - y).abs()));
+                }
+            }
+            assert!(
+                worst <= 1e-3,
+                "batch {} step {step}: kept and dequantized logits differ by {worst:.2e}",
+                batch.len()
+            );
+            let next: Vec<u32> = lb.iter().map(|r| argmax(r).unwrap() as u32).collect();
+            let mine: Vec<u32> = la.iter().map(|r| argmax(r).unwrap() as u32).collect();
+            assert_eq!(mine, next, "batch {} step {step}", batch.len());
+            la = a.step(&next).unwrap();
+            lb = b.step(&next).unwrap();
+        }
+    }
+}

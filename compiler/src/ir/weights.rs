@@ -1,6 +1,7 @@
 //! The weight store: weights by id, never by value in the graph; bytes owned or memory-mapped.
 
 use crate::error::{Error, Result};
+use kiln_runtime::kernels::blocks::{BlockFormat, BLOCK};
 use kiln_runtime::{DType, Tensor};
 use std::fmt;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct Weight {
     pub dtype: DType,
     /// Concrete shape.
     pub shape: Vec<usize>,
+    /// Kept block-quantized (see [`Weight::blocked`]): the bytes are blocks of this format, not
+    /// `dtype` values.
+    blocks: Option<BlockFormat>,
     data: WeightData,
 }
 
@@ -56,6 +60,7 @@ impl Weight {
             name: name.into(),
             dtype: t.dtype(),
             shape: t.shape().to_vec(),
+            blocks: None,
             data: WeightData::Owned(t.to_le_bytes().into()),
         }
     }
@@ -71,10 +76,36 @@ impl Weight {
             name: name.into(),
             dtype,
             shape,
+            blocks: None,
             data: WeightData::Owned(bytes),
         };
         w.check_len(w.bytes().map_or(0, <[u8]>::len))?;
         Ok(w)
+    }
+
+    /// An f32 matrix `[rows, k]` kept block-quantized: `bytes` holds each row as `k / 32`
+    /// blocks of `format` (ggml's layout). Its values are the blocks' exact dequantization
+    /// ([`Weight::to_tensor`]); a GEMM that reads it as `Wᵀ` keeps the blocks in the artifact.
+    pub fn blocked(
+        name: impl Into<String>,
+        format: BlockFormat,
+        shape: Vec<usize>,
+        bytes: Arc<[u8]>,
+    ) -> Result<Weight> {
+        let w = Weight {
+            name: name.into(),
+            dtype: DType::F32,
+            shape,
+            blocks: Some(format),
+            data: WeightData::Owned(bytes),
+        };
+        w.check_len(w.bytes().map_or(0, <[u8]>::len))?;
+        Ok(w)
+    }
+
+    /// The block format when the weight is kept block-quantized.
+    pub fn blocks(&self) -> Option<BlockFormat> {
+        self.blocks
     }
 
     /// A weight over a region of a memory-mapped file; the region must lie inside the mapping
@@ -101,6 +132,7 @@ impl Weight {
             name,
             dtype,
             shape,
+            blocks: None,
             data: WeightData::Mapped { map, offset, len },
         };
         w.check_len(len)?;
@@ -113,6 +145,7 @@ impl Weight {
             name: name.into(),
             dtype,
             shape,
+            blocks: None,
             data: WeightData::Opaque,
         }
     }
@@ -136,15 +169,35 @@ impl Weight {
         self.shape.iter().product()
     }
 
-    /// Size of the data in bytes (an error when it overflows).
+    /// Size of the stored data in bytes (an error when it overflows, or for a block-quantized
+    /// weight that is not a matrix of whole blocks per row).
     pub fn byte_len(&self) -> Result<usize> {
+        let err = |message: String| Error::Weight {
+            name: self.name.clone(),
+            message,
+        };
+        if let Some(format) = self.blocks {
+            let [rows, k] = self.shape[..] else {
+                return Err(err(format!(
+                    "a {} weight must be a matrix, not {:?}",
+                    format.name(),
+                    self.shape
+                )));
+            };
+            return format
+                .row_bytes(k)
+                .and_then(|r| r.checked_mul(rows))
+                .ok_or_else(|| {
+                    err(format!(
+                        "{} rows of {k} elements are not whole blocks of {BLOCK}",
+                        format.name()
+                    ))
+                });
+        }
         self.shape
             .iter()
             .try_fold(self.dtype.size(), |a, &d| a.checked_mul(d))
-            .ok_or_else(|| Error::Weight {
-                name: self.name.clone(),
-                message: "shape overflows".to_string(),
-            })
+            .ok_or_else(|| err("shape overflows".to_string()))
     }
 
     /// Where the bytes live.
@@ -167,6 +220,17 @@ impl Weight {
             name: self.name.clone(),
             message: "has no data (its values were elided from the IR text)".to_string(),
         })?;
+        if let Some(format) = self.blocks {
+            let mut values = vec![0f32; self.numel()];
+            if bytes.len() != self.byte_len()? {
+                return Err(Error::Weight {
+                    name: self.name.clone(),
+                    message: format!("{} bytes are not its {} blocks", bytes.len(), format.name()),
+                });
+            }
+            format.dequantize(bytes, &mut values);
+            return Ok(Tensor::from_f32(self.shape.clone(), values)?);
+        }
         Ok(Tensor::from_le_bytes(
             self.dtype,
             self.shape.clone(),

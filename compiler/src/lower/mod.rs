@@ -376,7 +376,25 @@ impl Builder<'_> {
                 message: "a packed GEMM operand is not a weight".into(),
             });
         };
-        let t = self.g.weights().get(id).to_tensor()?;
+        let weight = self.g.weights().get(id);
+        if let (Some(format), true, [n, k]) = (weight.blocks(), trans, &weight.shape[..]) {
+            // Stored [n, k] as rows of blocks: kept as they are for `kernels::blocks`.
+            let (n, k) = (*n, *k);
+            let bytes = weight.bytes().ok_or_else(|| Error::Lower {
+                message: format!("block-quantized weight `{}` has no data", weight.name),
+            })?;
+            let (offset, len) = self.place(bytes);
+            let mut step = step;
+            step.b = kiln_runtime::plan::GemmB::Blocks {
+                offset,
+                len,
+                k: k as u64,
+                n: n as u64,
+                format,
+            };
+            return Ok(Kernel::Gemm(step));
+        }
+        let t = weight.to_tensor()?;
         let (k, n) = match *t.shape() {
             [r, c] if trans => (c, r),
             [k, n] => (k, n),

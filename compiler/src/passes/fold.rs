@@ -69,6 +69,11 @@ fn evaluate(g: &Graph, n: NodeId) -> Option<Vec<Tensor>> {
             return None;
         };
         let w = g.weights().get(w);
+        if w.blocks().is_some() {
+            // Folding would store the result as f32: a block-quantized weight stays as it is
+            // for the GEMM that reads it.
+            return None;
+        }
         total = total.checked_add(w.numel())?;
         if total > MAX_FOLD_ELEMENTS {
             return None;

@@ -962,6 +962,8 @@ impl Coverage {
                 Kernel::Gemm(g) => {
                     match g.b {
                         GemmB::Packed { .. } => c.hit("packed gemm"),
+                        // Random graphs have no block-quantized weights (a GGUF frontend's).
+                        GemmB::Blocks { .. } => c.hit("block gemm"),
                         GemmB::Value { trans } => {
                             c.hit("value gemm");
                             if g.bias || g.residual || g.activation != Activation::None {

@@ -4,6 +4,7 @@
 //! file holding them parses) and refused when a tensor of theirs is loaded.
 
 use half::f16;
+use kiln_runtime::kernels::blocks::BlockFormat;
 
 /// A ggml tensor type, by its id in the GGUF tensor info.
 #[allow(non_camel_case_types)]
@@ -110,6 +111,16 @@ impl GgmlType {
         self.entry().2
     }
 
+    /// The block format Kiln can keep this type in (`Q4_0`, `Q4_1`, `Q8_0`), if any.
+    pub fn block_format(self) -> Option<BlockFormat> {
+        match self {
+            GgmlType::Q4_0 => Some(BlockFormat::Q4_0),
+            GgmlType::Q4_1 => Some(BlockFormat::Q4_1),
+            GgmlType::Q8_0 => Some(BlockFormat::Q8_0),
+            _ => None,
+        }
+    }
+
     /// `(elements, bytes)` of one block.
     pub fn block(self) -> (usize, usize) {
         let e = self.entry();
@@ -159,11 +170,12 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], numel: usize) -> Result<Vec<f32>, 
         GgmlType::BF16 => {
             |b, y| y[0] = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)
         }
-        GgmlType::Q4_0 => q4_0,
-        GgmlType::Q4_1 => q4_1,
+        // The formats Kiln can also keep quantized: one definition, the runtime's.
+        GgmlType::Q4_0 => |b, y| BlockFormat::Q4_0.dequantize(b, y),
+        GgmlType::Q4_1 => |b, y| BlockFormat::Q4_1.dequantize(b, y),
         GgmlType::Q5_0 => q5_0,
         GgmlType::Q5_1 => q5_1,
-        GgmlType::Q8_0 => q8_0,
+        GgmlType::Q8_0 => |b, y| BlockFormat::Q8_0.dequantize(b, y),
         GgmlType::Q2_K => q2_k,
         GgmlType::Q3_K => q3_k,
         GgmlType::Q4_K => q4_k,
@@ -177,24 +189,6 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], numel: usize) -> Result<Vec<f32>, 
         block(b, y);
     }
     Ok(out)
-}
-
-/// `d: f16, qs: [u8; 16]`: `d · (nibble − 8)`, low nibbles first.
-fn q4_0(b: &[u8], y: &mut [f32]) {
-    let d = half(b, 0);
-    for (j, &q) in b[2..18].iter().enumerate() {
-        y[j] = (i32::from(q & 0xF) - 8) as f32 * d;
-        y[j + 16] = (i32::from(q >> 4) - 8) as f32 * d;
-    }
-}
-
-/// `d, m: f16, qs: [u8; 16]`: `d · nibble + m`.
-fn q4_1(b: &[u8], y: &mut [f32]) {
-    let (d, m) = (half(b, 0), half(b, 2));
-    for (j, &q) in b[4..20].iter().enumerate() {
-        y[j] = f32::from(q & 0xF) * d + m;
-        y[j + 16] = f32::from(q >> 4) * d + m;
-    }
 }
 
 /// The 5-bit values of a Q5 block: nibbles of `qs` with the fifth bit from `qh`.
@@ -225,14 +219,6 @@ fn q5_1(b: &[u8], y: &mut [f32]) {
         let (x0, x1) = five_bits(&b[4..8], &b[8..24], j);
         y[j] = x0 as f32 * d + m;
         y[j + 16] = x1 as f32 * d + m;
-    }
-}
-
-/// `d: f16, qs: [i8; 32]`: `d · q`.
-fn q8_0(b: &[u8], y: &mut [f32]) {
-    let d = half(b, 0);
-    for (yj, &q) in y.iter_mut().zip(&b[2..34]) {
-        *yj = f32::from(q as i8) * d;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `llama` architecture of a GGUF file as a Hugging Face Llama: the metadata as the
 //! `config.json` transformers would write, and the tensors under their Hugging Face names,
-//! dequantized to f32, with llama.cpp's rotary row permutation of `attn_q` / `attn_k` undone.
+//! dequantized to f32 or kept as their blocks ([`WeightMode`]), with llama.cpp's rotary row
+//! permutation of `attn_q` / `attn_k` undone.
 //!
 //! llama.cpp's converter stores each query/key projection with the rows of every head
 //! interleaved (`permute(w, n_head)`: rows viewed as `[n_head, 2, head_dim / 2]`, the last two
@@ -10,6 +11,7 @@
 
 use super::dequant::dequantize;
 use super::reader::{GgufFile, TensorInfo, Value};
+use super::WeightMode;
 use crate::error::Error;
 use crate::hf::checkpoint::OwnedTensor;
 use kiln_compiler::ir::DType;
@@ -193,12 +195,12 @@ pub fn hf_name(name: &str) -> Option<String> {
 /// Undoes llama.cpp's rotary permutation of the rows of a `[rows, cols]` matrix (or a bias,
 /// `cols = 1`) with `n_head` heads: GGUF row `h·d + 2j + t` is Hugging Face row
 /// `h·d + t·d/2 + j`.
-pub fn unpermute_rows(
-    w: &[f32],
+pub fn unpermute_rows<T: Copy + Default>(
+    w: &[T],
     rows: usize,
     cols: usize,
     n_head: usize,
-) -> Result<Vec<f32>, String> {
+) -> Result<Vec<T>, String> {
     if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
         return Err(format!(
             "{rows} rows do not split into {n_head} heads of an even size"
@@ -208,7 +210,7 @@ pub fn unpermute_rows(
         return Err(format!("{} values are not {rows} × {cols}", w.len()));
     }
     let d = rows / n_head;
-    let mut out = vec![0f32; w.len()];
+    let mut out = vec![T::default(); w.len()];
     for h in 0..n_head {
         for j in 0..d / 2 {
             for t in 0..2 {
@@ -221,16 +223,17 @@ pub fn unpermute_rows(
     Ok(out)
 }
 
-/// Every tensor of a `llama` file under its Hugging Face name and shape, as f32.
-pub fn tensors(f: &GgufFile, h: Heads) -> Result<Vec<OwnedTensor>, Error> {
+/// Every tensor of a `llama` file under its Hugging Face name and shape: f32, or with
+/// [`WeightMode::Keep`] the matrices stored as `Q4_0`, `Q4_1` or `Q8_0` kept as their blocks.
+pub fn tensors(f: &GgufFile, h: Heads, mode: WeightMode) -> Result<Vec<OwnedTensor>, Error> {
     let mut out = Vec::with_capacity(f.header.tensors.len());
     for t in &f.header.tensors {
-        out.push(tensor(f, t, h)?);
+        out.push(tensor(f, t, h, mode)?);
     }
     Ok(out)
 }
 
-fn tensor(f: &GgufFile, t: &TensorInfo, h: Heads) -> Result<OwnedTensor, Error> {
+fn tensor(f: &GgufFile, t: &TensorInfo, h: Heads, mode: WeightMode) -> Result<OwnedTensor, Error> {
     let err = |message: String| Error::Gguf {
         path: f.path().to_path_buf(),
         at: format!("tensor `{}`", t.name),
@@ -241,7 +244,6 @@ fn tensor(f: &GgufFile, t: &TensorInfo, h: Heads) -> Result<OwnedTensor, Error> 
     let bytes = f
         .data(t)
         .ok_or_else(|| err("data lies outside the file".to_string()))?;
-    let mut values = dequantize(t.ggml_type, bytes, t.numel).map_err(err)?;
     // ggml lists dims innermost first; Hugging Face outermost first (same bytes).
     let shape: Vec<usize> = t.dims.iter().rev().copied().collect();
     let n_head = if t.name.contains(".attn_q.") {
@@ -251,11 +253,36 @@ fn tensor(f: &GgufFile, t: &TensorInfo, h: Heads) -> Result<OwnedTensor, Error> 
     } else {
         None
     };
+    let rows = shape.first().copied().unwrap_or(1);
+    let cols = shape.get(1).copied().unwrap_or(1);
+    let keep = match (mode, t.ggml_type.block_format(), &shape[..]) {
+        (WeightMode::Keep, Some(format), [_, k]) => format.row_bytes(*k).map(|r| (format, r)),
+        _ => None,
+    };
+    if let Some((format, row_bytes)) = keep {
+        // Whole rows of blocks move as the rows of the matrix do.
+        let mut kept = bytes.to_vec();
+        if let Some(n_head) = n_head {
+            kept = unpermute_rows(&kept, rows, row_bytes, n_head).map_err(err)?;
+        }
+        return Ok(OwnedTensor {
+            name,
+            dtype: DType::F32,
+            shape,
+            bytes: Arc::from(kept),
+            blocks: Some(format),
+        });
+    }
+    let mut values = dequantize(t.ggml_type, bytes, t.numel).map_err(err)?;
     if let Some(n_head) = n_head {
-        let rows = shape.first().copied().unwrap_or(1);
-        let cols = shape.get(1).copied().unwrap_or(1);
         values = unpermute_rows(&values, rows, cols, n_head).map_err(err)?;
     }
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Ok((name, DType::F32, shape, Arc::from(bytes)))
+    Ok(OwnedTensor {
+        name,
+        dtype: DType::F32,
+        shape,
+        bytes: Arc::from(bytes),
+        blocks: None,
+    })
 }

@@ -3,8 +3,12 @@
 //! tensor names; the graph is built by [`crate::hf::llama::build`]) and the tokenizer as a
 //! `tokenizer.json` (`tokenizer.rs`).
 //!
-//! Weights are dequantized to f32 when the file is opened: Kiln's IR has no quantized matmul, so
-//! a quantized GGUF runs at f32 precision of its (lossy) stored values.
+//! Weights stored as `Q4_0`, `Q4_1` or `Q8_0` are kept as their blocks by default
+//! ([`WeightMode::Keep`]): the graph sees them as f32 matrices with exactly the values their
+//! dequantization gives, and a GEMM reading one keeps the blocks in the artifact and computes in
+//! f32 over them (`kiln_runtime::kernels::blocks`), reading 4.5–8.5 bits per weight instead of
+//! 32. Every other type, and every weight with [`WeightMode::Dequantize`], is dequantized to
+//! f32 when the file is opened. Either way the arithmetic is f32 on the file's stored values.
 
 pub mod dequant;
 pub mod llama;
@@ -20,6 +24,16 @@ pub use reader::GgufFile;
 use std::path::Path;
 pub use value::{Array, Value};
 
+/// How the quantized weights of a GGUF file reach the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightMode {
+    /// Matrices stored as `Q4_0`, `Q4_1` or `Q8_0` stay as their blocks (the default).
+    #[default]
+    Keep,
+    /// Every weight is dequantized to f32 at load.
+    Dequantize,
+}
+
 /// The architectures Kiln builds from GGUF files (`general.architecture`).
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
 
@@ -28,7 +42,8 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama"];
 pub struct GgufModel {
     /// The Hugging Face `config.json` equivalent of the metadata.
     pub config: serde_json::Value,
-    /// The tensors under their Hugging Face names, f32, in memory.
+    /// The tensors under their Hugging Face names, in memory: f32, or block-quantized matrices
+    /// (see [`WeightMode`]).
     pub checkpoint: Checkpoint,
     /// The tokenizer as a `tokenizer.json` string, or why the file's tokenizer cannot be
     /// written as one (none stored, or a kind not supported yet).
@@ -71,6 +86,11 @@ fn architecture(f: &GgufFile) -> Result<String, Error> {
 /// their Hugging Face equivalents and dequantizes the tensors. An architecture other than those
 /// in [`SUPPORTED_ARCHITECTURES`] is refused naming it.
 pub fn open(path: &Path) -> Result<GgufModel, Error> {
+    open_with(path, WeightMode::default())
+}
+
+/// [`open`] with the quantized weights kept or dequantized as `mode` says.
+pub fn open_with(path: &Path, mode: WeightMode) -> Result<GgufModel, Error> {
     let f = GgufFile::open(path)?;
     let arch = architecture(&f)?;
     if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
@@ -81,7 +101,7 @@ pub fn open(path: &Path) -> Result<GgufModel, Error> {
         });
     }
     let (config, heads) = llama::config(&f)?;
-    let checkpoint = Checkpoint::from_tensors(path, llama::tensors(&f, heads)?)?;
+    let checkpoint = Checkpoint::from_tensors(path, llama::tensors(&f, heads, mode)?)?;
     let mut tensor_types: Vec<(&'static str, usize)> = Vec::new();
     for t in &f.header.tensors {
         match tensor_types.iter_mut().find(|e| e.0 == t.ggml_type.name()) {

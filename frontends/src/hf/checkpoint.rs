@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use kiln_compiler::ir::{DType, Weight};
+use kiln_runtime::kernels::blocks::BlockFormat;
 use kiln_runtime::Tensor;
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
@@ -29,6 +30,8 @@ struct Entry {
     dtype: DType,
     shape: Vec<usize>,
     data: Data,
+    /// Owned bytes that are blocks of this format (a GGUF tensor kept quantized), `dtype` F32.
+    blocks: Option<BlockFormat>,
 }
 
 /// Where an entry's bytes are.
@@ -56,8 +59,20 @@ impl std::fmt::Debug for Data {
     }
 }
 
-/// An in-memory tensor for [`Checkpoint::from_tensors`]: name, dtype, shape, little-endian bytes.
-pub type OwnedTensor = (String, DType, Vec<usize>, Arc<[u8]>);
+/// An in-memory tensor for [`Checkpoint::from_tensors`].
+#[derive(Debug, Clone)]
+pub struct OwnedTensor {
+    /// Its name.
+    pub name: String,
+    /// Element type (F32 for block-quantized bytes).
+    pub dtype: DType,
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Little-endian values, or for `blocks` the rows as blocks of that format.
+    pub bytes: Arc<[u8]>,
+    /// The block format when `bytes` is a `[rows, k]` matrix kept block-quantized.
+    pub blocks: Option<BlockFormat>,
+}
 
 /// The tensors of a folder's safetensors files.
 #[derive(Debug)]
@@ -173,6 +188,7 @@ impl Checkpoint {
                     start,
                     len: e - s,
                 },
+                blocks: None,
             };
             if self.entries.insert(name.clone(), entry).is_some() {
                 return Err(Error::Safetensors {
@@ -190,10 +206,21 @@ impl Checkpoint {
     /// shape, and names must be unique.
     pub fn from_tensors(origin: &Path, tensors: Vec<OwnedTensor>) -> Result<Checkpoint, Error> {
         let mut entries = BTreeMap::new();
-        for (name, dtype, shape, bytes) in tensors {
-            let want = shape
-                .iter()
-                .try_fold(dtype.size(), |a, &d| a.checked_mul(d));
+        for t in tensors {
+            let OwnedTensor {
+                name,
+                dtype,
+                shape,
+                bytes,
+                blocks,
+            } = t;
+            let want = match (blocks, &shape[..]) {
+                (Some(f), [rows, k]) => f.row_bytes(*k).and_then(|r| r.checked_mul(*rows)),
+                (Some(_), _) => None,
+                (None, _) => shape
+                    .iter()
+                    .try_fold(dtype.size(), |a, &d| a.checked_mul(d)),
+            };
             let bad = |message: String| Error::Tensor {
                 path: origin.to_path_buf(),
                 tensor: name.clone(),
@@ -210,6 +237,7 @@ impl Checkpoint {
                 dtype,
                 shape,
                 data: Data::Owned(bytes),
+                blocks,
             };
             if entries.insert(name.clone(), entry).is_some() {
                 return Err(bad("appears twice".to_string()));
@@ -299,9 +327,14 @@ impl Checkpoint {
                 *start,
                 *len,
             )?,
-            (Data::Owned(bytes), _) => {
-                Weight::from_bytes(stored.clone(), e.dtype, e.shape.clone(), bytes.clone())?
-            }
+            (Data::Owned(bytes), _) => match e.blocks {
+                Some(format) => {
+                    Weight::blocked(stored.clone(), format, e.shape.clone(), bytes.clone())?
+                }
+                None => {
+                    Weight::from_bytes(stored.clone(), e.dtype, e.shape.clone(), bytes.clone())?
+                }
+            },
             (Data::Mapped { .. }, None) => {
                 return Err(Error::MissingWeight {
                     path: self.dir.clone(),

@@ -133,13 +133,18 @@ impl<'a> Frame<'a> {
 }
 
 impl Frame<'_> {
-    /// Packed GEMM weights at `offset..offset + len` of the weights section, as f32.
-    pub fn weights_f32(&self, offset: u64, len: u64) -> Result<&[f32], String> {
-        let bytes = usize::try_from(offset)
+    /// The bytes at `offset..offset + len` of the weights section.
+    pub fn weights_bytes(&self, offset: u64, len: u64) -> Result<&[u8], String> {
+        usize::try_from(offset)
             .ok()
             .zip(usize::try_from(len).ok())
             .and_then(|(o, l)| self.weights.get(o..o.checked_add(l)?))
-            .ok_or_else(|| format!("weights {offset}..+{len} lie outside the weights section"))?;
+            .ok_or_else(|| format!("weights {offset}..+{len} lie outside the weights section"))
+    }
+
+    /// Packed GEMM weights at `offset..offset + len` of the weights section, as f32.
+    pub fn weights_f32(&self, offset: u64, len: u64) -> Result<&[f32], String> {
+        let bytes = self.weights_bytes(offset, len)?;
         if bytes.as_ptr().align_offset(std::mem::align_of::<f32>()) != 0 || bytes.len() % 4 != 0 {
             return Err(format!("weights at {offset} are not aligned for f32"));
         }

@@ -2,6 +2,7 @@
 //! `std::arch` AVX-512 and AVX2/FMA paths chosen at run time and a portable path elsewhere.
 
 pub mod attention;
+pub mod blocks;
 pub mod conv;
 pub mod gemm;
 pub mod native;

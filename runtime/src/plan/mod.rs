@@ -21,7 +21,7 @@ pub use recurrent::{RecurrentStep, RnnPacked};
 pub use validate::PlanError;
 
 /// Version of the plan encoding inside the artifact's `plan` section.
-pub const PLAN_VERSION: u32 = 4;
+pub const PLAN_VERSION: u32 = 5;
 
 /// A compiled model's execution plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,6 +199,20 @@ pub enum GemmB {
     Value {
         /// B is stored transposed.
         trans: bool,
+    },
+    /// A block-quantized weight kept as its source stored it (see `kernels::blocks`): `n` rows
+    /// of `k` elements (B transposed), in the weights section.
+    Blocks {
+        /// Byte offset in the weights section.
+        offset: u64,
+        /// Byte length.
+        len: u64,
+        /// Rows of B (elements per stored row).
+        k: u64,
+        /// Columns of B (stored rows).
+        n: u64,
+        /// The block format.
+        format: crate::kernels::blocks::BlockFormat,
     },
 }
 

@@ -39,6 +39,13 @@ fn kernel_detail(k: &Kernel) -> String {
                 GemmB::Packed { offset, len, k, n } => {
                     format!(" k={k} n={n} packed@{offset}+{len}")
                 }
+                GemmB::Blocks {
+                    offset,
+                    len,
+                    k,
+                    n,
+                    format,
+                } => format!(" k={k} n={n} {}@{offset}+{len}", format.name()),
                 GemmB::Value { trans } => format!(" b=value{}", flag(trans, "transposed")),
             };
             format!(

@@ -181,6 +181,25 @@ impl Plan {
                             return Err(invalid(at, format!("packed weights {offset}..+{len} do not fit {k}×{n} in the weights section")));
                         }
                     }
+                    if let GemmB::Blocks {
+                        offset,
+                        len,
+                        k,
+                        n,
+                        format,
+                    } = g.b
+                    {
+                        let want = usize::try_from(k)
+                            .ok()
+                            .zip(usize::try_from(n).ok())
+                            .and_then(|(k, n)| crate::kernels::blocks::blocks_len(format, k, n));
+                        if offset % 64 != 0
+                            || !in_bounds(offset, len, weights_len)
+                            || want.and_then(|w| u64::try_from(w).ok()) != Some(len)
+                        {
+                            return Err(invalid(at, format!("{} weights {offset}..+{len} do not fit {k}×{n} in the weights section", format.name())));
+                        }
+                    }
                     let want = 1
                         + usize::from(matches!(g.b, GemmB::Value { .. }))
                         + usize::from(g.bias)

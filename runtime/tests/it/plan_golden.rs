@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::plan_fixture_rnn::{recurrent_kernels, recurrent_ops};
+use kiln_runtime::kernels::blocks::BlockFormat;
 use kiln_runtime::ops::{
     ArgOp, BinaryOp, Dim, DimLimit, GeluApprox, InputLimits, Op, PadMode, PoolKind, ReduceOp,
     ScatterReduction, Shape, TensorType, UnaryOp, ValueRange,
@@ -15,10 +16,10 @@ use kiln_runtime::plan::{
 use kiln_runtime::DType;
 
 /// The plan version the committed golden file was written with.
-const GOLDEN_VERSION: u32 = 4;
+const GOLDEN_VERSION: u32 = 5;
 
 fn golden_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v4.bin")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden/plan_v5.bin")
 }
 
 fn d(text: &str) -> Dim {
@@ -228,6 +229,23 @@ fn kernels() -> Vec<Kernel> {
         activation: Activation::None,
         residual: false,
     }));
+    for (i, format) in [BlockFormat::Q4_0, BlockFormat::Q4_1, BlockFormat::Q8_0]
+        .into_iter()
+        .enumerate()
+    {
+        k.push(Kernel::Gemm(GemmStep {
+            b: GemmB::Blocks {
+                offset: 64 * (i as u64 + 1),
+                len: 576 * 18 * 20,
+                k: 576,
+                n: 576,
+                format,
+            },
+            bias: i == 1,
+            activation: Activation::None,
+            residual: i == 2,
+        }));
+    }
     k.push(Kernel::Attention(AttentionStep {
         heads: 16,
         kv_heads: 2,

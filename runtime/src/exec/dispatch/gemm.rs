@@ -28,7 +28,7 @@ pub(super) fn gemm_step(
     let out_id = step.outputs[0];
     let b_val = match g.b {
         GemmB::Value { .. } => Some(ins.next().ok_or("missing operand b")?),
-        GemmB::Packed { .. } => None,
+        GemmB::Packed { .. } | GemmB::Blocks { .. } => None,
     };
     let bias = if g.bias {
         Some(f.f32s(ins.next().ok_or("missing bias")?, "bias")?)
@@ -84,6 +84,34 @@ pub(super) fn gemm_step(
             let a = gemm::Matrix { data: a, stride: k };
             let c = gemm::MatrixMut { data: c, stride: n };
             gemm::gemm_packed(isa, shape, a, packed, c, &ep).map_err(|e| e.to_string())?;
+        }
+        (
+            GemmB::Blocks {
+                offset,
+                len,
+                k: wk,
+                n: wn,
+                format,
+            },
+            _,
+        ) => {
+            if wk as usize != k || wn as usize != n || out_rows != rows {
+                return Err(format!(
+                    "a is {a_shape:?} and the {} weights are {wk}×{wn}, but the output is {out_shape:?}",
+                    format.name()
+                ));
+            }
+            let w = f.weights_bytes(offset, len)?;
+            let ep = gemm::Epilogue {
+                bias,
+                activation,
+                residual,
+            };
+            let shape = gemm::Shape { m: rows, n, k };
+            let a = gemm::Matrix { data: a, stride: k };
+            let c = gemm::MatrixMut { data: c, stride: n };
+            crate::kernels::blocks::gemm_blocks(isa, shape, a, w, format, c, &ep)
+                .map_err(|e| e.to_string())?;
         }
         (GemmB::Value { trans }, Some(b_id)) => {
             let b_shape = f.shape(b_id);

@@ -171,3 +171,64 @@ impl Problem<'_> {
         }
     }
 }
+
+/// One column panel of a product whose `B` is not pre-packed (a block-quantized weight
+/// dequantized panel by panel): `C[rows, j0 .. j0 + cols] = epilogue(A[rows, ..] · panel)`, on
+/// the calling thread, blocked over `m` and `k` as [`run`] does.
+///
+/// # Safety
+/// The CPU supports `isa`; `a` spans `rows.end × k` with stride `lda`; `panel` holds at least
+/// `k·NR` elements (k-major, `NR` per k step); `1 ≤ cols ≤ NR`; `c` points to a buffer in which
+/// `c + r·ldc + j0 + x` is readable and writable for `r in rows, x < cols`, and so are the
+/// residual (readable, same offsets) and the bias (`j0 + x`) when present; no other thread
+/// touches those elements of `C` during the call, and `C` overlaps no input.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn panel_rows(
+    isa: Isa,
+    a: Matrix<'_>,
+    k: usize,
+    panel: &[f32],
+    c: SendPtr,
+    ldc: usize,
+    (j0, cols): (usize, usize),
+    rows: Range<usize>,
+    ep: &Epilogue,
+) {
+    let mr = mr(isa);
+    let lda = if k == 0 { 0 } else { a.stride };
+    let kblocks = k.div_ceil(KC_MAX).max(1);
+    let kc_step = k.div_ceil(kblocks).max(1);
+    let mc_blk = (A_BLOCK_BYTES / (4 * kc_step) / mr).max(1) * mr;
+    for mc0 in rows.clone().step_by(mc_blk) {
+        let mc1 = (mc0 + mc_blk).min(rows.end);
+        for p0 in (0..k.max(1)).step_by(kc_step) {
+            let kc = kc_step.min(k - p0.min(k));
+            let last = p0 + kc >= k;
+            for i0 in (mc0..mc1).step_by(mr) {
+                let finish = last.then(|| Finish {
+                    bias: ep.bias.map_or(std::ptr::null(), |b| b[j0..].as_ptr()),
+                    residual: ep
+                        .residual
+                        .map_or(std::ptr::null(), |r| r.as_ptr().wrapping_add(i0 * ldc + j0)),
+                    activation: ep.activation,
+                });
+                let tile = Tile {
+                    a: a.data.as_ptr().wrapping_add(i0 * lda + p0),
+                    lda,
+                    b: panel[p0 * NR..].as_ptr(),
+                    kc,
+                    c: c.wrapping_add(i0 * ldc + j0),
+                    ldc,
+                    rows: mr.min(mc1 - i0),
+                    cols,
+                    accumulate: p0 > 0,
+                    finish,
+                };
+                // SAFETY: the caller's contract covers every offset of the tile (rows within
+                // `rows`, columns within `j0 .. j0 + cols`, k within the panel); rows ≤ MR by
+                // construction; the ISA is available.
+                unsafe { run_tile(isa, &tile) };
+            }
+        }
+    }
+}

@@ -34,8 +34,9 @@ pub(crate) mod tests;
 mod types;
 
 pub use crate::kernels::numerics::{gelu_erf, gelu_tanh};
+pub(crate) use driver::panel_rows;
 pub use pack::{pack_b, pack_b_transposed, packed_len};
-use types::{check_len, span};
+pub(crate) use types::{check_len, span};
 pub use types::{
     Activation, Epilogue, GemmError, Isa, Matrix, MatrixMut, Shape, NR, PARALLEL_THRESHOLD,
 };

@@ -123,6 +123,14 @@ pub enum GemmError {
         /// The reduction length.
         k: usize,
     },
+    /// A block-quantized weight whose rows are not a whole number of blocks.
+    #[error("a block-quantized weight needs k = {k} to be a multiple of the block size {block}")]
+    PartialBlock {
+        /// The reduction length.
+        k: usize,
+        /// Elements per block.
+        block: usize,
+    },
     /// The requested kernel family needs CPU features this machine lacks.
     #[error("GEMM kernel {isa:?} needs CPU features this machine lacks")]
     IsaUnavailable {
@@ -133,7 +141,7 @@ pub enum GemmError {
 
 /// Elements a `rows × cols` matrix with row stride `stride` spans (0 when empty), checking the
 /// stride.
-pub(super) fn span(
+pub(crate) fn span(
     operand: &'static str,
     rows: usize,
     cols: usize,
@@ -160,7 +168,7 @@ pub(super) fn span(
 }
 
 /// Fails unless `len ≥ needed`.
-pub(super) fn check_len(operand: &'static str, len: usize, needed: usize) -> Result<(), GemmError> {
+pub(crate) fn check_len(operand: &'static str, len: usize, needed: usize) -> Result<(), GemmError> {
     if len < needed {
         return Err(GemmError::TooShort {
             operand,
