@@ -38,13 +38,44 @@ fn i8x8(x: __m128i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x))
 }
 
+/// The format with id `f` (a const parameter, so that each kernel is compiled for one format:
+/// 0 `Q4_0`, 1 `Q4_1`, otherwise `Q8_0`).
+const fn format_of(f: u8) -> BlockFormat {
+    match f {
+        0 => BlockFormat::Q4_0,
+        1 => BlockFormat::Q4_1,
+        _ => BlockFormat::Q8_0,
+    }
+}
+
+/// The const parameter of `format`'s kernels.
+const fn id(format: BlockFormat) -> u8 {
+    match format {
+        BlockFormat::Q4_0 => 0,
+        BlockFormat::Q4_1 => 1,
+        BlockFormat::Q8_0 => 2,
+    }
+}
+
+/// Calls `$f::<F>($args)` with `F` the id of `$format`.
+macro_rules! by_format {
+    ($format:expr, $f:ident, ($($arg:expr),*)) => {
+        match id($format) {
+            0 => $f::<0>($($arg),*),
+            1 => $f::<1>($($arg),*),
+            _ => $f::<2>($($arg),*),
+        }
+    };
+}
+
 /// The [`BLOCK`] values of the block at `p`, eight per register, in element order.
 ///
 /// # Safety
 /// AVX2, FMA and F16C; `p .. p + format.block_bytes()` is readable.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn block(format: BlockFormat, p: *const u8) -> [__m256; 4] {
+unsafe fn block<const F: u8>(p: *const u8) -> [__m256; 4] {
+    let format = format_of(F);
     // SAFETY: the caller's contract: the block's bytes are readable (d at 0, m at 2 for Q4_1,
     // quants after them; every load below stays inside the block).
     unsafe {
@@ -101,41 +132,39 @@ fn sum(acc: [__m256; 4]) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-/// `Σ a[i] · w[i]` over `blocks · BLOCK` elements for the `N` rows of `W` at `w[c]`: the loads
-/// of `a` are shared, and the `4·N` accumulators are independent chains.
+/// `Σ a[i] · w[i]` over `blocks · BLOCK` elements, `w` the row of `W` at `w`. One row at a
+/// time: the four accumulators, the block's values and its scales fill the ymm registers
+/// (two rows would spill an accumulator to the stack, a store-to-load chain per block).
 ///
 /// # Safety
-/// AVX2, FMA and F16C; `a .. a + blocks·BLOCK` (f32) and `w[c] .. w[c] + blocks·block_bytes`
-/// for every `c` are readable.
+/// AVX2, FMA and F16C; `a .. a + blocks·BLOCK` (f32) and `w .. w + blocks·block_bytes` are
+/// readable.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn dots<const N: usize>(
-    format: BlockFormat,
-    a: *const f32,
-    w: [*const u8; N],
-    blocks: usize,
-) -> [f32; N] {
-    let bb = format.block_bytes();
-    let mut acc = [[_mm256_setzero_ps(); 4]; N];
+pub(super) unsafe fn dot(format: BlockFormat, a: *const f32, w: *const u8, blocks: usize) -> f32 {
+    // SAFETY: forwarded.
+    unsafe { by_format!(format, dot_of, (a, w, blocks)) }
+}
+
+/// [`dot`] for the format with id `F`.
+///
+/// # Safety
+/// As for [`dot`].
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_of<const F: u8>(a: *const f32, w: *const u8, blocks: usize) -> f32 {
+    let bb = format_of(F).block_bytes();
+    let mut acc = [_mm256_setzero_ps(); 4];
     for b in 0..blocks {
-        // SAFETY: block `b < blocks` of every row and elements `b·BLOCK .. (b+1)·BLOCK` of `a`
+        // SAFETY: block `b < blocks` of the row and elements `b·BLOCK .. (b+1)·BLOCK` of `a`
         // are readable by the contract.
         unsafe {
             let a = a.add(b * BLOCK);
-            let x = [
-                _mm256_loadu_ps(a),
-                _mm256_loadu_ps(a.add(8)),
-                _mm256_loadu_ps(a.add(16)),
-                _mm256_loadu_ps(a.add(24)),
-            ];
-            for c in 0..N {
-                let v = block(format, w[c].add(b * bb));
-                for i in 0..4 {
-                    acc[c][i] = _mm256_fmadd_ps(x[i], v[i], acc[c][i]);
-                }
+            let v = block::<F>(w.add(b * bb));
+            for (i, x) in v.into_iter().enumerate() {
+                acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(8 * i)), x, acc[i]);
             }
         }
     }
-    acc.map(|a| sum(a))
+    sum(acc)
 }
 
 /// Dequantizes `blocks` blocks at `w` into `out .. out + blocks·BLOCK`.
@@ -146,11 +175,22 @@ pub(super) unsafe fn dots<const N: usize>(
 #[cfg(test)]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dequantize(format: BlockFormat, w: *const u8, blocks: usize, out: *mut f32) {
-    let bb = format.block_bytes();
+    // SAFETY: forwarded.
+    unsafe { by_format!(format, dequantize_of, (w, blocks, out)) }
+}
+
+/// [`dequantize`] for the format with id `F`.
+///
+/// # Safety
+/// As for [`dequantize`].
+#[cfg(test)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dequantize_of<const F: u8>(w: *const u8, blocks: usize, out: *mut f32) {
+    let bb = format_of(F).block_bytes();
     for b in 0..blocks {
         // SAFETY: block `b` and its `BLOCK` outputs are in range by the contract.
         unsafe {
-            let v = block(format, w.add(b * bb));
+            let v = block::<F>(w.add(b * bb));
             let o = out.add(b * BLOCK);
             for (i, x) in v.into_iter().enumerate() {
                 _mm256_storeu_ps(o.add(8 * i), x);
@@ -208,12 +248,35 @@ pub(super) unsafe fn panel_columns(
     out: *mut f32,
     ld: usize,
 ) {
-    let bb = format.block_bytes();
+    // SAFETY: forwarded.
+    unsafe {
+        by_format!(
+            format,
+            panel_columns_of,
+            (w, row_bytes, rows, blocks, out, ld)
+        )
+    }
+}
+
+/// [`panel_columns`] for the format with id `F`.
+///
+/// # Safety
+/// As for [`panel_columns`].
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn panel_columns_of<const F: u8>(
+    w: *const u8,
+    row_bytes: usize,
+    rows: usize,
+    blocks: usize,
+    out: *mut f32,
+    ld: usize,
+) {
+    let bb = format_of(F).block_bytes();
     let mut v = [[_mm256_setzero_ps(); 4]; 8];
     for b in 0..blocks {
         for (r, row) in v.iter_mut().enumerate().take(rows.min(8)) {
             // SAFETY: block `b` of row `r < rows` is readable by the contract.
-            *row = unsafe { block(format, w.add(r * row_bytes + b * bb)) };
+            *row = unsafe { block::<F>(w.add(r * row_bytes + b * bb)) };
         }
         // `i` picks the same quarter of all eight rows (and the panel rows it fills).
         #[allow(clippy::needless_range_loop)]

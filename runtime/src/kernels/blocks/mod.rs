@@ -173,55 +173,38 @@ struct Product<'a> {
 }
 
 impl Product<'_> {
-    /// Columns `cols` of every row of `C` by dot products, two columns at a time.
+    /// Columns `cols` of every row of `C` by dot products (the weight row stays in L1 while
+    /// the rows of `A` pass over it).
     fn dots(&self, cols: Range<usize>) {
-        let m = self.shape.m;
-        let mut j = cols.start;
-        while j < cols.end {
-            let pair = j + 1 < cols.end;
-            for r in 0..m {
-                let v = if pair {
-                    self.dot::<2>(r, j)
-                } else {
-                    let [v] = self.dot::<1>(r, j);
-                    [v, 0.0]
-                };
-                self.store(r, j, v[0]);
-                if pair {
-                    self.store(r, j + 1, v[1]);
-                }
-            }
-            j += 1 + usize::from(pair);
-        }
-    }
-
-    /// Row `r` of `A` times the `N` rows of `W` from `j`.
-    fn dot<const N: usize>(&self, r: usize, j: usize) -> [f32; N] {
-        let k = self.shape.k;
-        let a = &self.a.data[r * self.a.stride..r * self.a.stride + k];
-        let rows: [&[u8]; N] = std::array::from_fn(|c| {
-            &self.w[(j + c) * self.row_bytes..(j + c + 1) * self.row_bytes]
-        });
-        if self.simd {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX2/FMA/F16C checked by `simd`; `a` holds `k` elements and each row
-            // `k / BLOCK` blocks (the slices are bounds-checked above).
-            return unsafe {
-                avx2::dots::<N>(self.format, a.as_ptr(), rows.map(<[u8]>::as_ptr), k / BLOCK)
-            };
-        }
+        let Shape { m, k, .. } = self.shape;
         let mut tmp = [0f32; BLOCK];
-        rows.map(|row| {
-            let mut s = 0f32;
-            for (blk, a) in row
-                .chunks_exact(self.format.block_bytes())
-                .zip(a.chunks_exact(BLOCK))
-            {
-                self.format.dequantize_block(blk, &mut tmp);
-                s += tmp.iter().zip(a).map(|(w, a)| w * a).sum::<f32>();
+        for j in cols {
+            let row = &self.w[j * self.row_bytes..(j + 1) * self.row_bytes];
+            for r in 0..m {
+                let a = &self.a.data[r * self.a.stride..r * self.a.stride + k];
+                let v = if self.simd {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX2/FMA/F16C checked by `simd`; `a` holds `k` elements and
+                    // `row` `k / BLOCK` blocks (both slices are bounds-checked above).
+                    unsafe {
+                        avx2::dot(self.format, a.as_ptr(), row.as_ptr(), k / BLOCK)
+                    }
+                    #[cfg(not(target_arch = "x86_64"))]
+                    unreachable!("no SIMD path off x86-64")
+                } else {
+                    let mut s = 0f32;
+                    for (blk, a) in row
+                        .chunks_exact(self.format.block_bytes())
+                        .zip(a.chunks_exact(BLOCK))
+                    {
+                        self.format.dequantize_block(blk, &mut tmp);
+                        s += tmp.iter().zip(a).map(|(w, a)| w * a).sum::<f32>();
+                    }
+                    s
+                };
+                self.store(r, j, v);
             }
-            s
-        })
+        }
     }
 
     /// `C[r][j] = epilogue(v)`.
