@@ -52,6 +52,8 @@ Setup (what the reported figures used):
 Run:
   /work/venv-genbench/bin/python tools/bench_generate.py --rounds 5 \
     --kiln "/work/main/target/release/kiln generate MODEL"
+  (repeat --kiln "LABEL=COMMAND" to run several Kiln artifacts in the same rounds, e.g. the
+  GGUF's blocks kept and `kiln compile --decoder --dequantize`'s f32 weights)
 """
 
 import argparse
@@ -181,8 +183,10 @@ class LlamaCpp:
 class Kiln:
     name = "Kiln fp32"
 
-    def __init__(self, cmd, timeout):
+    def __init__(self, cmd, timeout, name=None):
         self.cmd = shlex.split(cmd)
+        if name:
+            self.name = name
         self.timeout = timeout
         self.error = None
 
@@ -258,7 +262,9 @@ def main():
     ap.add_argument("--hf", default=DEF_HF, help="fp32 HF folder (tokenizer, transformers check)")
     ap.add_argument("--ort", default=DEF_ORT, help="ORT GenAI model folder")
     ap.add_argument("--gguf", default=DEF_GGUF)
-    ap.add_argument("--kiln", default=None, help="command prefix, e.g. 'kiln generate MODEL'")
+    ap.add_argument("--kiln", action="append", default=[],
+                    help="command prefix, e.g. 'kiln generate MODEL', or 'LABEL=COMMAND'; "
+                         "repeat to compare several Kiln artifacts in the same rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--new-tokens", type=int, default=128)
@@ -295,12 +301,18 @@ def main():
             print(f"llama.cpp loaded in {time.perf_counter()-t:.1f}s", file=sys.stderr)
         except ImportError as e:
             print(f"llama.cpp not available: {e}", file=sys.stderr)
-    kiln_cmd = a.kiln
-    if kiln_cmd and "--threads" not in kiln_cmd:
-        kiln_cmd += f" --threads {a.threads}"  # same thread count as the others
-    kiln = Kiln(kiln_cmd, a.kiln_timeout) if kiln_cmd else None
+    kilns = []
+    for spec in a.kiln:
+        # "LABEL=COMMAND" when the text before the first '=' is not a path or an option
+        head = spec.split("=", 1)[0]
+        label, cmd = ((head, spec.split("=", 1)[1]) if "=" in spec and "/" not in head
+                      and not head.lstrip().startswith("-") else (None, spec))
+        if "--threads" not in cmd:
+            cmd += f" --threads {a.threads}"  # same thread count as the others
+        kilns.append(Kiln(cmd, a.kiln_timeout, label.strip() if label else None))
+    kiln_cmd = "; ".join(" ".join(k.cmd) for k in kilns)
 
-    names = [e.name for e in engines] + ([kiln.name] if kiln else [])
+    names = [e.name for e in engines] + [k.name for k in kilns]
     prefill = {n: [] for n in names}
     decode = {n: [] for n in names}
     cores = {n: [] for n in names}  # CPU seconds / wall seconds over a decode run
@@ -311,7 +323,7 @@ def main():
         e.run(long_ids, 1)
         ids, _ = e.run(short_ids, a.new_tokens)
         gen_ids[e.name] = ids
-    if kiln:
+    for kiln in kilns:
         try:
             r = kiln.run_text(SHORT_PROMPT, a.new_tokens)
             gen_ids[kiln.name] = [int(x) for x in r["ids"]][-a.new_tokens:]
@@ -320,20 +332,20 @@ def main():
             r = kiln.run_text(long_text, 1)
         except Exception as ex:  # noqa: BLE001 - any failure means "not available"
             kiln.error = str(ex).splitlines()[0][:300] if str(ex) else type(ex).__name__
-            print(f"Kiln not available: {kiln.error}", file=sys.stderr)
+            print(f"{kiln.name} not available: {kiln.error}", file=sys.stderr)
 
-    runners = list(engines) + ([kiln] if kiln and not kiln.error else [])
+    runners = list(engines) + [k for k in kilns if not k.error]
     for rnd in range(a.rounds):
         k = rnd % len(runners) if runners else 0
         order = runners[k:] + runners[:k]
         for e in order:
-            if e is kiln:
-                r = kiln.run_text(long_text, 1)
+            if isinstance(e, Kiln):
+                r = e.run_text(long_text, 1)
                 prefill[e.name].append(float(r["prefill_ms"]))
                 c0, w0 = children_cpu(), time.perf_counter()
-                r = kiln.run_text(SHORT_PROMPT, a.new_tokens)
+                r = e.run_text(SHORT_PROMPT, a.new_tokens)
                 cores[e.name].append((children_cpu() - c0) / (time.perf_counter() - w0))
-                kiln.made = min(getattr(kiln, "made", 1 << 30), len(r["ids"]))
+                e.made = min(getattr(e, "made", 1 << 30), len(r["ids"]))
                 decode[e.name].append(float(r["decode_tokens_per_s"]))
             else:
                 _, st = e.run(long_ids, 1)
@@ -373,7 +385,7 @@ def main():
     L.append(f"CPU: {model}; ISA: {isa}" + (f" (+{', '.join(extra)})" if extra else "")
              + f"; {os.cpu_count()} logical CPUs; load avg {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     L.append(f"Threads: {a.threads} per engine (ORT intra_op_num_threads, llama.cpp "
-             f"n_threads/n_threads_batch" + (f", Kiln `{kiln_cmd}`" if kiln else "")
+             f"n_threads/n_threads_batch" + "".join(f", {k.name} `{' '.join(k.cmd)}`" for k in kilns)
              + ")")
     L.append(f"Prefill: {a.prefill_tokens}-token prompt, time to first token. "
              f"Decode: {a.new_tokens} new tokens after the {len(short_ids)}-token prompt "
@@ -391,28 +403,29 @@ def main():
                  + " ".join(f"{x:.1f}" for x in prefill[n]) + " | "
                  + " ".join(f"{x:.1f}" for x in decode[n]) + " |")
     if load[0] > os.cpu_count() or any(cores[n] and med(cores[n]) < 0.8 * a.threads
-                                         for n in names if n != Kiln.name):
+                                         for n in names if n not in [k.name for k in kilns]):
         L.append("")
         L.append(f"WARNING: the machine was contended (load avg {load[0]:.1f} on "
                  f"{os.cpu_count()} CPUs; an engine got well under {a.threads} cores): "
                  "absolute figures are not representative, ratios only roughly so.")
-    if kiln and not kiln.error and getattr(kiln, "made", a.new_tokens) < a.new_tokens:
+    for kiln in kilns:
+      if not kiln.error and getattr(kiln, "made", a.new_tokens) < a.new_tokens:
         L.append("")
-        L.append(f"WARNING: Kiln stopped after {kiln.made} new tokens (greedy EOS), so its "
+        L.append(f"WARNING: {kiln.name} stopped after {kiln.made} new tokens (greedy EOS), so its "
                  f"decode tok/s covers {kiln.made} tokens, not {a.new_tokens}; ORT GenAI and "
                  "llama.cpp suppress EOS. A like-for-like figure needs an ignore-EOS option "
                  "in `kiln generate`.")
     L.append("")
-    if kiln:
+    for kiln in kilns:
         if kiln.error:
-            L.append(f"Kiln: not available ({kiln.error})")
+            L.append(f"{kiln.name}: not available ({kiln.error})")
         elif prefill.get(ort_name):
             rp = med(prefill[ort_name]) / med(prefill[kiln.name])
             rd = med(decode[kiln.name]) / med(decode[ort_name])
-            L.append(f"Ratio Kiln/ORT GenAI: decode {rd:.2f}x (goal >= 1.25: "
+            L.append(f"Ratio {kiln.name}/ORT GenAI: decode {rd:.2f}x (goal >= 1.25: "
                      f"{'PASS' if rd >= 1.25 else 'FAIL'}); prefill speed {rp:.2f}x "
                      f"(goal > 1: {'PASS' if rp > 1 else 'FAIL'})")
-    else:
+    if not kilns:
         L.append("Kiln: not run (no --kiln)")
     if "llama.cpp Q4_1" in decode and decode["llama.cpp Q4_1"] and decode.get(ort_name):
         L.append(f"llama.cpp Q4_1 / ORT GenAI fp32: decode "
@@ -447,7 +460,7 @@ def main():
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump({"prefill_ms": prefill, "decode_tok_s": decode, "ids": gen_ids,
-                       "kiln_error": kiln.error if kiln else None, "isa": isa,
+                       "kiln_errors": {k.name: k.error for k in kilns}, "isa": isa,
                        "threads": a.threads, "rounds": a.rounds}, f, indent=1)
 
 
