@@ -203,6 +203,9 @@ fn plan_json(plan: &Plan) -> Value {
         "outputs": io_json(plan, &plan.outputs),
         "steps": plan.steps.len(),
         "kernels": plan.kernel_counts(),
+        "block_weights": plan.block_weights().into_iter().map(|(f, n, bytes)| json!({
+            "format": f, "matrices": n, "bytes": bytes,
+        })).collect::<Vec<_>>(),
         "generated": plan.steps.iter().filter_map(|s| match &s.kernel { Kernel::Generated(g) => Some(g.symbol.clone()), _ => None }).collect::<Vec<_>>(),
         "arena_slots": plan.slots.len(),
         "arena_bytes": plan.arena_size().to_string(),

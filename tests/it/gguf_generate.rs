@@ -192,6 +192,13 @@ fn kept_blocks_compute_what_the_dequantized_weights_do() {
     assert_eq!(formats.iter().filter(|&&f| f == "Q4_1").count(), 210);
     assert_eq!(formats.iter().filter(|&&f| f == "Q8_0").count(), 1);
     assert!(block_gemms(&f32s).is_empty());
+    // `kiln inspect` tells them.
+    let summary = kept.plan().summary_text(false);
+    assert!(
+        summary.contains("block-quantized GEMM weights (f32 arithmetic): Q4_1 210 ("),
+        "{summary}"
+    );
+    assert!(summary.contains(", Q8_0 1 ("), "{summary}");
     let steps = 16;
     for batch in [&prompts[..1], &prompts[..]] {
         let longest = batch.iter().map(Vec::len).max().unwrap();

@@ -1,7 +1,9 @@
 //! The plan as text for people: the summary and step list `kiln inspect --stage kernels` prints
 //! and the lowering filetests snapshot.
 
-use super::{Access, Activation, GemmB, Io, Kernel, Layout as AttnLayout, Plan, Storage, ValueId};
+use super::{
+    Access, Activation, GemmB, GemmStep, Io, Kernel, Layout as AttnLayout, Plan, Storage, ValueId,
+};
 use crate::ops::Dim;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -208,11 +210,24 @@ impl Plan {
             .into_iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
+        let blocks: Vec<String> = self
+            .block_weights()
+            .into_iter()
+            .map(|(f, n, bytes)| format!("{f} {n} ({:.1} MB)", bytes as f64 / 1e6))
+            .collect();
+        let blocks = if blocks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "block-quantized GEMM weights (f32 arithmetic): {}\n",
+                blocks.join(", ")
+            )
+        };
         let mut s = String::new();
         // Writing to a String cannot fail.
         let _ = write!(
             s,
-            "inputs: {}\noutputs: {}\n{}kernels: {} steps ({})\n\
+            "inputs: {}\noutputs: {}\n{}kernels: {} steps ({})\n{blocks}\
              arena: {} slots, {} bytes (+ 64-byte alignment per slot){}\n",
             io(&self.inputs),
             io(&self.outputs),
@@ -230,6 +245,29 @@ impl Plan {
             }
         }
         s
+    }
+
+    /// The GEMM weights kept block-quantized, per format (ggml's name): how many matrices and
+    /// their bytes, in format order.
+    pub fn block_weights(&self) -> Vec<(&'static str, usize, u64)> {
+        let mut out: Vec<(&'static str, usize, u64)> = Vec::new();
+        for step in &self.steps {
+            if let Kernel::Gemm(GemmStep {
+                b: GemmB::Blocks { len, format, .. },
+                ..
+            }) = &step.kernel
+            {
+                match out.iter_mut().find(|e| e.0 == format.name()) {
+                    Some(e) => {
+                        e.1 += 1;
+                        e.2 = e.2.saturating_add(*len);
+                    }
+                    None => out.push((format.name(), 1, *len)),
+                }
+            }
+        }
+        out.sort_by_key(|e| e.0);
+        out
     }
 
     /// `states: past.0.key: f32[batch, 3, capacity, 64], ...` and the bytes they take per
