@@ -52,18 +52,32 @@ fn compare(i: usize, case: &Case, got: &[u32]) -> Option<usize> {
     differ
 }
 
-#[test]
-fn smollm2_cached_greedy_generation_matches_transformers() {
-    let Some(path) = common::smollm2_gguf() else {
-        return;
-    };
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
-    let dir = shared.join("models/smollm2-135m-instruct");
-    let reference: serde_json::Value =
+/// The GGUF file, the reference folder and its `reference.json`, when the shared data is here.
+fn smollm2() -> Option<(std::path::PathBuf, std::path::PathBuf, serde_json::Value)> {
+    let path = common::smollm2_gguf()?;
+    let dir = common::shared_dir()?.join("models/smollm2-135m-instruct");
+    let reference =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();
+    Some((path, dir, reference))
+}
+
+/// `g` compiled for this machine and loaded.
+fn compile(g: &kiln_compiler::ir::Graph) -> Model {
+    let compiled = kiln_compiler::pipeline::compile(
+        g,
+        &kiln_compiler::Target::host(),
+        &kiln_compiler::pipeline::Options::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    Model::from_bytes(compiled.to_bytes(), &LoadOptions::default()).unwrap()
+}
+
+#[test]
+fn smollm2_cached_greedy_generation_matches_transformers() {
+    let Some((path, dir, reference)) = smollm2() else {
+        return;
+    };
     let npz = kiln::read_npz(&dir.join("reference.npz")).unwrap();
     let cases: Vec<Case> = reference["cases"]
         .as_array()
@@ -83,13 +97,7 @@ fn smollm2_cached_greedy_generation_matches_transformers() {
     let mut m = gguf::open(&path).unwrap_or_else(|e| panic!("{e}"));
     m.config["rope_parameters"]["rope_theta"] = 10000.0.into();
     let g = hf::build_decoder(&m.config, &m.checkpoint).unwrap_or_else(|e| panic!("{e}"));
-    let compiled = kiln_compiler::pipeline::compile(
-        &g,
-        &kiln_compiler::Target::host(),
-        &kiln_compiler::pipeline::Options::default(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let model = Model::from_bytes(compiled.to_bytes(), &LoadOptions::default()).unwrap();
+    let model = compile(&g);
     let new = 32;
 
     // One prompt at a time.
@@ -158,16 +166,9 @@ fn block_gemms(model: &Model) -> Vec<&'static str> {
 /// left-padded batch of three (whose decode steps take the multi-row dot products).
 #[test]
 fn kept_blocks_compute_what_the_dequantized_weights_do() {
-    let Some(path) = common::smollm2_gguf() else {
+    let Some((path, _, reference)) = smollm2() else {
         return;
     };
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
-    let dir = shared.join("models/smollm2-135m-instruct");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-            .unwrap();
     let prompts: Vec<Vec<u32>> = reference["cases"]
         .as_array()
         .unwrap()
@@ -176,14 +177,7 @@ fn kept_blocks_compute_what_the_dequantized_weights_do() {
         .collect();
     let model = |mode: gguf::WeightMode| {
         let m = gguf::open_with(&path, mode).unwrap_or_else(|e| panic!("{e}"));
-        let g = hf::build_decoder(&m.config, &m.checkpoint).unwrap_or_else(|e| panic!("{e}"));
-        let compiled = kiln_compiler::pipeline::compile(
-            &g,
-            &kiln_compiler::Target::host(),
-            &kiln_compiler::pipeline::Options::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        Model::from_bytes(compiled.to_bytes(), &LoadOptions::default()).unwrap()
+        compile(&hf::build_decoder(&m.config, &m.checkpoint).unwrap_or_else(|e| panic!("{e}")))
     };
     let kept = model(gguf::WeightMode::Keep);
     let f32s = model(gguf::WeightMode::Dequantize);

@@ -64,44 +64,23 @@ pub(super) fn gemm_step(
             GemmB::Packed {
                 offset,
                 len,
-                k: pk,
-                n: pn,
-            },
-            _,
-        ) => {
-            if pk as usize != k || pn as usize != n || out_rows != rows {
-                return Err(format!(
-                    "a is {a_shape:?} and the packed weights are {pk}×{pn}, but the output is {out_shape:?}"
-                ));
+                k: wk,
+                n: wn,
             }
-            let packed = packed_weights(f, offset, len)?;
-            let ep = gemm::Epilogue {
-                bias,
-                activation,
-                residual,
-            };
-            let shape = gemm::Shape { m: rows, n, k };
-            let a = gemm::Matrix { data: a, stride: k };
-            let c = gemm::MatrixMut { data: c, stride: n };
-            gemm::gemm_packed(isa, shape, a, packed, c, &ep).map_err(|e| e.to_string())?;
-        }
-        (
-            GemmB::Blocks {
+            | GemmB::Blocks {
                 offset,
                 len,
                 k: wk,
                 n: wn,
-                format,
+                ..
             },
             _,
         ) => {
             if wk as usize != k || wn as usize != n || out_rows != rows {
                 return Err(format!(
-                    "a is {a_shape:?} and the {} weights are {wk}×{wn}, but the output is {out_shape:?}",
-                    format.name()
+                    "a is {a_shape:?} and the weights are {wk}×{wn}, but the output is {out_shape:?}"
                 ));
             }
-            let w = f.weights_bytes(offset, len)?;
             let ep = gemm::Epilogue {
                 bias,
                 activation,
@@ -110,8 +89,14 @@ pub(super) fn gemm_step(
             let shape = gemm::Shape { m: rows, n, k };
             let a = gemm::Matrix { data: a, stride: k };
             let c = gemm::MatrixMut { data: c, stride: n };
-            crate::kernels::blocks::gemm_blocks(isa, shape, a, w, format, c, &ep)
-                .map_err(|e| e.to_string())?;
+            match g.b {
+                GemmB::Blocks { format, .. } => {
+                    let w = f.weights_bytes(offset, len)?;
+                    crate::kernels::blocks::gemm_blocks(isa, shape, a, w, format, c, &ep)
+                }
+                _ => gemm::gemm_packed(isa, shape, a, packed_weights(f, offset, len)?, c, &ep),
+            }
+            .map_err(|e| e.to_string())?;
         }
         (GemmB::Value { trans }, Some(b_id)) => {
             let b_shape = f.shape(b_id);

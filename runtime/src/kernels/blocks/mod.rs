@@ -23,7 +23,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::gemm::{
-    check_len, panel_rows, span, Epilogue, GemmError, Isa, Matrix, MatrixMut, Shape, NR,
+    check_len, check_operands, panel_rows, Epilogue, GemmError, Isa, Matrix, MatrixMut, Shape, NR,
     PARALLEL_THRESHOLD,
 };
 use super::scratch::Reusable;
@@ -61,31 +61,16 @@ pub fn gemm_blocks(
     ep: &Epilogue,
 ) -> Result<(), GemmError> {
     let Shape { m, n, k } = shape;
-    if !isa.available() {
-        return Err(GemmError::IsaUnavailable { isa });
-    }
-    m.checked_mul(n)
-        .and_then(|x| x.checked_mul(k.max(1)))
-        .ok_or(GemmError::Overflow { m, n, k })?;
     let row_bytes = format
         .row_bytes(k)
         .ok_or(GemmError::PartialBlock { k, block: BLOCK })?;
-    if m == 0 || n == 0 {
+    if !check_operands(isa, shape, &a, &c, ep)? {
         return Ok(());
     }
-    check_len("a", a.data.len(), span("a", m, k, a.stride)?)?;
     let w_len = row_bytes
         .checked_mul(n)
         .ok_or(GemmError::Overflow { m, n, k })?;
     check_len("w", w.len(), w_len)?;
-    let c_span = span("c", m, n, c.stride)?;
-    check_len("c", c.data.len(), c_span)?;
-    if let Some(bias) = ep.bias {
-        check_len("bias", bias.len(), n)?;
-    }
-    if let Some(residual) = ep.residual {
-        check_len("residual", residual.len(), c_span)?;
-    }
     let p = Product {
         simd: simd(isa),
         isa,

@@ -36,7 +36,7 @@ mod types;
 pub use crate::kernels::numerics::{gelu_erf, gelu_tanh};
 pub(crate) use driver::panel_rows;
 pub use pack::{pack_b, pack_b_transposed, packed_len};
-pub(crate) use types::{check_len, span};
+pub(crate) use types::{check_len, check_operands};
 pub use types::{
     Activation, Epilogue, GemmError, Isa, Matrix, MatrixMut, Shape, NR, PARALLEL_THRESHOLD,
 };
@@ -78,26 +78,11 @@ fn checked_run(
     ep: &Epilogue,
     parallel: bool,
 ) -> Result<(), GemmError> {
-    let Shape { m, n, k } = shape;
-    if !isa.available() {
-        return Err(GemmError::IsaUnavailable { isa });
-    }
-    m.checked_mul(n)
-        .and_then(|x| x.checked_mul(k.max(1)))
-        .ok_or(GemmError::Overflow { m, n, k })?;
-    if m == 0 || n == 0 {
+    let Shape { n, k, .. } = shape;
+    if !check_operands(isa, shape, &a, &c, ep)? {
         return Ok(());
     }
-    check_len("a", a.data.len(), span("a", m, k, a.stride)?)?;
     check_len("b_packed", b_packed.len(), packed_len(k, n))?;
-    let c_span = span("c", m, n, c.stride)?;
-    check_len("c", c.data.len(), c_span)?;
-    if let Some(bias) = ep.bias {
-        check_len("bias", bias.len(), n)?;
-    }
-    if let Some(residual) = ep.residual {
-        check_len("residual", residual.len(), c_span)?;
-    }
     let a = Matrix {
         data: a.data,
         stride: if k == 0 { 0 } else { a.stride },

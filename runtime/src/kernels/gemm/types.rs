@@ -241,3 +241,35 @@ pub(super) struct Finish {
     pub residual: *const f32,
     pub activation: Activation,
 }
+
+/// The checks every product shares: the ISA is available, `m·n·k` fits a `usize`, and unless
+/// the product is empty (`m` or `n` is 0, the `Ok(false)` case: nothing to compute), `A`, `C`,
+/// the bias and the residual hold what their shapes and strides need.
+pub(crate) fn check_operands(
+    isa: Isa,
+    shape: Shape,
+    a: &Matrix<'_>,
+    c: &MatrixMut<'_>,
+    ep: &Epilogue,
+) -> Result<bool, GemmError> {
+    let Shape { m, n, k } = shape;
+    if !isa.available() {
+        return Err(GemmError::IsaUnavailable { isa });
+    }
+    m.checked_mul(n)
+        .and_then(|x| x.checked_mul(k.max(1)))
+        .ok_or(GemmError::Overflow { m, n, k })?;
+    if m == 0 || n == 0 {
+        return Ok(false);
+    }
+    check_len("a", a.data.len(), span("a", m, k, a.stride)?)?;
+    let c_span = span("c", m, n, c.stride)?;
+    check_len("c", c.data.len(), c_span)?;
+    if let Some(bias) = ep.bias {
+        check_len("bias", bias.len(), n)?;
+    }
+    if let Some(residual) = ep.residual {
+        check_len("residual", residual.len(), c_span)?;
+    }
+    Ok(true)
+}
