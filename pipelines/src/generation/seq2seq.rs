@@ -243,8 +243,9 @@ impl<'m> Seq2Seq<'m> {
         let mut seqs = vec![start; batch];
         let mut done = vec![false; batch];
         let eos = &self.config.eos_token_id;
+        let mut next = Vec::with_capacity(batch);
         for g in 0..limit {
-            let mut next = Vec::with_capacity(batch);
+            next.clear();
             for (r, row) in rows.iter_mut().enumerate() {
                 if done[r] {
                     next.push(s.pad_token_id);
@@ -263,7 +264,12 @@ impl<'m> Seq2Seq<'m> {
             if done.iter().all(|&d| d) || g + 1 == limit {
                 break;
             }
-            rows = lm.step(&next)?;
+            // Steps in place; the samplers edit copies of the logits in the reused rows.
+            lm.step_in_place(&next)?;
+            for (r, row) in rows.iter_mut().enumerate() {
+                row.clear();
+                row.extend_from_slice(lm.logits(r)?);
+            }
         }
         Ok(seqs.into_iter().map(|mut s| s.split_off(1)).collect())
     }

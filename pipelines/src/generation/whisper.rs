@@ -176,14 +176,19 @@ impl<'m> Whisper<'m> {
             lm.write_state(name, t)?;
         }
         let mut generator = Generator::new(&self.config, self.tokenizer.inner(), &self.start_ids)?;
-        let mut rows = lm.prefill(std::slice::from_ref(&self.start_ids))?;
+        let mut row = lm
+            .prefill(std::slice::from_ref(&self.start_ids))?
+            .pop()
+            .ok_or_else(|| option("no logits row".into()))?;
         while generator.stopped().is_none() {
-            let mut row = rows.pop().ok_or_else(|| option("no logits row".into()))?;
             let step = generator.step(&mut row)?;
             if generator.stopped().is_some() {
                 break;
             }
-            rows = lm.step(&[step.id])?;
+            // Steps in place; the processors edit a copy of the logits in the one reused row.
+            lm.step_in_place(&[step.id])?;
+            row.clear();
+            row.extend_from_slice(lm.logits(0)?);
         }
         let eos = &self.config.eos_token_id;
         let ids: Vec<u32> = generator
