@@ -3,7 +3,7 @@
 //! arithmetic in f32 on exactly the values the scalar dequantization gives.
 //!
 //! A decode step (`m ≤` [`DOT_ROWS`]) reads each weight row once and takes its dot product with
-//! every row of `A`, dequantizing in registers: the weights cross memory at 4.5 or 8.5 bits per
+//! every row of `A`, dequantizing in registers: the weights cross memory at 4.5 to 8.5 bits per
 //! element instead of 32, which is what bounds decoding. Longer products (a prefill) dequantize
 //! one column panel of `W` at a time into a per-thread buffer in the packed GEMM layout and run
 //! the f32 GEMM micro-kernels over it, so they keep the GEMM's speed for the cost of one
