@@ -308,4 +308,34 @@ mod tests {
         assert!(w.to_tensor().unwrap_err().to_string().contains("elided"));
         assert!(Weight::from_bytes("b", DType::F32, vec![2], Arc::from(vec![0u8; 7])).is_err());
     }
+
+    #[test]
+    fn blocked_weights_are_matrices_of_whole_blocks_and_read_as_their_values() {
+        // Two Q8_0 rows of one block each: d = 0.5 and d = 2 (f16 bits 0x3800, 0x4000), quants
+        // 0, 1, .., 31 (row 1 negated).
+        let mut bytes = Vec::new();
+        for (d, sign) in [(0x3800u16, 1i8), (0x4000, -1)] {
+            bytes.extend_from_slice(&d.to_le_bytes());
+            bytes.extend((0..32i8).map(|q| (sign * q) as u8));
+        }
+        let w = Weight::blocked(
+            "w",
+            BlockFormat::Q8_0,
+            vec![2, 32],
+            Arc::from(bytes.clone()),
+        )
+        .unwrap();
+        assert_eq!(w.blocks(), Some(BlockFormat::Q8_0));
+        assert_eq!((w.dtype, w.byte_len().unwrap()), (DType::F32, 68));
+        let v = w.to_tensor().unwrap().to_f64_vec();
+        assert_eq!((v[0], v[3], v[32], v[35]), (0.0, 1.5, 0.0, -6.0));
+        let err = |shape: Vec<usize>, bytes: &[u8]| {
+            Weight::blocked("w", BlockFormat::Q8_0, shape, Arc::from(bytes.to_vec()))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(vec![64], &bytes).contains("must be a matrix"));
+        assert!(err(vec![2, 40], &bytes).contains("not whole blocks of 32"));
+        assert!(err(vec![2, 32], &bytes[..67]).contains("needs 68 bytes, found 67"));
+    }
 }
