@@ -14,6 +14,7 @@ pub mod heads;
 pub mod llama;
 mod roberta;
 pub mod rope;
+pub mod sizes;
 pub mod t5;
 mod vit;
 pub mod whisper;

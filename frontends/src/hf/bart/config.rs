@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::hf::builder::Builder;
+use crate::hf::sizes::{check_encoder_decoder, check_sizes};
 use crate::hf::whisper::activation;
 use kiln_compiler::ir::ValueId;
 use serde::Deserialize;
@@ -140,8 +141,7 @@ impl BartConfig {
 
     /// Checks the sizes and the activation; the message names the setting.
     pub fn validate(&self) -> Result<(), String> {
-        let limit = 1usize << 30;
-        for (name, v) in [
+        check_sizes(&[
             ("vocab_size", self.vocab_size),
             ("d_model", self.d_model),
             ("encoder_attention_heads", self.encoder_attention_heads),
@@ -149,33 +149,13 @@ impl BartConfig {
             ("encoder_ffn_dim", self.encoder_ffn_dim),
             ("decoder_ffn_dim", self.decoder_ffn_dim),
             ("max_position_embeddings", self.max_position_embeddings),
-        ] {
-            if v == 0 || v > limit {
-                return Err(format!("`{name}` ({v}) must be in 1..={limit}"));
-            }
-        }
-        if self.encoder_layers > 1024 || self.decoder_layers > 1024 {
-            return Err("more than 1024 layers".into());
-        }
-        for (name, heads) in [
-            ("encoder_attention_heads", self.encoder_attention_heads),
-            ("decoder_attention_heads", self.decoder_attention_heads),
-        ] {
-            if !self.d_model.is_multiple_of(heads) {
-                return Err(format!(
-                    "`d_model` ({}) is not a multiple of `{name}` ({heads})",
-                    self.d_model
-                ));
-            }
-        }
-        if activation(&self.activation_function).is_none() {
-            return Err(format!(
-                "activation_function `{}` is not supported (gelu, gelu_new, \
-                 gelu_pytorch_tanh, relu are)",
-                self.activation_function
-            ));
-        }
-        Ok(())
+        ])?;
+        check_encoder_decoder(
+            self.d_model,
+            (self.encoder_layers, self.decoder_layers),
+            (self.encoder_attention_heads, self.decoder_attention_heads),
+            &self.activation_function,
+        )
     }
 
     /// Rows of the learned position tables: `max_position_embeddings + 2`.

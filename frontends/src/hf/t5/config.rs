@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::hf::builder::Builder;
+use crate::hf::sizes::{check_sizes, SIZE_LIMIT};
 use kiln_compiler::ir::{GeluApprox, Op, UnaryOp};
 use serde::Deserialize;
 
@@ -129,8 +130,7 @@ impl T5Config {
 
     /// Checks the sizes and the feed-forward kind; the message says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        let limit = 1usize << 30;
-        for (name, v) in [
+        check_sizes(&[
             ("vocab_size", self.vocab_size),
             ("d_model", self.d_model),
             ("d_kv", self.d_kv),
@@ -144,12 +144,8 @@ impl T5Config {
                 "relative_attention_max_distance",
                 self.relative_attention_max_distance,
             ),
-        ] {
-            if v == 0 || v > limit {
-                return Err(format!("`{name}` ({v}) must be in 1..={limit}"));
-            }
-        }
-        if self.num_heads.saturating_mul(self.d_kv) > limit {
+        ])?;
+        if self.num_heads.saturating_mul(self.d_kv) > SIZE_LIMIT {
             return Err("`num_heads` · `d_kv` is too large".into());
         }
         // The bucket table (bias.rs) is exact only when the buckets are constant past

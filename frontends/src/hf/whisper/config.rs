@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::hf::builder::Builder;
+use crate::hf::sizes::{check_encoder_decoder, check_sizes};
 use kiln_compiler::ir::{GeluApprox, Op, UnaryOp, ValueId};
 use serde::Deserialize;
 
@@ -98,8 +99,7 @@ impl WhisperConfig {
 
     /// Checks the sizes; the message says what is wrong.
     pub fn validate(&self) -> Result<(), String> {
-        let limit = 1usize << 30;
-        for (name, v) in [
+        check_sizes(&[
             ("vocab_size", self.vocab_size),
             ("num_mel_bins", self.num_mel_bins),
             ("d_model", self.d_model),
@@ -109,33 +109,13 @@ impl WhisperConfig {
             ("decoder_ffn_dim", self.decoder_ffn_dim),
             ("max_source_positions", self.max_source_positions),
             ("max_target_positions", self.max_target_positions),
-        ] {
-            if v == 0 || v > limit {
-                return Err(format!("`{name}` ({v}) must be in 1..={limit}"));
-            }
-        }
-        if self.encoder_layers > 1024 || self.decoder_layers > 1024 {
-            return Err("more than 1024 layers".into());
-        }
-        for (name, heads) in [
-            ("encoder_attention_heads", self.encoder_attention_heads),
-            ("decoder_attention_heads", self.decoder_attention_heads),
-        ] {
-            if !self.d_model.is_multiple_of(heads) {
-                return Err(format!(
-                    "`d_model` ({}) is not a multiple of `{name}` ({heads})",
-                    self.d_model
-                ));
-            }
-        }
-        if activation(&self.activation_function).is_none() {
-            return Err(format!(
-                "activation_function `{}` is not supported (gelu, gelu_new, \
-                 gelu_pytorch_tanh, relu are)",
-                self.activation_function
-            ));
-        }
-        Ok(())
+        ])?;
+        check_encoder_decoder(
+            self.d_model,
+            (self.encoder_layers, self.decoder_layers),
+            (self.encoder_attention_heads, self.decoder_attention_heads),
+            &self.activation_function,
+        )
     }
 
     /// Frames of the encoder input: `2 · max_source_positions` (the stride-2 conv halves them).
