@@ -224,6 +224,37 @@ impl<'a> Builder<'a> {
         )
     }
 
+    /// Multi-head attention of split `q`, `k`, `v` (`[B, heads, S, d / heads]`, as many key
+    /// as query heads), scale `(d / heads)^-0.5`, causal or not, with the key padding `mask`
+    /// (`[B, Sk]`, non-zero = attend) when given; heads merged, then the biased
+    /// `{out_proj}` linear `d → d`.
+    pub fn attend_heads(
+        &mut self,
+        (q, k, v): (ValueId, ValueId, ValueId),
+        mask: Option<ValueId>,
+        (d, heads): (usize, usize),
+        causal: bool,
+        out_proj: &str,
+    ) -> Result<ValueId, Error> {
+        let heads32 = u32::try_from(heads)
+            .map_err(|_| self.config_error("too many attention heads".into()))?;
+        let op = Op::Attention {
+            heads: heads32,
+            kv_heads: heads32,
+            scale: 1.0 / ((d / heads) as f64).sqrt(),
+            causal,
+            bias: false,
+            mask: mask.is_some(),
+            rotary: false,
+        };
+        let att = match mask {
+            Some(m) => self.op(op, &[q, k, v, m])?,
+            None => self.op(op, &[q, k, v])?,
+        };
+        let merged = self.merge_heads(att)?;
+        self.linear(merged, out_proj, d, d, true)
+    }
+
     /// `[B, heads, S, d]` → `[B, S, heads·d]`.
     pub fn merge_heads(&mut self, x: ValueId) -> Result<ValueId, Error> {
         let t = self.op(

@@ -158,23 +158,13 @@ pub fn attend(
     (q, k, v): (ValueId, ValueId, ValueId),
     mask: ValueId,
 ) -> Result<ValueId, Error> {
-    let d = c.d_model;
-    let heads32 =
-        u32::try_from(heads).map_err(|_| b.config_error("too many attention heads".into()))?;
-    let att = b.op(
-        Op::Attention {
-            heads: heads32,
-            kv_heads: heads32,
-            scale: 1.0 / ((d / heads) as f64).sqrt(),
-            causal,
-            bias: false,
-            mask: true,
-            rotary: false,
-        },
-        &[q, k, v, mask],
-    )?;
-    let merged = b.merge_heads(att)?;
-    b.linear(merged, &p(prefix, "out_proj"), d, d, true)
+    b.attend_heads(
+        (q, k, v),
+        Some(mask),
+        (c.d_model, heads),
+        causal,
+        &p(prefix, "out_proj"),
+    )
 }
 
 /// `LayerNorm_{norm}(x + y)`: BART's post-norm residual.

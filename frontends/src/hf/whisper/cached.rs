@@ -96,28 +96,18 @@ fn load_cached_layer(
     let (d, heads) = (c.d_model, c.decoder_attention_heads);
     let head_dim = d / heads;
     let prefix = p("decoder.layers", layer);
-    let heads32 =
-        u32::try_from(heads).map_err(|_| b.config_error("too many attention heads".into()))?;
-
     let n = b.layer_norm(x, &p(&prefix, "self_attn_layer_norm"), d, EPS)?;
     let attn = p(&prefix, "self_attn");
     let q = load_query(b, c, &attn, heads, n)?;
     let (k, v) = load_key_value(b, c, &attn, heads, n)?;
     let (k, v) = cached_kv(b, layer, k, v, heads, head_dim)?;
-    let att = b.op(
-        Op::Attention {
-            heads: heads32,
-            kv_heads: heads32,
-            scale: 1.0 / (head_dim as f64).sqrt(),
-            causal: true,
-            bias: false,
-            mask: true,
-            rotary: false,
-        },
-        &[q, k, v, mask],
+    let a = b.attend_heads(
+        (q, k, v),
+        Some(mask),
+        (d, heads),
+        true,
+        &p(&attn, "out_proj"),
     )?;
-    let merged = b.merge_heads(att)?;
-    let a = b.linear(merged, &p(&attn, "out_proj"), d, d, true)?;
     let x = b.bin(BinaryOp::Add, x, a)?;
 
     let n = b.layer_norm(x, &p(&prefix, "encoder_attn_layer_norm"), d, EPS)?;

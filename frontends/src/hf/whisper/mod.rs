@@ -189,23 +189,13 @@ pub fn attend(
     causal: bool,
     (q, k, v): (ValueId, ValueId, ValueId),
 ) -> Result<ValueId, Error> {
-    let d = c.d_model;
-    let heads32 =
-        u32::try_from(heads).map_err(|_| b.config_error("too many attention heads".into()))?;
-    let att = b.op(
-        Op::Attention {
-            heads: heads32,
-            kv_heads: heads32,
-            scale: 1.0 / ((d / heads) as f64).sqrt(),
-            causal,
-            bias: false,
-            mask: false,
-            rotary: false,
-        },
-        &[q, k, v],
-    )?;
-    let merged = b.merge_heads(att)?;
-    b.linear(merged, &p(prefix, "out_proj"), d, d, true)
+    b.attend_heads(
+        (q, k, v),
+        None,
+        (c.d_model, heads),
+        causal,
+        &p(prefix, "out_proj"),
+    )
 }
 
 /// Self-attention `{prefix}` over `x` (causal in the decoder).
